@@ -1,0 +1,28 @@
+/** Options every command shares: output modes and the checkpoint selection. */
+import type { Argv } from 'yargs';
+import type { SelectionOptions } from '../series/select.js';
+
+export interface GlobalArgs {
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+}
+
+export function globalOptions<T>(y: Argv<T>) {
+  return y
+    .option('json', { type: 'boolean', default: false, describe: 'Print machine-readable JSON on stdout' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress bar or notes on stderr' })
+    .option('verbose', { type: 'boolean', default: false, describe: 'Show stack traces with errors' });
+}
+
+export function selectionOptions<T>(y: Argv<T>) {
+  return y
+    .option('from-step', { type: 'number', describe: 'First step to consider (inclusive)' })
+    .option('to-step', { type: 'number', describe: 'Last step to consider (inclusive)' })
+    .option('every', { type: 'number', describe: 'Keep every N-th checkpoint, counted back from the newest' })
+    .option('last', { type: 'number', describe: 'Keep the K newest checkpoints (after --every)' });
+}
+
+export function selectionFrom(a: { fromStep?: number; toStep?: number; every?: number; last?: number }): SelectionOptions {
+  return { fromStep: a.fromStep, toStep: a.toStep, every: a.every, last: a.last };
+}

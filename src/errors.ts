@@ -1,0 +1,106 @@
+/**
+ * The one error type of avg-ckpt. Every failure the user can act on is an AvgCkptError with a
+ * code; the CLI maps codes to exit codes in exactly one place (`exitCodeFor`).
+ */
+
+/** Failure kinds. Each names one thing the user can fix. */
+export type ErrorCode =
+  // usage (exit 2)
+  | 'usage'
+  // safetensors validation, in the order the reference reader checks (exit 1)
+  | 'header-too-small'
+  | 'header-too-large'
+  | 'invalid-header-length'
+  | 'invalid-header'
+  | 'invalid-header-schema'
+  | 'duplicate-key'
+  | 'invalid-offset'
+  | 'validation-overflow'
+  | 'tensor-invalid-info'
+  | 'metadata-incomplete-buffer'
+  // sharded checkpoints
+  | 'invalid-index'
+  | 'missing-shard'
+  | 'shard-path-escapes'
+  | 'tensor-missing-from-shard'
+  | 'tensor-in-two-shards'
+  // series
+  | 'no-checkpoints'
+  | 'duplicate-step'
+  | 'empty-selection'
+  | 'series-mismatch'
+  | 'unsupported-dtype'
+  | 'non-finite'
+  | 'bad-weights'
+  // output
+  | 'output-exists'
+  | 'output-is-input'
+  | 'io'
+  // evaluation
+  | 'invalid-npy'
+  | 'invalid-onnx'
+  | 'data-mismatch'
+  | 'unmapped-initializers'
+  | 'device-unavailable'
+  | 'out-of-memory'
+  // process
+  | 'interrupted'
+  | 'internal';
+
+export interface ErrorContext {
+  /** The file the problem is in, as the user named it (or as discovered). */
+  file?: string;
+  /** The tensor inside that file, where one is concerned. */
+  tensor?: string;
+  cause?: unknown;
+}
+
+export class AvgCkptError extends Error {
+  readonly code: ErrorCode;
+  readonly file?: string;
+  readonly tensor?: string;
+
+  constructor(code: ErrorCode, message: string, context: ErrorContext = {}) {
+    super(message, context.cause === undefined ? undefined : { cause: context.cause });
+    this.name = 'AvgCkptError';
+    this.code = code;
+    this.file = context.file;
+    this.tensor = context.tensor;
+  }
+
+  /** One line: `file: tensor "t": message`. */
+  oneLine(): string {
+    const parts: string[] = [];
+    if (this.file !== undefined) parts.push(this.file);
+    if (this.tensor !== undefined) parts.push(`tensor "${this.tensor}"`);
+    parts.push(this.message);
+    return parts.join(': ');
+  }
+}
+
+/** Exit codes: 0 success, 1 bad input or environment, 2 usage, 70 internal bug, 130 interrupted. */
+export function exitCodeFor(error: unknown): number {
+  if (!(error instanceof AvgCkptError)) return 70;
+  switch (error.code) {
+    case 'usage':
+      return 2;
+    case 'internal':
+      return 70;
+    case 'interrupted':
+      return 130;
+    default:
+      return 1;
+  }
+}
+
+/** Wraps a Node.js system error (ENOENT, ENOSPC, ...) as an `io` error that names the file. */
+export function ioError(file: string, cause: unknown, doing: string): AvgCkptError {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  const why =
+    code === 'ENOENT' ? 'no such file or folder'
+    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+    : code === 'ENOSPC' ? 'no space left on the device'
+    : code === 'EISDIR' ? 'is a folder, expected a file'
+    : (cause as Error | undefined)?.message ?? String(cause);
+  return new AvgCkptError('io', `cannot ${doing}: ${why}`, { file, cause });
+}

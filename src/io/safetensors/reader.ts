@@ -1,0 +1,45 @@
+/** Opens a safetensors file and validates its header without reading the tensor data. */
+import { open, stat } from 'node:fs/promises';
+import { ioError } from '../../errors.js';
+import { parseHeader, parseHeaderSize, type SafetensorsHeader, type TensorEntry } from './header.js';
+
+export interface SafetensorsFile {
+  readonly path: string;
+  readonly fileSize: number;
+  readonly header: SafetensorsHeader;
+  /** Absolute file position of a tensor's first byte. */
+  position(t: TensorEntry): number;
+}
+
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsFile> {
+  let fileSize: number;
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+    fileSize = st.size;
+  } catch (e) {
+    throw ioError(path, e, 'open');
+  }
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw ioError(path, e, 'open');
+  }
+  try {
+    const prefix = new Uint8Array(8);
+    const { bytesRead } = await fh.read(prefix, 0, 8, 0);
+    const n = parseHeaderSize(prefix.subarray(0, bytesRead), bytesRead < 8 ? bytesRead : fileSize, path);
+    const json = new Uint8Array(n);
+    let done = 0;
+    while (done < n) {
+      const { bytesRead: r } = await fh.read(json, done, n - done, 8 + done);
+      if (r === 0) break;
+      done += r;
+    }
+    const header = parseHeader(json.subarray(0, done), fileSize, path);
+    return { path, fileSize, header, position: (t) => header.dataStart + t.begin };
+  } finally {
+    await fh.close();
+  }
+}

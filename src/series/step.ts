@@ -1,0 +1,45 @@
+/** Training step of a checkpoint: from its name, else its metadata, else trainer_state.json. */
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { SINGLE_FILE, type Checkpoint, type StepSource } from './checkpoint.js';
+
+const STEP_PATTERNS = [
+  /(?:^|[^a-z])(?:global_)?step[_=-]?(\d+)/i, // step_000500, ckpt_step_1000, epoch=3-step=1200
+  /checkpoint[-_]?(\d+)/i, // checkpoint-500
+  /(\d+)(?!.*\d)/, // model_01000: the last number in the name
+];
+
+/** The step a name states, or undefined (`model.safetensors`, `final`). */
+export function stepFromName(path: string): number | undefined {
+  const name = basename(path).replace(/\.safetensors$/, '');
+  for (const re of STEP_PATTERNS) {
+    const m = re.exec(name);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
+}
+
+function asStep(v: unknown): number | undefined {
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** Resolves the step of a checkpoint in the documented order of sources. */
+export async function resolveStep(ck: Checkpoint): Promise<{ step: number; source: StepSource } | undefined> {
+  // `checkpoint-500/model.safetensors` named as a file: the folder carries the step
+  const inOwnFolder = ck.isFolder || basename(ck.path) === SINGLE_FILE;
+  const fromName = stepFromName(inOwnFolder ? ck.dir : ck.path);
+  if (fromName !== undefined) return { step: fromName, source: 'name' };
+  const fromMeta = asStep(ck.metadata.step) ?? asStep(ck.metadata.global_step);
+  if (fromMeta !== undefined) return { step: fromMeta, source: 'metadata' };
+  if (inOwnFolder) {
+    try {
+      const state = JSON.parse(await readFile(join(ck.dir, 'trainer_state.json'), 'utf8')) as { global_step?: unknown };
+      const s = asStep(state.global_step);
+      if (s !== undefined) return { step: s, source: 'trainer_state' };
+    } catch {
+      // no trainer_state.json, or not JSON: fall through to the order given
+    }
+  }
+  return undefined;
+}
