@@ -1,0 +1,36 @@
+/** `avg-ckpt inspect`: show the series that every other command would see, and check it. */
+import type { CommandModule } from 'yargs';
+import { checkCompatible } from '../series/compatible.js';
+import { discoverSeries } from '../series/discover.js';
+import { selectCheckpoints } from '../series/select.js';
+import { summarizeSeries } from '../series/summary.js';
+import { formatBytes } from '../report/progress.js';
+import { globalOptions, selectionFrom, selectionOptions } from './shared-options.js';
+
+export const inspectCommand: CommandModule = {
+  command: 'inspect <run..>',
+  describe: 'List the checkpoint series found (steps, files, dtypes) and check the checkpoints agree',
+  builder: (y) =>
+    selectionOptions(globalOptions(y))
+      .positional('run', { type: 'string', array: true, describe: 'A run folder, a glob, or checkpoint files/folders' })
+      .example('$0 inspect runs/exp1', 'Show the series in a Trainer output folder')
+      .example("$0 inspect 'runs/exp1/*.safetensors' --last 5 --json", 'The 5 newest, as JSON'),
+  handler: async (argv) => {
+    const a = argv as unknown as { run: string[]; json: boolean; fromStep?: number; toStep?: number; every?: number; last?: number };
+    const series = await discoverSeries(a.run);
+    const selected = selectCheckpoints(series.checkpoints, selectionFrom(a));
+    checkCompatible(selected);
+    const s = summarizeSeries(series, selected);
+    if (a.json) {
+      process.stdout.write(`${JSON.stringify({ ...s, compatible: true }, null, 2)}\n`);
+      return;
+    }
+    const lines = [`${selected.length} checkpoints${series.stepsKnown ? '' : ' (no step numbers found: order as given)'}, ${formatBytes(s.totalBytes)} in all; keys, shapes and dtypes agree`];
+    lines.push(`${'step'.padStart(8)}  ${'shards'.padStart(6)}  ${'bytes'.padStart(9)}  ${'tensors'.padStart(7)}  dtypes  path`);
+    for (const c of s.checkpoints) {
+      const dt = Object.entries(c.dtypes).map(([d, n]) => `${d}x${n}`).join(',');
+      lines.push(`${String(c.step).padStart(8)}  ${String(c.shards).padStart(6)}  ${formatBytes(c.bytes).padStart(9)}  ${String(c.tensors).padStart(7)}  ${dt}  ${c.path}`);
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+  },
+};

@@ -1,0 +1,146 @@
+/**
+ * `merge`: materialise one weight vector over a checkpoint series into a checkpoint that loads
+ * anywhere (same layout and dtype, config files copied), written atomically.
+ */
+import { realpath, writeFile, open } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import { AvgCkptError, ioError } from '../errors.js';
+import { AtomicOutput } from '../io/atomic-output.js';
+import { FilePool } from '../io/file-pool.js';
+import type { WritableFloat } from '../io/safetensors/dtype.js';
+import { byteLengthOf, layoutSafetensors, SafetensorsWriter } from '../io/safetensors/writer.js';
+import { INDEX_FILE, type Checkpoint } from '../series/checkpoint.js';
+import type { WeightVector } from '../recipes/weight-vector.js';
+import { VERSION } from '../version.js';
+import { copyConfigFiles } from './config-files.js';
+import { planMerge, type MergePlan, type PlannedTensor } from './plan.js';
+import { streamTensors, type StreamProgress } from './stream.js';
+
+export interface MergeOptions {
+  /** A `.safetensors` file, or a folder (written like the input: shards + index, config files). */
+  output: string;
+  force?: boolean;
+  /** Output dtype for float tensors (default: the input's). */
+  dtype?: WritableFloat;
+  /** Folder output: shard at this many bytes. */
+  shardSize?: number;
+  allowNonfinite?: boolean;
+  onProgress?: (p: StreamProgress, plan: MergePlan) => void;
+}
+
+export interface MergeResult {
+  output: string;
+  /** Files written, relative to the output folder (or the output file's name). */
+  files: string[];
+  plan: MergePlan;
+}
+
+/** A folder output is asked for by a trailing slash, an existing folder, or no .safetensors suffix. */
+export function outputKindOf(output: string, existingIsDir: boolean): 'file' | 'dir' {
+  if (output.endsWith('/') || output.endsWith(sep) || existingIsDir) return 'dir';
+  return output.endsWith('.safetensors') ? 'file' : 'dir';
+}
+
+/** The recipe, recorded in every output file's `__metadata__`. */
+function recipeMetadata(plan: MergePlan, newest: Checkpoint): Record<string, string> {
+  const v = plan.vector;
+  const meta: Record<string, string> = {};
+  if (newest.metadata.format !== undefined) meta.format = newest.metadata.format;
+  meta.avg_ckpt = JSON.stringify({ version: VERSION, method: v.method, name: v.name, params: v.params, steps: v.steps, weights: v.weights });
+  return meta;
+}
+
+async function realOrResolved(p: string): Promise<string> {
+  try {
+    return await realpath(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
+/** Refuses an output that is one of the inputs or would replace a folder holding inputs. */
+async function checkNotAnInput(output: string, checkpoints: readonly Checkpoint[]): Promise<void> {
+  const out = await realOrResolved(output);
+  for (const ck of checkpoints) {
+    for (const f of [...ck.files, ck.path, ...(ck.index ? [ck.index] : [])]) {
+      const real = await realOrResolved(f);
+      if (real === out || real.startsWith(out + sep)) {
+        throw new AvgCkptError('output-is-input', `is (or holds) an input checkpoint (${f}); write the average somewhere else`, { file: output });
+      }
+    }
+  }
+}
+
+async function existsAsDir(p: string): Promise<boolean> {
+  try {
+    const fh = await open(p, 'r');
+    try {
+      return (await fh.stat()).isDirectory();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+async function writeFilePlan(pool: FilePool, path: string, tensors: PlannedTensor[], meta: Record<string, string>, opts: MergeOptions, plan: MergePlan, base: StreamProgress): Promise<void> {
+  const layout = layoutSafetensors(tensors, meta);
+  const order = new Map(tensors.map((t) => [t.name, t]));
+  const writer = await SafetensorsWriter.create(path, layout);
+  try {
+    await streamTensors(pool, layout.tensors.map((t) => order.get(t.name)!), writer, {
+      allowNonfinite: opts.allowNonfinite ?? false,
+      onProgress: (p) => opts.onProgress?.({ bytesRead: base.bytesRead + p.bytesRead, tensorsDone: base.tensorsDone + p.tensorsDone }, plan),
+    });
+    await writer.close();
+  } catch (e) {
+    await writer.discard();
+    throw e;
+  }
+  base.bytesRead += tensors.reduce((a, t) => a + t.contributions.reduce((b, c) => b + c.source.byteLength, 0), 0);
+  base.tensorsDone += tensors.length;
+}
+
+/** Averages `checkpoints` (the selection, oldest first) with `vector` into `opts.output`. */
+export async function mergeToOutput(checkpoints: readonly Checkpoint[], vector: WeightVector, opts: MergeOptions): Promise<MergeResult> {
+  const kind = outputKindOf(opts.output, await existsAsDir(opts.output));
+  const plan = planMerge(checkpoints, vector, { dtype: opts.dtype, shardSize: opts.shardSize, outputKind: kind });
+  await checkNotAnInput(opts.output, checkpoints);
+  const meta = recipeMetadata(plan, plan.newest);
+  const out = await AtomicOutput.begin(opts.output, kind, opts.force ?? false);
+  const pool = new FilePool();
+  const files: string[] = [];
+  const done: StreamProgress = { bytesRead: 0, tensorsDone: 0 };
+  try {
+    if (kind === 'file') {
+      await writeFilePlan(pool, out.tempPath, plan.files[0].tensors, meta, opts, plan, done);
+      files.push(opts.output);
+    } else {
+      for (const f of plan.files) {
+        await writeFilePlan(pool, join(out.tempPath, f.name), f.tensors, meta, opts, plan, done);
+        files.push(f.name);
+      }
+      if (plan.sharded) {
+        const weightMap: Record<string, string> = {};
+        for (const f of plan.files) for (const t of f.tensors) weightMap[t.name] = f.name;
+        const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : 1)));
+        const index = { metadata: { total_size: plan.files.reduce((a, f) => a + f.tensors.reduce((b, t) => b + byteLengthOf(t), 0), 0) }, weight_map: sorted };
+        try {
+          await writeFile(join(out.tempPath, INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`, { flush: true });
+        } catch (e) {
+          throw ioError(join(opts.output, INDEX_FILE), e, 'write');
+        }
+        files.push(INDEX_FILE);
+      }
+      if (plan.newest.isFolder) files.push(...(await copyConfigFiles(plan.newest.dir, out.tempPath)));
+    }
+    await out.commit();
+  } catch (e) {
+    await out.abort();
+    throw e;
+  } finally {
+    await pool.close();
+  }
+  return { output: opts.output, files, plan };
+}

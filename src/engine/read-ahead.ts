@@ -1,0 +1,67 @@
+/**
+ * Keeps several positional reads in flight while the caller accumulates: the reads run in
+ * libuv's thread pool, so disk I/O overlaps with the arithmetic on the main thread.
+ */
+import type { FilePool } from '../io/file-pool.js';
+
+export interface ReadJob {
+  readonly file: string;
+  readonly position: number;
+  readonly length: number;
+}
+
+export class ReadAhead {
+  private readonly inFlight: Array<Promise<Uint8Array>> = [];
+  private readonly free: Uint8Array[] = [];
+  private done = false;
+
+  /**
+   * @param jobs read jobs, consumed lazily in order
+   * @param depth reads in flight at most
+   * @param maxLength the largest job's length: buffers are this size and recycled
+   */
+  constructor(
+    private readonly pool: FilePool,
+    private readonly jobs: Iterator<ReadJob>,
+    private readonly depth: number,
+    private readonly maxLength: number,
+  ) {
+    this.fill();
+  }
+
+  private fill(): void {
+    while (!this.done && this.inFlight.length < this.depth) {
+      const next = this.jobs.next();
+      if (next.done) {
+        this.done = true;
+        return;
+      }
+      const job = next.value;
+      // Each buffer starts its own ArrayBuffer, so typed views over it are aligned.
+      const buf = this.free.pop() ?? new Uint8Array(this.maxLength);
+      const p = this.pool.read(job.file, job.position, buf, job.length).then(() => buf.subarray(0, job.length));
+      p.catch(() => undefined); // surfaced when awaited in order
+      this.inFlight.push(p);
+    }
+  }
+
+  /** The next job's bytes, valid until `release` is called with them. */
+  async next(): Promise<Uint8Array> {
+    const p = this.inFlight.shift();
+    if (p === undefined) throw new Error('ReadAhead: no more jobs');
+    const bytes = await p;
+    return bytes;
+  }
+
+  /** Returns a buffer from `next` for reuse and starts more reads. */
+  release(bytes: Uint8Array): void {
+    this.free.push(new Uint8Array(bytes.buffer, 0, this.maxLength));
+    this.fill();
+  }
+
+  /** Waits for the reads still in flight (after an error), so no read outlives the merge. */
+  async drain(): Promise<void> {
+    this.done = true;
+    await Promise.allSettled(this.inFlight.splice(0));
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The streaming core: for each tensor, chunk by chunk, read the chunk from every contributing
+ * checkpoint, accumulate in float64, cast once to the output dtype, write, move on. Memory is
+ * a few chunk buffers whatever the model size or the number of checkpoints.
+ */
+import { AvgCkptError } from '../errors.js';
+import type { FilePool } from '../io/file-pool.js';
+import { accumulate, bytesPerElement, decode, encode, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
+import type { SafetensorsWriter } from '../io/safetensors/writer.js';
+import type { PlannedTensor } from './plan.js';
+import { ReadAhead, type ReadJob } from './read-ahead.js';
+
+/** Elements per chunk: 16 MiB of float64 accumulator. */
+export const CHUNK_ELEMENTS = 2 << 20;
+/** Integer tensors are copied in chunks of this many bytes. */
+const COPY_BYTES = 16 << 20;
+const READ_DEPTH = 4;
+
+export interface StreamProgress {
+  bytesRead: number;
+  tensorsDone: number;
+}
+
+export interface StreamOptions {
+  allowNonfinite: boolean;
+  onProgress?: (p: StreamProgress) => void;
+}
+
+interface Chunk {
+  readonly tensor: PlannedTensor;
+  /** First element (average) or byte (copy) of the chunk. */
+  readonly start: number;
+  readonly count: number;
+  readonly last: boolean;
+}
+
+function numel(t: PlannedTensor): number {
+  return t.shape.reduce((a, b) => a * b, 1);
+}
+
+function* chunks(tensors: readonly PlannedTensor[]): Generator<Chunk> {
+  for (const t of tensors) {
+    const total = t.mode === 'average' ? numel(t) : t.contributions[0].source.byteLength;
+    const step = t.mode === 'average' ? CHUNK_ELEMENTS : COPY_BYTES;
+    if (total === 0) {
+      yield { tensor: t, start: 0, count: 0, last: true };
+      continue;
+    }
+    for (let start = 0; start < total; start += step) {
+      yield { tensor: t, start, count: Math.min(step, total - start), last: start + step >= total };
+    }
+  }
+}
+
+function readsOf(c: Chunk): ReadJob[] {
+  if (c.tensor.mode === 'copy') {
+    const s = c.tensor.contributions[0].source;
+    return [{ file: s.file, position: s.position + c.start, length: c.count }];
+  }
+  return c.tensor.contributions.map(({ source }) => {
+    const size = bytesPerElement(source.dtype as ReadableFloat);
+    return { file: source.file, position: source.position + c.start * size, length: c.count * size };
+  });
+}
+
+function* allReads(tensors: readonly PlannedTensor[]): Generator<ReadJob> {
+  for (const c of chunks(tensors)) yield* readsOf(c);
+}
+
+function maxReadLength(tensors: readonly PlannedTensor[]): number {
+  let m = 1;
+  for (const t of tensors) {
+    const s = t.contributions[0].source;
+    m = Math.max(m, t.mode === 'copy' ? Math.min(COPY_BYTES, s.byteLength) : Math.min(CHUNK_ELEMENTS, numel(t)) * bytesPerElement(s.dtype as ReadableFloat));
+  }
+  return m;
+}
+
+/** Names the first input holding a non-finite value in a chunk (slow path, only on failure). */
+async function findNonFinite(pool: FilePool, c: Chunk): Promise<AvgCkptError> {
+  for (const { source } of c.tensor.contributions) {
+    const d = source.dtype as ReadableFloat;
+    const size = bytesPerElement(d);
+    const bytes = new Uint8Array(c.count * size);
+    await pool.read(source.file, source.position + c.start * size, bytes);
+    const values = decode(d, bytes);
+    const i = values.findIndex((v) => !Number.isFinite(v));
+    if (i >= 0) {
+      return new AvgCkptError('non-finite', `holds ${values[i]} at element ${c.start + i}; pass --allow-nonfinite to average it anyway`, { file: source.file, tensor: c.tensor.name });
+    }
+  }
+  return new AvgCkptError('internal', 'the average is not finite but no input is', { tensor: c.tensor.name });
+}
+
+/** Streams `tensors` (in the writer's layout order) into `writer`. */
+export async function streamTensors(pool: FilePool, tensors: readonly PlannedTensor[], writer: SafetensorsWriter, opts: StreamOptions): Promise<void> {
+  const maxLen = maxReadLength(tensors);
+  const reads = new ReadAhead(pool, allReads(tensors), READ_DEPTH, maxLen);
+  const acc = new Float64Array(Math.min(CHUNK_ELEMENTS, Math.max(1, ...tensors.filter((t) => t.mode === 'average').map(numel))));
+  const out = new Uint8Array(acc.length * 8);
+  const progress: StreamProgress = { bytesRead: 0, tensorsDone: 0 };
+  try {
+    for (const c of chunks(tensors)) {
+      if (c.tensor.mode === 'copy') {
+        if (c.count > 0) {
+          const bytes = await reads.next();
+          await writer.write(bytes);
+          reads.release(bytes);
+          progress.bytesRead += c.count;
+        }
+      } else {
+        const a = acc.subarray(0, c.count);
+        a.fill(0);
+        for (const { weight, source } of c.tensor.contributions) {
+          if (c.count === 0) break;
+          const bytes = await reads.next();
+          accumulate(source.dtype as ReadableFloat, bytes, a, weight);
+          progress.bytesRead += bytes.byteLength;
+          reads.release(bytes);
+        }
+        if (!opts.allowNonfinite) {
+          for (let i = 0; i < a.length; i++) {
+            if (!Number.isFinite(a[i])) throw await findNonFinite(pool, c);
+          }
+        }
+        const dt = c.tensor.dtype as WritableFloat;
+        const o = out.subarray(0, c.count * bytesPerElement(dt));
+        encode(dt, a, o);
+        await writer.write(o);
+      }
+      if (c.last) progress.tensorsDone++;
+      opts.onProgress?.(progress);
+    }
+  } finally {
+    await reads.drain();
+  }
+}

@@ -1,0 +1,25 @@
+/** A printable description of a series: what `inspect` shows. */
+import type { Checkpoint } from './checkpoint.js';
+import type { Series } from './discover.js';
+
+export interface CheckpointSummary {
+  step: number;
+  stepSource: string;
+  path: string;
+  shards: number;
+  bytes: number;
+  tensors: number;
+  /** dtype -> tensor count */
+  dtypes: Record<string, number>;
+}
+
+export function summarizeCheckpoint(ck: Checkpoint): CheckpointSummary {
+  const dtypes: Record<string, number> = {};
+  for (const t of ck.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+  return { step: ck.step, stepSource: ck.stepSource, path: ck.path, shards: ck.files.length, bytes: ck.bytes, tensors: ck.tensors.size, dtypes };
+}
+
+export function summarizeSeries(series: Series, selected: readonly Checkpoint[]): { checkpoints: CheckpointSummary[]; stepsKnown: boolean; totalBytes: number } {
+  const checkpoints = selected.map(summarizeCheckpoint);
+  return { checkpoints, stepsKnown: series.stepsKnown, totalBytes: checkpoints.reduce((a, c) => a + c.bytes, 0) };
+}
