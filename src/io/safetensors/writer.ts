@@ -36,7 +36,8 @@ export function layoutSafetensors(tensors: readonly OutputTensor[], metadata: Re
   const ordered = [...tensors].sort((a, b) => dtypeBits(b.dtype) - dtypeBits(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const placed: PlacedTensor[] = [];
   let offset = 0;
-  const json: Record<string, unknown> = {};
+  // No prototype: a tensor named `__proto__` must become a key, not replace the prototype.
+  const json = Object.create(null) as Record<string, unknown>;
   if (Object.keys(metadata).length > 0) json.__metadata__ = metadata;
   for (const t of ordered) {
     const end = offset + byteLengthOf(t);
