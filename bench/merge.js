@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+/**
+ * Merge benchmark (issue 2 §7): a synthetic run of N checkpoints per dtype, then, alternating,
+ * a plain cold read of the input bytes and a cold `avg-ckpt merge` of the same files. Reports
+ * medians, the throughput ratio merge/read measured side by side, and the merge's peak RSS.
+ *
+ * Environment: AVG_BENCH_CKPTS (8), AVG_BENCH_MB (256, per checkpoint), AVG_BENCH_PAIRS (3),
+ * AVG_BENCH_DTYPES (f32,bf16). Needs `npm run build` first; it runs the real CLI.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = join(ROOT, 'bench', 'out');
+const CKPTS = Number(process.env.AVG_BENCH_CKPTS ?? 8);
+const MB = Number(process.env.AVG_BENCH_MB ?? 256);
+const PAIRS = Number(process.env.AVG_BENCH_PAIRS ?? 3);
+const DTYPES = (process.env.AVG_BENCH_DTYPES ?? 'f32,bf16').split(',');
+const READ_BS = '16M';
+
+// ---- synthetic run ----------------------------------------------------------------------------
+
+/**
+ * A transformer-like tensor mix filling `elements`: an embedding, layers of large matrices each
+ * with ten small vectors (norms, biases), a head taking the remainder, and one I64 tensor (copied,
+ * not averaged).
+ */
+function tensorMix(elements) {
+  let h = 1024;
+  while (h > 64 && 20 * h * h > elements) h /= 2;
+  const list = [{ name: 'embed.weight', shape: [8 * h, h] }];
+  let left = elements - 8 * h * h;
+  for (let l = 0; left >= 12 * h * h + 13 * h; l++) {
+    const p = `layers.${l}.`;
+    for (const m of ['q', 'k', 'v', 'o']) list.push({ name: `${p}attn.${m}.weight`, shape: [h, h] }, { name: `${p}attn.${m}.bias`, shape: [h] });
+    list.push({ name: `${p}mlp.up.weight`, shape: [4 * h, h] }, { name: `${p}mlp.up.bias`, shape: [4 * h] });
+    list.push({ name: `${p}mlp.down.weight`, shape: [h, 4 * h] }, { name: `${p}mlp.down.bias`, shape: [h] });
+    for (const n of ['ln1', 'ln2']) list.push({ name: `${p}${n}.weight`, shape: [h] }, { name: `${p}${n}.bias`, shape: [h] });
+    left -= 12 * h * h + 13 * h;
+  }
+  if (left >= 2 * h) {
+    list.push({ name: 'final_norm.weight', shape: [h] });
+    left -= h;
+    list.push({ name: 'lm_head.weight', shape: [Math.floor(left / h), h] });
+  }
+  return list;
+}
+
+/** xorshift32 values in [-0.05, 0.05): finite, cheap, incompressible enough. */
+function filler(seed) {
+  let x = seed | 1;
+  return (f32) => {
+    for (let i = 0; i < f32.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      f32[i] = (x >>> 0) * (0.1 / 2 ** 32) - 0.05;
+    }
+  };
+}
+
+/** Writes one safetensors file sequentially through a 4 MiB buffer (bounded memory). */
+function writeCheckpoint(path, dtype, tensors, seed) {
+  const size = dtype === 'f32' ? 4 : 2;
+  const st = dtype === 'f32' ? 'F32' : 'BF16';
+  const header = {};
+  let off = 0;
+  const all = [...tensors.map((t) => ({ ...t, dtype: st, size })), { name: 'position_ids', shape: [1, 2048], dtype: 'I64', size: 8 }];
+  for (const t of all) {
+    const n = t.shape.reduce((a, b) => a * b, 1) * t.size;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
+    off += n;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  const fd = openSync(path, 'w');
+  writeSync(fd, prefix);
+  writeSync(fd, json);
+  const fill = filler(seed);
+  const f32 = new Float32Array(1 << 20);
+  const u32 = new Uint32Array(f32.buffer);
+  const u16 = new Uint16Array(f32.length);
+  for (const t of all) {
+    let n = t.shape.reduce((a, b) => a * b, 1);
+    if (t.dtype === 'I64') {
+      const ids = new BigInt64Array(n).map((_, i) => BigInt(i));
+      writeSync(fd, new Uint8Array(ids.buffer));
+      continue;
+    }
+    while (n > 0) {
+      const k = Math.min(n, f32.length);
+      fill(f32.subarray(0, k));
+      if (size === 4) writeSync(fd, new Uint8Array(f32.buffer, 0, k * 4));
+      else {
+        for (let i = 0; i < k; i++) u16[i] = u32[i] >>> 16; // truncation: any finite f32 gives a finite bf16
+        writeSync(fd, new Uint8Array(u16.buffer, 0, k * 2));
+      }
+      n -= k;
+    }
+  }
+  closeSync(fd);
+}
+
+function makeRun(dtype) {
+  const dir = join(OUT, `run-${dtype}-${CKPTS}x${MB}MB`);
+  const stamp = join(dir, 'complete');
+  const files = Array.from({ length: CKPTS }, (_, i) => join(dir, `checkpoint-${(i + 1) * 1000}`, 'model.safetensors'));
+  if (!existsSync(stamp)) {
+    rmSync(dir, { recursive: true, force: true });
+    const tensors = tensorMix(Math.floor((MB * 2 ** 20) / (dtype === 'f32' ? 4 : 2)));
+    process.stderr.write(`generating ${dir} (${tensors.length + 1} tensors per checkpoint)\n`);
+    files.forEach((f, i) => {
+      mkdirSync(dirname(f), { recursive: true });
+      writeCheckpoint(f, dtype, tensors, 0x9e3779b9 * (i + 1));
+    });
+    writeFileSync(stamp, '');
+  }
+  return { dir, files, bytes: files.reduce((a, f) => a + statSync(f).size, 0) };
+}
+
+// ---- measuring --------------------------------------------------------------------------------
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  if (r.error) throw r.error;
+  return r;
+}
+
+let dropMethod;
+
+/**
+ * Empties the page cache of `files`. Writing drop_caches needs root (or a VM that allows it);
+ * without it, `dd iflag=nocache count=0` calls posix_fadvise(DONTNEED) on each whole file,
+ * which evicts its clean pages for any user that can read it (hence the sync first).
+ */
+function dropCaches(files) {
+  sh('sync', []);
+  if (dropMethod === undefined || dropMethod === 'drop_caches') {
+    try {
+      writeFileSync('/proc/sys/vm/drop_caches', '3');
+      dropMethod = 'drop_caches';
+      return;
+    } catch (e) {
+      process.stderr.write(`cannot write /proc/sys/vm/drop_caches (${e.code}); evicting the inputs with posix_fadvise(DONTNEED) via dd iflag=nocache instead\n`);
+      dropMethod = 'fadvise';
+    }
+  }
+  for (const f of files) sh('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
+/** Bytes of `files` still in the page cache (fincore), to show the drop worked. */
+function cachedBytes(files) {
+  const r = sh('fincore', ['--bytes', '--noheadings', '--output', 'RES', ...files]);
+  if (r.status !== 0) return undefined;
+  return r.stdout.trim().split('\n').reduce((a, l) => a + Number(l.trim()), 0);
+}
+
+function timed(fn) {
+  const t0 = process.hrtime.bigint();
+  const r = fn();
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, r };
+}
+
+function plainRead(files) {
+  const script = 'for f in "$@"; do dd if="$f" of=/dev/null bs=' + READ_BS + ' status=none || exit 1; done';
+  const { seconds, r } = timed(() => sh('sh', ['-c', script, 'read', ...files]));
+  if (r.status !== 0) throw new Error(`plain read failed: ${r.stderr}`);
+  return seconds;
+}
+
+const HAVE_TIME = existsSync('/usr/bin/time');
+
+function merge(run, output) {
+  const cli = [join(ROOT, 'bin', 'avg-ckpt.js'), 'merge', run.dir, '--method', 'lawa', '--last', String(CKPTS), '-o', output, '--force', '-q'];
+  const [cmd, args] = HAVE_TIME ? ['/usr/bin/time', ['-v', process.execPath, ...cli]] : [process.execPath, [join(ROOT, 'bench', 'rss.js'), ...cli]];
+  const { seconds, r } = timed(() => sh(cmd, args, { cwd: ROOT }));
+  if (r.status !== 0) throw new Error(`merge failed (${r.status}): ${r.stderr}`);
+  const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr) ?? /maxRSS_kB=(\d+)/.exec(r.stderr);
+  return { seconds, peakRssMB: m ? Number(m[1]) / 1024 : NaN };
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+  process.stderr.write('bench/merge.js: dist/ is missing; run `npm run build` first\n');
+  process.exit(1);
+}
+mkdirSync(OUT, { recursive: true });
+const results = [];
+for (const dtype of DTYPES) {
+  const run = makeRun(dtype);
+  const output = join(OUT, `merged-${dtype}.safetensors`);
+  const pairs = [];
+  for (let p = 0; p < PAIRS; p++) {
+    // alternate which goes first, so a drift over time does not favour one side
+    const order = p % 2 === 0 ? ['read', 'merge'] : ['merge', 'read'];
+    const pair = {};
+    for (const what of order) {
+      dropCaches([...run.files, output].filter(existsSync));
+      pair[`${what}CachedBeforeMB`] = (cachedBytes(run.files) ?? NaN) / 1e6;
+      if (what === 'read') pair.readSeconds = plainRead(run.files);
+      else Object.assign(pair, (({ seconds, peakRssMB }) => ({ mergeSeconds: seconds, peakRssMB }))(merge(run, output)));
+    }
+    pair.ratio = pair.readSeconds / pair.mergeSeconds;
+    pairs.push(pair);
+    process.stderr.write(`${dtype} pair ${p + 1}/${PAIRS}: read ${pair.readSeconds.toFixed(2)} s, merge ${pair.mergeSeconds.toFixed(2)} s, ratio ${pair.ratio.toFixed(2)}, peak RSS ${pair.peakRssMB.toFixed(0)} MB\n`);
+  }
+  const readS = median(pairs.map((x) => x.readSeconds));
+  const mergeS = median(pairs.map((x) => x.mergeSeconds));
+  results.push({
+    dtype,
+    inputBytes: run.bytes,
+    readMBps: run.bytes / 1e6 / readS,
+    mergeMBps: run.bytes / 1e6 / mergeS,
+    ratio: median(pairs.map((x) => x.ratio)),
+    peakRssMB: Math.max(...pairs.map((x) => x.peakRssMB)),
+    pairs,
+  });
+  rmSync(output, { force: true });
+}
+
+const machine = {
+  nproc: Number(sh('nproc', []).stdout.trim()),
+  cpu: cpus()[0]?.model ?? 'unknown',
+  ramGB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  filesystem: sh('df', ['--output=source,fstype', OUT]).stdout.trim().split('\n').pop().replace(/\s+/, ' '),
+};
+const config = { checkpoints: CKPTS, mbPerCheckpoint: MB, pairs: PAIRS, cacheDrop: dropMethod, read: `dd bs=${READ_BS} of=/dev/null, files in order`, merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} -o OUT --force -q`, rss: HAVE_TIME ? '/usr/bin/time -v' : 'process.resourceUsage().maxRSS' };
+writeFileSync(join(OUT, 'merge.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, config, results }, null, 2)}\n`);
+
+const f = (x, d = 0) => x.toFixed(d);
+console.log(`\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} cold pairs (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`);
+console.log('| dtype | input | read MB/s | merge MB/s | ratio merge/read | peak RSS |');
+console.log('|---|---|---|---|---|---|');
+for (const r of results) console.log(`| ${r.dtype} | ${f(r.inputBytes / 1e6)} MB | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.peakRssMB)} MB |`);
+console.log(`\nwrote ${join('bench', 'out', 'merge.json')}`);
