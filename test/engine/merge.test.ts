@@ -38,7 +38,7 @@ const cnn = loadValues(cnnSteps.map((s) => `${CNN}/step_${String(s).padStart(6, 
 
 /** EMA weights by running the recursion on one-hot vectors (independent of the closed form). */
 function emaWeights(n: number, decay: (i: number) => number): number[] {
-  let ema = Array.from({ length: n }, (_, j) => (j === 0 ? 1 : 0));
+  let ema: number[] = Array.from({ length: n }, (_, j) => (j === 0 ? 1 : 0));
   for (let i = 1; i < n; i++) ema = ema.map((e, j) => decay(i) * e + (1 - decay(i)) * (j === i ? 1 : 0));
   return ema;
 }
