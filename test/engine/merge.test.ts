@@ -198,3 +198,35 @@ describe('a save_pretrained folder run with config files and tied weights', () =
     expect(values(readRef(out).tensors.w)).toEqual([1, NaN]);
   });
 });
+
+describe('output layouts and input dtypes', () => {
+  const run = join(tmp, 'shard-run');
+  for (const s of [1, 2]) {
+    writeRef(join(run, `ckpt_step_${s}.safetensors`), {
+      a: { dtype: 'F32', shape: [4], bytes: f32Bytes([1, 2, 3, 4].map((x) => x * s)) },
+      b: { dtype: 'F32', shape: [4], bytes: f32Bytes([5, 6, 7, 8].map((x) => x * s)) },
+      c: { dtype: 'F32', shape: [2], bytes: f32Bytes([9, 10].map((x) => x * s)) },
+      // F8_E4M3: 0x38 is 1.0 and 0x40 is 2.0 (bias 7)
+      f8: { dtype: 'F8_E4M3', shape: [2], bytes: Uint8Array.from(s === 1 ? [0x38, 0x40] : [0x40, 0x40]) },
+    });
+  }
+
+  it('--shard-size splits a folder output into shards with an index that covers every tensor', async () => {
+    const out = join(tmp, 'sharded-out');
+    await merge([run], { output: out, method: { method: 'uniform' }, shardSize: 20, dtype: 'F32' });
+    const index = JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8'));
+    expect(index.weight_map).toEqual({ a: 'model-00001-of-00003.safetensors', b: 'model-00002-of-00003.safetensors', c: 'model-00003-of-00003.safetensors', f8: 'model-00003-of-00003.safetensors' });
+    const got = readRefDir(out);
+    expect(values(got.a)).toEqual([1.5, 3, 4.5, 6]);
+    expect(values(got.c)).toEqual([13.5, 15]);
+    expect(index.metadata.total_size).toBe(16 + 16 + 8 + 8);
+  });
+
+  it('reads F8_E4M3 and asks for a writable dtype', async () => {
+    await expect(merge([run], { output: join(tmp, 'f8.safetensors'), method: { method: 'uniform' } })).rejects.toMatchObject({ code: 'unsupported-dtype', tensor: 'f8' });
+    const out = join(tmp, 'f8-bf16.safetensors');
+    await merge([run], { output: out, method: { method: 'uniform' }, dtype: 'BF16' });
+    expect(values(readRef(out).tensors.f8)).toEqual([1.5, 2]);
+  });
+});
+
