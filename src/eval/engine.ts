@@ -1,0 +1,76 @@
+/** What the two scoring engines share: their interface, and the float64 average of one weight. */
+import type ort from 'onnxruntime-node';
+import { AvgCkptError } from '../errors.js';
+import type { FilePool } from '../io/file-pool.js';
+import { elementBytes, numel, ONNX_DTYPE } from '../io/onnx/model.js';
+import { accumulate, encode, isReadableFloat } from '../io/safetensors/dtype.js';
+import type { WeightVector } from '../recipes/weight-vector.js';
+import type { Checkpoint } from '../series/checkpoint.js';
+import type { Batch } from './data.js';
+import type { BoundTensor } from './binding.js';
+import { readBytes } from './tensor-read.js';
+
+export type EngineKind = 'mixture' | 'materialize';
+
+export interface ScoringEngine {
+  readonly kind: EngineKind;
+  /** Runs every batch with the vector's average, handing each batch's outputs to `each`. */
+  evaluate(vector: WeightVector, batches: readonly Batch[], fetches: readonly string[], each: (outputs: Record<string, ort.Tensor>, batch: Batch) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Bound initializers that compute the same values (tied or aliased weights) share one slot. */
+export interface WeightSlot {
+  readonly key: string;
+  readonly first: BoundTensor;
+  readonly members: readonly BoundTensor[];
+}
+
+export function weightSlots(weights: readonly BoundTensor[]): WeightSlot[] {
+  const slots = new Map<string, { key: string; first: BoundTensor; members: BoundTensor[] }>();
+  for (const w of weights) {
+    const key = `${w.source}|${w.transform}|${w.dims.join('x')}|${w.type}`;
+    const s = slots.get(key);
+    if (s) s.members.push(w);
+    else slots.set(key, { key, first: w, members: [w] });
+  }
+  return [...slots.values()];
+}
+
+/** The checkpoints a vector reads, with their weights. */
+export function supportOf(vector: WeightVector, byStep: ReadonlyMap<number, Checkpoint>): { ck: Checkpoint; w: number }[] {
+  const out: { ck: Checkpoint; w: number }[] = [];
+  vector.steps.forEach((step, i) => {
+    const w = vector.weights[i];
+    if (w === 0) return;
+    const ck = byStep.get(step);
+    if (ck === undefined) throw new AvgCkptError('internal', `${vector.name}: step ${step} is not among the checkpoints the evaluator was built for`);
+    out.push({ ck, w });
+  });
+  return out;
+}
+
+/**
+ * The weighted average of one slot, accumulated in float64 over the checkpoints' stored values,
+ * laid out as the initializer (transposed where bound so) and rounded once to its element type.
+ */
+export async function averageSlot(slot: WeightSlot, parts: readonly { ck: Checkpoint; w: number }[], pool: FilePool): Promise<Uint8Array> {
+  const b = slot.first;
+  const n = numel(b.dims);
+  const acc = new Float64Array(n);
+  for (const { ck, w } of parts) {
+    const src = ck.tensors.get(b.source);
+    if (src === undefined || !isReadableFloat(src.dtype)) throw new AvgCkptError('series-mismatch', `checkpoint has no float tensor "${b.source}"`, { file: ck.path, tensor: b.source });
+    accumulate(src.dtype, await readBytes(pool, src), acc, w);
+  }
+  let values = acc;
+  if (b.transform === 'transpose') {
+    const [cols, rows] = b.dims; // the checkpoint tensor is [rows, cols]
+    values = new Float64Array(n);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) values[c * rows + r] = acc[r * cols + c];
+  }
+  const out = new Uint8Array(n * elementBytes(b.type));
+  const dtype = b.type === ONNX_DTYPE.FLOAT ? 'F32' : b.type === ONNX_DTYPE.DOUBLE ? 'F64' : b.type === ONNX_DTYPE.FLOAT16 ? 'F16' : 'BF16';
+  encode(dtype, values, out);
+  return out;
+}

@@ -1,0 +1,136 @@
+/**
+ * The materialize engine: each candidate's average is streamed into an external-data file
+ * beside a copy of the graph, and a session is created from that path with prepacking off (the
+ * runtime then maps the file instead of copying it). Memory is one model, not K; the cost is a
+ * session per candidate. The same averaging bakes the winner into a ready-to-serve ONNX file.
+ */
+import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { ioError } from '../errors.js';
+import { AtomicOutput } from '../io/atomic-output.js';
+import { FilePool } from '../io/file-pool.js';
+import { elementBytes, encodeModel, externalRef, numel, onnx, setExternal, tensorBytes, type LoadedModel, type ModelProto } from '../io/onnx/model.js';
+import type { WeightVector } from '../recipes/weight-vector.js';
+import type { Checkpoint } from '../series/checkpoint.js';
+import type { Binding } from './binding.js';
+import { sessionProviders, type Device } from './device.js';
+import { averageSlot, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
+import { onnxTypeOf, readBytes } from './tensor-read.js';
+
+const DATA_FILE = 'weights.bin';
+const ALIGN = 64;
+
+interface Layout {
+  readonly proto: ModelProto;
+  /** Where each slot's bytes go in the data file. */
+  readonly offsets: Map<WeightSlot, number>;
+  /** Bytes written once: integers from the newest checkpoint, external data of unbound initializers. */
+  readonly fixed: { offset: number; bytes: Uint8Array }[];
+}
+
+/** A copy of the graph whose bound (and externally stored) initializers point into `weights.bin`. */
+async function layout(model: LoadedModel, binding: Binding, slots: readonly WeightSlot[], newest: Checkpoint, pool: FilePool): Promise<Layout> {
+  const proto = onnx.ModelProto.decode(encodeModel(model.proto));
+  let end = 0;
+  const reserve = (length: number) => {
+    const at = Math.ceil(end / ALIGN) * ALIGN;
+    end = at + length;
+    return at;
+  };
+  const offsets = new Map<WeightSlot, number>();
+  for (const s of slots) offsets.set(s, reserve(numel(s.first.dims) * elementBytes(s.first.type)));
+  const fixed: { offset: number; bytes: Uint8Array }[] = [];
+  for (const t of proto.graph!.initializer ?? []) {
+    const slot = slots.find((s) => s.members.some((m) => m.initializer === t.name));
+    const integer = binding.integers.find((i) => i.initializer === t.name);
+    const src = integer && newest.tensors.get(integer.source);
+    if (slot) {
+      setExternal(t, DATA_FILE, offsets.get(slot)!, numel(slot.first.dims) * elementBytes(slot.first.type));
+    } else if (src && onnxTypeOf(src.dtype) === t.dataType) {
+      const bytes = await readBytes(pool, src);
+      fixed.push({ offset: reserve(bytes.byteLength), bytes });
+      setExternal(t, DATA_FILE, fixed[fixed.length - 1].offset, bytes.byteLength);
+    } else if (externalRef(t, model.dir, model.path)) {
+      const bytes = await tensorBytes(t, model);
+      fixed.push({ offset: reserve(bytes.byteLength), bytes });
+      setExternal(t, DATA_FILE, fixed[fixed.length - 1].offset, bytes.byteLength);
+    }
+  }
+  return { proto, offsets, fixed };
+}
+
+async function writeAt(fh: FileHandle, bytes: Uint8Array, offset: number, file: string): Promise<void> {
+  try {
+    for (let done = 0; done < bytes.byteLength;) done += (await fh.write(bytes, done, bytes.byteLength - done, offset + done)).bytesWritten;
+  } catch (e) {
+    throw ioError(file, e, 'write candidate weights');
+  }
+}
+
+export async function createMaterialize(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device): Promise<ScoringEngine> {
+  const pool = new FilePool();
+  const slots = weightSlots(binding.weights);
+  const { proto, offsets, fixed } = await layout(model, binding, slots, newest, pool);
+  const dir = await mkdtemp(join(tmpdir(), 'avg-ckpt-materialize-'));
+  const modelPath = join(dir, 'model.onnx');
+  const dataPath = join(dir, DATA_FILE);
+  await writeFile(modelPath, encodeModel(proto));
+  const fh = await open(dataPath, 'w+');
+  for (const f of fixed) await writeAt(fh, f.bytes, f.offset, dataPath);
+  const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
+  return {
+    kind: 'materialize',
+    async evaluate(vector: WeightVector, batches, fetches, each) {
+      const parts = supportOf(vector, byStep);
+      for (const slot of slots) await writeAt(fh, await averageSlot(slot, parts, pool), offsets.get(slot)!, dataPath);
+      await fh.sync();
+      const session = await ort.InferenceSession.create(modelPath, {
+        executionProviders: sessionProviders(device),
+        extra: { session: { disable_prepacking: '1' } },
+      });
+      try {
+        for (const batch of batches) each(await session.run(batch.feeds, [...fetches]), batch);
+      } finally {
+        await session.release();
+      }
+    },
+    async close() {
+      await fh.close();
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes the graph with `vector`'s average baked in: a self-contained .onnx a server can load. */
+export async function writeBakedModel(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, vector: WeightVector, output: string, force: boolean): Promise<void> {
+  const pool = new FilePool();
+  try {
+    const proto = onnx.ModelProto.decode(encodeModel(model.proto));
+    const parts = supportOf(vector, new Map(checkpoints.map((ck) => [ck.step, ck])));
+    const bySlot = new Map<string, Uint8Array>();
+    for (const slot of weightSlots(binding.weights)) {
+      const bytes = await averageSlot(slot, parts, pool);
+      for (const m of slot.members) bySlot.set(m.initializer, bytes);
+    }
+    for (const t of proto.graph!.initializer ?? []) {
+      const integer = binding.integers.find((i) => i.initializer === t.name);
+      const src = integer && newest.tensors.get(integer.source);
+      const raw = bySlot.get(t.name ?? '') ?? (src && onnxTypeOf(src.dtype) === t.dataType ? await readBytes(pool, src) : externalRef(t, model.dir, model.path) ? await tensorBytes(t, model) : undefined);
+      if (raw === undefined) continue;
+      Object.assign(t, { rawData: raw, floatData: [], int32Data: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [], dataLocation: onnx.TensorProto.DataLocation.DEFAULT });
+    }
+    const out = await AtomicOutput.begin(output, 'file', force);
+    try {
+      await writeFile(out.tempPath, encodeModel(proto));
+    } catch (e) {
+      await out.abort();
+      throw ioError(output, e, 'write the ONNX model');
+    }
+    await out.commit();
+  } finally {
+    await pool.close();
+  }
+}
