@@ -17,7 +17,7 @@ import { label, support, weightVector } from '../../src/recipes/weight-vector.js
 function emaByRecursion(decays: number[]): number[] {
   const n = decays.length + 1;
   const oneHot = (i: number) => Array.from({ length: n }, (_, j) => (j === i ? 1 : 0));
-  let e = oneHot(0);
+  let e: number[] = oneHot(0);
   for (let i = 1; i < n; i++) {
     const g = decays[i - 1];
     const th = oneHot(i);
