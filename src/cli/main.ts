@@ -8,6 +8,7 @@ import { AvgCkptError, exitCodeFor } from '../errors.js';
 import { removeTemporaryOutputs } from '../io/atomic-output.js';
 import { inspectCommand } from './inspect.js';
 import { mergeCommand } from './merge.js';
+import { sweepWindowCommand } from './sweep-window.js';
 import { VERSION } from '../version.js';
 
 function installSignalCleanup(): void {
@@ -29,6 +30,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
       .usage('$0 <command> [options]\n\nAverage the checkpoints of a training run, and find the average that scores best.')
       .command(inspectCommand)
       .command(mergeCommand)
+      .command(sweepWindowCommand)
       .demandCommand(1, 'Name a command: inspect, merge, sweep-window, curve.')
       .strict()
       .version(VERSION)

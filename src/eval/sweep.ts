@@ -1,0 +1,95 @@
+/**
+ * `sweep-window` as a library call: score every candidate average of a run with one evaluator,
+ * rank them, and optionally write the winner (as `merge` would) and a ready-to-serve ONNX.
+ */
+import { mergeToOutput } from '../engine/merge.js';
+import type { WritableFloat } from '../io/safetensors/dtype.js';
+import type { WeightVector } from '../recipes/weight-vector.js';
+import { checkCompatible } from '../series/compatible.js';
+import { discoverSeries } from '../series/discover.js';
+import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
+import { candidateGrid, touchedSteps, type GridOptions } from './candidates.js';
+import { Evaluator, type EvaluatorOptions } from './evaluator.js';
+import type { Metrics } from './metrics.js';
+
+export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
+  readonly inputs: readonly string[];
+  readonly selection?: SelectionOptions;
+  readonly grid?: GridOptions;
+  /** Write the winner here, exactly as `merge` would. */
+  readonly writeBest?: { readonly output: string; readonly force?: boolean; readonly dtype?: WritableFloat };
+  /** Write the graph with the winner's weights baked in. */
+  readonly emitOnnx?: { readonly output: string; readonly force?: boolean };
+  /** Lines for the user as soon as they are known (device, engine, data matching). */
+  readonly onNote?: (line: string) => void;
+  readonly onProgress?: (done: number, total: number, candidate: string) => void;
+}
+
+export interface CandidateResult {
+  readonly name: string;
+  readonly method: string;
+  readonly params: Readonly<Record<string, number | string>>;
+  /** The steps the average reads, and their weights. */
+  readonly steps: readonly number[];
+  readonly weights: readonly number[];
+  readonly metrics: Metrics;
+}
+
+export interface SweepReport {
+  readonly metric: string;
+  readonly direction: 'max' | 'min';
+  readonly device: string;
+  readonly engine: string;
+  readonly engine_reason: string;
+  readonly candidates: readonly CandidateResult[];
+  readonly baseline: string;
+  readonly best: string;
+  readonly written?: readonly string[];
+}
+
+function result(v: WeightVector, metrics: Metrics): CandidateResult {
+  const used = v.steps.map((s, i) => [s, v.weights[i]] as const).filter(([, w]) => w > 0);
+  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics };
+}
+
+export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
+  const note = opts.onNote ?? (() => undefined);
+  const series = await discoverSeries(opts.inputs);
+  const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
+  checkCompatible(selected);
+  const steps = selected.map((c) => c.step);
+  const grid = candidateGrid(steps, opts.grid);
+  grid.notes.forEach(note);
+  const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints, steps: touchedSteps(grid.candidates) });
+  const results: CandidateResult[] = [];
+  let bestIndex = 0;
+  try {
+    evaluator.deviceNotes.forEach((n) => note(n));
+    note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
+    evaluator.data.notes.forEach(note);
+    for (const u of evaluator.binding.unmapped) note(`scoring "${u.initializer}" as exported (--allow-unmapped): ${u.why}`);
+    for (const [i, v] of grid.candidates.entries()) {
+      opts.onProgress?.(i, grid.candidates.length, v.name);
+      results.push(result(v, await evaluator.score(v)));
+      if (i > 0 && evaluator.better(results[i].metrics, results[bestIndex].metrics)) bestIndex = i;
+    }
+    opts.onProgress?.(grid.candidates.length, grid.candidates.length, '');
+    const winner = grid.candidates[bestIndex];
+    const written: string[] = [];
+    if (opts.emitOnnx) {
+      await evaluator.writeOnnx(winner, opts.emitOnnx.output, opts.emitOnnx.force);
+      written.push(opts.emitOnnx.output);
+    }
+    if (opts.writeBest) {
+      const merged = await mergeToOutput(selected, winner, { output: opts.writeBest.output, force: opts.writeBest.force, dtype: opts.writeBest.dtype });
+      written.push(merged.output);
+    }
+    return {
+      metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind,
+      engine_reason: evaluator.engineReason, candidates: results, baseline: results[0].name, best: results[bestIndex].name,
+      ...(written.length > 0 ? { written } : {}),
+    };
+  } finally {
+    await evaluator.close();
+  }
+}
