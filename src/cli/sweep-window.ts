@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { AvgCkptError, ioError } from '../errors.js';
-import { sweepWindow, type SweepReport } from '../eval/sweep.js';
+import type { SweepReport } from '../eval/sweep.js';
 import type { WritableFloat } from '../io/safetensors/dtype.js';
 import { startProgress } from '../report/progress.js';
 import { parseSize } from './merge.js';
@@ -103,6 +103,8 @@ export const sweepWindowCommand: CommandModule = {
     }
     const human = !a.quiet && !a.json;
     let bar: ReturnType<typeof startProgress> | undefined;
+    // onnxruntime's native libraries take a second to load: only this command pays for them
+    const { sweepWindow } = await import('../eval/sweep.js');
     const report = await sweepWindow({
       inputs: a.run,
       selection: selectionFrom(a),

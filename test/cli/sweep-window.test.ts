@@ -1,0 +1,102 @@
+/** `avg-ckpt sweep-window` end to end through bin/avg-ckpt.js, on the reference runs. */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
+import { readNpy } from '../../src/io/npy.js';
+import { encodeModel, loadModel } from '../../src/io/onnx/model.js';
+import { ensureBuilt, runCli } from '../helpers/cli.js';
+
+const MLP = 'fixtures/runs/digits-mlp';
+const CNN = 'fixtures/runs/digits-cnn-fp16';
+const cases = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }>; ema_end: Record<string, { loss: number }> }> }).cases;
+const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-sweep-'));
+beforeAll(() => ensureBuilt());
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('avg-ckpt sweep-window (CLI)', () => {
+  it('digits-mlp: reports the oracle numbers, picks lawa-8, writes the winner and a baked ONNX', async () => {
+    const report = join(tmp, 'mlp.json');
+    const best = join(tmp, 'best.safetensors');
+    const baked = join(tmp, 'best.onnx');
+    const r = await runCli(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2,4,8,16', '--ema', '0.8,0.9', '--report', report, '--write-best', best, '--emit-onnx', baked]);
+    expect(r.stderr).toMatch(/cpu/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\* lawa-8 +1060\.\.1200 \(8\)/m);
+    const j = JSON.parse(readFileSync(report, 'utf8'));
+    expect(j).toMatchObject({ metric: 'loss', device: 'cpu', engine: 'mixture', best: 'lawa-8' });
+    expect(j.candidates.map((c: { name: string }) => c.name)).toEqual(['raw-1200', 'lawa-2', 'lawa-4', 'lawa-8', 'lawa-16', 'ema-0.8', 'ema-0.9']);
+    const lawa8 = j.candidates.find((c: { name: string }) => c.name === 'lawa-8');
+    expect(lawa8).toMatchObject({ method: 'lawa', params: { k: 8 }, steps: [1060, 1080, 1100, 1120, 1140, 1160, 1180, 1200] });
+    expect(Math.abs(lawa8.metrics.loss - cases['digits-mlp'].lawa_end['8'].loss)).toBeLessThan(1e-5);
+    expect(Math.abs(j.candidates[6].metrics.loss - cases['digits-mlp'].ema_end['0.9'].loss)).toBeLessThan(1e-5);
+    expect(existsSync(best)).toBe(true);
+    // the baked graph serves the winner on its own
+    const session = await ort.InferenceSession.create(encodeModel((await loadModel(baked)).proto));
+    const x = await readNpy(`${MLP}/val_input.npy`);
+    const y = await readNpy(`${MLP}/val_labels.npy`);
+    const out = (await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, [...x.shape]) })).logits.data as Float32Array;
+    let loss = 0;
+    for (let i = 0; i < 500; i++) {
+      const row = Array.from(out.subarray(i * 10, i * 10 + 10));
+      const max = Math.max(...row);
+      loss += max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) - row[Number((y.data as BigInt64Array)[i])];
+    }
+    expect(Math.abs(loss / 500 - cases['digits-mlp'].lawa_end['8'].loss)).toBeLessThan(1e-5);
+    await session.release();
+  });
+
+  it('digits-cnn-fp16 with the materialize engine: averaging does not help, the raw checkpoint wins', async () => {
+    const r = await runCli(['sweep-window', `${CNN}/run`, '--onnx', `${CNN}/model.onnx`, '--input', `pixels=${CNN}/val_input.npy`, '--labels', `${CNN}/val_labels.npy`, '--engine', 'materialize', '--windows', '2,4,8', '--ema', '0.6', '--json', '--device', 'auto']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ engine: 'materialize', best: 'raw-600' });
+    expect(Math.abs(j.candidates[3].metrics.loss - cases['digits-cnn-fp16'].lawa_end['8'].loss)).toBeLessThan(1e-5);
+    expect(r.stderr).toMatch(/cuda not used: .*\n.*webgpu not used: /);
+  });
+
+  it('refuses a graph with unmapped weights and an unavailable explicit device (exit 1), usage errors (exit 2)', async () => {
+    const m = (await loadModel(`${MLP}/model.onnx`)).proto;
+    const w = m.graph!.initializer!.find((t) => t.name === '4.bias')!;
+    w.name = 'folded_bias';
+    w.rawData = new Uint8Array(new Float32Array(10).fill(1).buffer);
+    m.graph!.node![4].input![2] = 'folded_bias';
+    const bad = join(tmp, 'stale.onnx');
+    writeFileSync(bad, encodeModel(m));
+    const r = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', bad, '--data', MLP, '--windows', '2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stale\.onnx: 1 float initializer .* "folded_bias" \[10\]/);
+    expect(r.stdout).toBe('');
+    const g = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--device', 'webgpu', '--windows', '2']);
+    if (g.code !== 0) {
+      // no WebGPU adapter on this machine: a clear error, not a silent CPU run
+      expect(g.code).toBe(1);
+      expect(g.stderr).toMatch(/--device webgpu is not available: /);
+    }
+    const u = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`]);
+    expect(u.code).toBe(2);
+    expect(u.stderr).toMatch(/--data DIR or --input NAME=FILE/);
+  });
+});
+
+/** Runs the CLI's main() in this process (no process start-up), capturing what it prints. */
+async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = signals.map((s) => process.listeners(s));
+  try {
+    const code = await main([...args, '--quiet']);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+    // main() installs exit-on-signal handlers meant for the real CLI process, not a test worker
+    signals.forEach((s, i) => process.listeners(s).filter((l) => !before[i].includes(l)).forEach((l) => process.removeListener(s, l)));
+  }
+}
