@@ -1,0 +1,89 @@
+/**
+ * The WebGPU path end to end: `sweep-window --device webgpu` on the digits-mlp reference run,
+ * with both engines, against the same sweep on the CPU. Without a GPU it runs on Mesa 25
+ * lavapipe (scripts/setup-lavapipe.sh); where that could not be set up, it skips and says why.
+ * Lavapipe compiles shaders slowly, so the grid is a handful of candidates over 8 checkpoints.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const LVP = join(ROOT, '.lvp');
+const RUN = join(ROOT, 'fixtures/runs/digits-mlp');
+
+/** The environment the child needs for WebGPU, or why there is none. */
+function webgpuEnv(): { env: NodeJS.ProcessEnv } | { skip: string } {
+  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return { env: process.env };
+  if (existsSync(join(LVP, 'lvp.json')) && !existsSync(join(LVP, 'unavailable'))) {
+    const lib = join(LVP, 'root/usr/lib/x86_64-linux-gnu');
+    const icd = join(LVP, 'lvp.json');
+    return { env: { ...process.env, LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'), VK_ICD_FILENAMES: icd, VK_DRIVER_FILES: icd } };
+  }
+  const why = existsSync(join(LVP, 'unavailable')) ? readFileSync(join(LVP, 'unavailable'), 'utf8').trim() : 'no Vulkan driver configured';
+  return { skip: `WebGPU test skipped: ${why} (run \`bash scripts/setup-lavapipe.sh\` to set up lavapipe)` };
+}
+
+interface Report {
+  device: string;
+  engine: string;
+  best: string;
+  candidates: { name: string; metrics: Record<string, number> }[];
+}
+
+const setup = webgpuEnv();
+const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-webgpu-'));
+
+function sweep(device: string, engine: string): { report: Report; stderr: string } {
+  const out = join(tmp, `${device}-${engine}.json`);
+  const args = ['bin/avg-ckpt.js', 'sweep-window', join(RUN, 'run'), '--onnx', join(RUN, 'model.onnx'), '--data', RUN,
+    '--last', '8', '--windows', '2,4,8', '--ema', '0.5', '--device', device, '--engine', engine, '--report', out];
+  const env = 'env' in setup ? setup.env : process.env;
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...env, NO_COLOR: '1' }, timeout: 240_000 });
+  if (r.status !== 0) throw new Error(`sweep-window --device ${device} --engine ${engine} exited ${r.status ?? r.signal}: ${r.stderr}`);
+  return { report: JSON.parse(readFileSync(out, 'utf8')) as Report, stderr: r.stderr };
+}
+
+function expectSameMetrics(got: Report, want: Report): void {
+  expect(got.candidates.map((c) => c.name)).toEqual(want.candidates.map((c) => c.name));
+  got.candidates.forEach((c, i) => {
+    for (const [m, v] of Object.entries(want.candidates[i].metrics)) expect(Math.abs(c.metrics[m] - v), `${c.name} ${m}`).toBeLessThanOrEqual(1e-4);
+  });
+  expect(got.best).toBe(want.best);
+}
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe.skipIf('skip' in setup)('sweep-window on WebGPU', () => {
+  let cpu: Report;
+  beforeAll(() => {
+    cpu = sweep('cpu', 'mixture').report;
+  }, 240_000);
+
+  it('mixture: the weighted sums run on WebGPU and every metric matches the CPU to 1e-4', () => {
+    const { report, stderr } = sweep('webgpu', 'mixture');
+    expect(report).toMatchObject({ device: 'webgpu', engine: 'mixture' });
+    expect(stderr).toMatch(/device webgpu; engine mixture/);
+    expectSameMetrics(report, cpu);
+    // an anchor no code here produced: PyTorch's float64 LAWA-8 loss
+    const want = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }> }> }).cases['digits-mlp'].lawa_end['8'].loss;
+    expect(Math.abs(report.candidates.find((c) => c.name === 'lawa-8')!.metrics.loss - want)).toBeLessThanOrEqual(1e-4);
+  }, 240_000);
+
+  it('materialize: a baked session per candidate on WebGPU matches the CPU to 1e-4', () => {
+    const { report } = sweep('webgpu', 'materialize');
+    expect(report).toMatchObject({ device: 'webgpu', engine: 'materialize' });
+    expectSameMetrics(report, cpu);
+  }, 240_000);
+});
+
+if ('skip' in setup) {
+  describe('sweep-window on WebGPU', () => {
+    it.skip(setup.skip, () => undefined);
+  });
+  process.stderr.write(`${setup.skip}\n`);
+}
