@@ -1,0 +1,94 @@
+/**
+ * `sweep-window --plot` and `--html`: the sweep's chart, and one page with the table, the chart,
+ * the winner's recipe and the `merge` command that writes it.
+ */
+import { writeFile } from 'node:fs/promises';
+import { ioError } from '../errors.js';
+import type { CandidateResult, SweepReport } from '../eval/sweep.js';
+import { weightVector, type Method, type WeightVector } from '../recipes/weight-vector.js';
+import { discoverSeries } from '../series/discover.js';
+import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
+import { renderSvg, sweepChartSpec } from './charts.js';
+import { htmlPage, type Section } from './html.js';
+import { formatCommand, mergeCommandFor } from './recipe-command.js';
+
+export interface SweepOutputOptions {
+  /** The run and selection the sweep was given: the reproducing command repeats them. */
+  readonly inputs: readonly string[];
+  readonly selection: SelectionOptions;
+  readonly plot?: string;
+  readonly html?: string;
+}
+
+async function write(path: string, text: string): Promise<void> {
+  try {
+    await writeFile(path, text);
+  } catch (e) {
+    throw ioError(path, e, 'write');
+  }
+}
+
+/** The candidate as a vector over the whole selection (the report keeps only the steps it reads). */
+function overSelection(c: CandidateResult, steps: readonly number[]): WeightVector {
+  const w = new Map(c.steps.map((s, i) => [s, c.weights[i]]));
+  return weightVector(c.name, c.method as Method, { ...c.params }, steps, steps.map((s) => w.get(s) ?? 0));
+}
+
+function change(value: number, base: number): string {
+  const d = value - base;
+  const sign = d >= 0 ? '+' : '';
+  return base === 0 ? `${sign}${d.toPrecision(3)}` : `${sign}${d.toPrecision(3)} (${sign}${((100 * d) / Math.abs(base)).toFixed(1)}%)`;
+}
+
+export async function sweepHtml(report: SweepReport, svg: string | undefined, opts: SweepOutputOptions): Promise<string> {
+  const selected = selectCheckpoints((await discoverSeries(opts.inputs)).checkpoints, opts.selection);
+  const steps = selected.map((c) => c.step);
+  const best = report.candidates.find((c) => c.name === report.best)!;
+  const base = report.candidates.find((c) => c.name === report.baseline)!;
+  const metrics = Object.keys(best.metrics);
+  const m = report.metric;
+  const command = formatCommand(mergeCommandFor(opts.inputs, opts.selection, overSelection(best, steps), `${best.name}.safetensors`));
+  const pathOf = new Map(selected.map((c) => [c.step, c.path]));
+  const sections: Section[] = [
+    {
+      title: 'Result',
+      text: [
+        `Best: ${best.name}, ${m} ${best.metrics[m].toPrecision(6)} (${report.direction === 'min' ? 'lower' : 'higher'} is better), against ${base.metrics[m].toPrecision(6)} for ${base.name}: ${change(best.metrics[m], base.metrics[m])}.`,
+        `${report.candidates.length} candidates over ${steps.length} checkpoints (steps ${steps[0]}..${steps[steps.length - 1]}), scored on ${report.device} with the ${report.engine} engine.`,
+      ],
+    },
+    ...(svg === undefined ? [] : [{ title: `${m} by window size and decay`, svg }]),
+    {
+      title: 'Candidates',
+      table: {
+        head: ['candidate', 'steps', ...metrics, `change in ${m}`],
+        rows: report.candidates.map((c) => [c.name, c.steps.length === 1 ? `${c.steps[0]}` : `${c.steps[0]}..${c.steps[c.steps.length - 1]} (${c.steps.length})`, ...metrics.map((k) => c.metrics[k]), c === base ? 'baseline' : change(c.metrics[m], base.metrics[m])]),
+        mark: [report.candidates.indexOf(best)],
+      },
+    },
+    {
+      title: `Recipe of the winner: ${best.name}`,
+      text: [`Method ${best.method}${Object.keys(best.params).length > 0 ? ` with ${Object.entries(best.params).map(([k, v]) => `${k} = ${v}`).join(', ')}` : ''}; the checkpoints it averages:`],
+      table: { head: ['step', 'weight', 'checkpoint'], rows: best.steps.map((s, i) => [s, best.weights[i], pathOf.get(s) ?? '']) },
+    },
+    { title: 'Reproduce it', text: ['This command writes the same average (float64 accumulation, the input dtype):'], code: command },
+  ];
+  return htmlPage(`avg-ckpt sweep-window: ${opts.inputs.join(' ')}`, `Candidate averages of a training run, ranked by validation ${m}.`, sections);
+}
+
+/** Writes what `--plot` and `--html` ask for; returns the paths written. */
+export async function writeSweepOutputs(report: SweepReport, opts: SweepOutputOptions): Promise<string[]> {
+  if (opts.plot === undefined && opts.html === undefined) return [];
+  const spec = sweepChartSpec(report.candidates, report.metric, report.direction);
+  const svg = spec === undefined ? undefined : await renderSvg(spec);
+  const written: string[] = [];
+  if (opts.plot !== undefined && svg !== undefined) {
+    await write(opts.plot, svg);
+    written.push(opts.plot);
+  }
+  if (opts.html !== undefined) {
+    await write(opts.html, await sweepHtml(report, svg, opts));
+    written.push(opts.html);
+  }
+  return written;
+}
