@@ -6,6 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { AvgCkptError, exitCodeFor } from '../errors.js';
 import { removeTemporaryOutputs } from '../io/atomic-output.js';
+import { curveCommand } from './curve.js';
 import { inspectCommand } from './inspect.js';
 import { mergeCommand } from './merge.js';
 import { sweepWindowCommand } from './sweep-window.js';
@@ -31,6 +32,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
       .command(inspectCommand)
       .command(mergeCommand)
       .command(sweepWindowCommand)
+      .command(curveCommand)
       .demandCommand(1, 'Name a command: inspect, merge, sweep-window, curve.')
       .strict()
       .version(VERSION)

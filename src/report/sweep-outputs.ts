@@ -2,14 +2,14 @@
  * `sweep-window --plot` and `--html`: the sweep's chart, and one page with the table, the chart,
  * the winner's recipe and the `merge` command that writes it.
  */
-import { writeFile } from 'node:fs/promises';
-import { ioError } from '../errors.js';
+import { AvgCkptError } from '../errors.js';
 import type { CandidateResult, SweepReport } from '../eval/sweep.js';
 import { weightVector, type Method, type WeightVector } from '../recipes/weight-vector.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 import { renderSvg, sweepChartSpec } from './charts.js';
 import { htmlPage, type Section } from './html.js';
+import { writeReportFile } from './write.js';
 import { formatCommand, mergeCommandFor } from './recipe-command.js';
 
 export interface SweepOutputOptions {
@@ -18,14 +18,6 @@ export interface SweepOutputOptions {
   readonly selection: SelectionOptions;
   readonly plot?: string;
   readonly html?: string;
-}
-
-async function write(path: string, text: string): Promise<void> {
-  try {
-    await writeFile(path, text);
-  } catch (e) {
-    throw ioError(path, e, 'write');
-  }
 }
 
 /** The candidate as a vector over the whole selection (the report keeps only the steps it reads). */
@@ -81,13 +73,14 @@ export async function writeSweepOutputs(report: SweepReport, opts: SweepOutputOp
   if (opts.plot === undefined && opts.html === undefined) return [];
   const spec = sweepChartSpec(report.candidates, report.metric, report.direction);
   const svg = spec === undefined ? undefined : await renderSvg(spec);
+  if (opts.plot !== undefined && svg === undefined) throw new AvgCkptError('usage', '--plot: the sweep has no LAWA, EMA or power-EMA candidates to plot against their parameter');
   const written: string[] = [];
   if (opts.plot !== undefined && svg !== undefined) {
-    await write(opts.plot, svg);
+    await writeReportFile(opts.plot, svg);
     written.push(opts.plot);
   }
   if (opts.html !== undefined) {
-    await write(opts.html, await sweepHtml(report, svg, opts));
+    await writeReportFile(opts.html, await sweepHtml(report, svg, opts));
     written.push(opts.html);
   }
   return written;
