@@ -92,14 +92,17 @@ export async function mixtureGraph(model: LoadedModel, binding: Binding, checkpo
     const rows = checkpoints.map((ck, k) => {
       const src = ck.tensors.get(b.source)!;
       const name = `${p}/ck${k}`;
-      const t: TensorProto = { name, dataType: onnxTypeOf(src.dtype), dims: [...src.shape] };
+      // external bytes take any dims: declaring the row shape [1, n] saves a folded Reshape copy
+      const t: TensorProto = { name, dataType: onnxTypeOf(src.dtype), dims: b.transform === 'transpose' ? [...src.shape] : [1, n] };
       setExternal(t, rel(src.file), src.position, src.byteLength);
       inits.push(t);
       let x = name;
       if (t.dataType !== ONNX_DTYPE.FLOAT) nodes.push({ opType: 'Cast', input: [x], output: [(x = `${name}/f32`)], attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.FLOAT }] });
-      if (b.transform === 'transpose') nodes.push({ opType: 'Transpose', input: [x], output: [(x = `${name}/t`)], attribute: [{ name: 'perm', type: 7, ints: [1, 0] }] });
-      nodes.push({ opType: 'Reshape', input: [x, `${p}/row`], output: [`${name}/row`] });
-      return `${name}/row`;
+      if (b.transform === 'transpose') {
+        nodes.push({ opType: 'Transpose', input: [x], output: [`${name}/t`], attribute: [{ name: 'perm', type: 7, ints: [1, 0] }] });
+        nodes.push({ opType: 'Reshape', input: [`${name}/t`, `${p}/row`], output: [(x = `${name}/row`)] });
+      }
+      return x;
     });
     nodes.push({ opType: 'Concat', input: rows, output: [`${p}/S`], attribute: [{ name: 'axis', type: 2, i: 0 }] });
     nodes.push({ opType: 'MatMul', input: [MIXTURE_INPUT, `${p}/S`], output: [`${p}/sum`] });
