@@ -16,17 +16,17 @@ import { inputPairs, numberList } from './sweep-window.js';
 /** The options that change the report, as a command line that makes it again. */
 function commandLine(a: Record<string, unknown> & { run: string[] }): string[] {
   const flags: [string, unknown][] = [
-    ['onnx', a.onnx], ['data', a.data], ['labels', a.labels], ['batch-size', a.batchSize === 256 ? undefined : a.batchSize], ['metric', a.metric],
-    ['window', a.window], ['ema', a.ema], ['every', a.every], ['from-step', a.fromStep], ['to-step', a.toStep], ['target', a.target],
+    ['onnx', a.onnx], ['data', a.data], ['input', a.input], ['labels', a.labels], ['batch-size', a.batchSize === 256 ? undefined : a.batchSize],
+    ['metric', a.metric], ['maximize', a.maximize], ['minimize', a.minimize], ['window', a.window], ['ema', a.ema], ['every', a.every],
+    ['from-step', a.fromStep], ['to-step', a.toStep], ['target', a.target], ['map', a.map], ['allow-unmapped', a.allowUnmapped],
     ['engine', a.engine === 'auto' ? undefined : a.engine], ['device', a.device === 'auto' ? undefined : a.device],
   ];
   const words = ['avg-ckpt', 'curve', ...a.run];
-  for (const i of (a.input as string[] | undefined) ?? []) words.push('--input', i);
-  for (const [f, v] of flags) if (v !== undefined) words.push(`--${f}`, String(v));
-  for (const m of (a.map as string[] | undefined) ?? []) words.push('--map', m);
-  if (a.maximize) words.push('--maximize');
-  if (a.minimize) words.push('--minimize');
-  if (a.allowUnmapped) words.push('--allow-unmapped');
+  for (const [f, v] of flags) {
+    if (v === true) words.push(`--${f}`);
+    else if (Array.isArray(v)) for (const x of v) words.push(`--${f}`, String(x));
+    else if (v !== undefined && v !== false) words.push(`--${f}`, String(v));
+  }
   return words;
 }
 
