@@ -17,7 +17,9 @@ const FIX = 'fixtures/runs/digits-mlp';
 const DATA = ['--onnx', `${FIX}/model.onnx`, '--input', `input=${FIX}/val_input.npy`, '--labels', `${FIX}/val_labels.npy`, '--device', 'cpu'];
 const ROWS = 500;
 type OraclePoint = { step: number; loss: number; accuracy: number };
-const oracle = JSON.parse(readFileSync('fixtures/runs/oracle.json', 'utf8')).cases['digits-mlp'] as { raw: OraclePoint[]; lawa_curve: Record<string, OraclePoint[]> };
+type OracleCase = { raw: OraclePoint[]; lawa_curve: Record<string, OraclePoint[]> };
+const cases = JSON.parse(readFileSync('fixtures/runs/oracle.json', 'utf8')).cases as Record<string, OracleCase>;
+const oracle = cases['digits-mlp'];
 const dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-curve-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
@@ -84,6 +86,21 @@ describe('curve on digits-mlp', () => {
     expect(html).not.toMatch(/<script|src=|href=/i);
     expect(html).toContain('<svg');
     expect(html).toContain(`<pre><code>avg-ckpt curve ${FIX}/run --onnx ${FIX}/model.onnx --input input=${FIX}/val_input.npy --labels ${FIX}/val_labels.npy --window 5,10 --device cpu</code></pre>`);
+  });
+});
+
+describe('curve on digits-cnn-fp16 (F16 shards, BatchNorm buffers, I64 counters)', () => {
+  it('gives the oracle lawa_curve for k=5, and says that averaging never reaches the best raw loss', async () => {
+    const F = 'fixtures/runs/digits-cnn-fp16';
+    const r = await run(['curve', `${F}/run`, '--onnx', `${F}/model.onnx`, '--input', `pixels=${F}/val_input.npy`, '--labels', `${F}/val_labels.npy`, '--device', 'cpu', '--window', '5', '--json', '--quiet']);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout) as CurveReport;
+    const cnn = cases['digits-cnn-fp16'];
+    expectMatches(rep.methods[0].points, cnn.raw);
+    expectMatches(rep.methods[1].points, cnn.lawa_curve['5']);
+    const best = Math.min(...cnn.raw.map((p) => p.loss));
+    expect(firstAtOrBelow(cnn.lawa_curve['5'], best)).toBeNull(); // the oracle's own verdict
+    expect(rep.time_to_target[0].step).toBeNull();
   });
 });
 
