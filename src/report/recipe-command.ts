@@ -12,7 +12,7 @@ export function shellWord(w: string): string {
   return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
 }
 
-function methodFlags(v: WeightVector): string[] {
+function methodFlags(v: WeightVector): string[] | undefined {
   const p = v.params;
   switch (v.method) {
     case 'lawa':
@@ -24,24 +24,46 @@ function methodFlags(v: WeightVector): string[] {
     case 'phema':
       return ['--method', 'phema', '--sigma-rel', String(p.sigma_rel)];
     case 'uniform':
-      if (p.from_step === undefined) return ['--method', 'uniform'];
-      break;
+      return p.from_step === undefined ? ['--method', 'uniform'] : undefined;
     default:
-      break;
+      return undefined;
   }
-  // Relative to the largest weight, so soups and single checkpoints read as 0s and 1s; merge normalises.
-  const top = Math.max(...v.weights);
-  return ['--method', 'weights', '--weights', v.weights.map((w) => String(Number((w / top).toPrecision(12)))).join(',')];
 }
 
-/** The command line, as words, that merges `vector` from `inputs` under `selection`. */
+function selectionFlags(s: SelectionOptions): string[] {
+  const out: string[] = [];
+  if (s.fromStep !== undefined) out.push('--from-step', String(s.fromStep));
+  if (s.toStep !== undefined) out.push('--to-step', String(s.toStep));
+  if (s.every !== undefined) out.push('--every', String(s.every));
+  if (s.last !== undefined) out.push('--last', String(s.last));
+  return out;
+}
+
+/**
+ * Any other vector as weights. Without --every the selection is a contiguous part of the run, so
+ * it narrows to the steps from the first to the last non-zero weight (all of them selected),
+ * which keeps the list short; equal weights there are just `uniform`.
+ */
+function weightFlags(selection: SelectionOptions, v: WeightVector): string[] {
+  let sel = selectionFlags(selection);
+  let w = v.weights;
+  if (selection.every === undefined) {
+    const first = w.findIndex((x) => x > 0);
+    const last = w.length - 1 - [...w].reverse().findIndex((x) => x > 0);
+    sel = ['--from-step', String(v.steps[first]), '--to-step', String(v.steps[last])];
+    w = w.slice(first, last + 1);
+  }
+  if (w.every((x) => x === w[0])) return [...sel, '--method', 'uniform'];
+  // Relative to the largest weight, so soups read as 0s and 1s; merge normalises.
+  const top = Math.max(...w);
+  return [...sel, '--method', 'weights', '--weights', w.map((x) => String(Number((x / top).toPrecision(12)))).join(',')];
+}
+
+/** The command line, as words, that merges `vector` (over the selection's steps) from `inputs` under `selection`. */
 export function mergeCommandFor(inputs: readonly string[], selection: SelectionOptions, vector: WeightVector, output = 'averaged.safetensors'): string[] {
-  const sel: string[] = [];
-  if (selection.fromStep !== undefined) sel.push('--from-step', String(selection.fromStep));
-  if (selection.toStep !== undefined) sel.push('--to-step', String(selection.toStep));
-  if (selection.every !== undefined) sel.push('--every', String(selection.every));
-  if (selection.last !== undefined) sel.push('--last', String(selection.last));
-  return ['avg-ckpt', 'merge', ...inputs, ...sel, ...methodFlags(vector), '-o', output];
+  const method = methodFlags(vector);
+  const flags = method === undefined ? weightFlags(selection, vector) : [...selectionFlags(selection), ...method];
+  return ['avg-ckpt', 'merge', ...inputs, ...flags, '-o', output];
 }
 
 export function formatCommand(words: readonly string[]): string {

@@ -62,7 +62,7 @@ describe('sweep outputs', () => {
   it('spells out the weights of a winner that no method flag describes', async () => {
     const html = join(dir, 'soup.html');
     await writeSweepOutputs({ ...report, best: 'greedy-soup-4' }, { inputs: [RUN], selection: { last: 10 }, html });
-    expect(readFileSync(html, 'utf8')).toContain(`avg-ckpt merge ${RUN} --last 10 --method weights --weights 0,0,0,0,0,0,0,1,0,1 -o greedy-soup-4.safetensors`);
+    expect(readFileSync(html, 'utf8')).toContain(`avg-ckpt merge ${RUN} --from-step 1160 --to-step 1200 --method weights --weights 1,0,1 -o greedy-soup-4.safetensors`);
   });
 
   it('escapes text', () => {
