@@ -41,11 +41,11 @@ export function formatCurveSummary(r: CurveReport): string {
   return [line(h), ...rows.map(line), '', `${what} (${r.direction === 'min' ? 'lower' : 'higher'} is better; ${r.steps.length} steps evaluated, device ${r.device}, engine ${r.engine})`, ...curveSentences(r)].join('\n');
 }
 
-export function curveChart(r: CurveReport): Promise<string> {
+function curveChart(r: CurveReport): Promise<string> {
   return renderSvg(curveChartSpec(r.methods, r.metric, r.direction, r.target, r.time_to_target));
 }
 
-export function curveHtml(r: CurveReport, svg: string, command: string, run: string): string {
+function curveHtml(r: CurveReport, svg: string, command: string, run: string): string {
   const names = r.methods.map((m) => m.name);
   const byStep = r.steps.map((s) => [s, ...r.methods.map((m) => m.points.find((p) => p.step === s)?.metrics[r.metric] ?? '-')] as Cell[]);
   return htmlPage(`avg-ckpt curve: ${run}`, `The raw model and the averages ending at each checkpoint, scored on validation ${r.metric}.`, [

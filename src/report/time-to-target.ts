@@ -8,7 +8,7 @@ import { AvgCkptError } from '../errors.js';
 export type Direction = 'max' | 'min';
 
 /** True when `a` is at least as good as `b`. */
-export function reaches(a: number, b: number, direction: Direction): boolean {
+function reaches(a: number, b: number, direction: Direction): boolean {
   return direction === 'min' ? a <= b : a >= b;
 }
 
