@@ -53,6 +53,7 @@ function* chunks(tensors: readonly PlannedTensor[]): Generator<Chunk> {
 }
 
 function readsOf(c: Chunk): ReadJob[] {
+  if (c.count === 0) return []; // an empty tensor reads nothing (and must not queue empty reads)
   if (c.tensor.mode === 'copy') {
     const s = c.tensor.contributions[0].source;
     return [{ file: s.file, position: s.position + c.start, length: c.count }];
