@@ -72,4 +72,14 @@ describe('avg-ckpt inspect (CLI)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/600\s+2\s+.*I64x2,F16x14/);
   });
+
+  it('--onnx shows which checkpoint tensor feeds each initializer', () => {
+    const r = runCli(['inspect', MLP, '--last', '1', '--onnx', 'fixtures/runs/digits-mlp/model.onnx', '--json']);
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout).binding as Array<{ initializer: string; status: string; source: string; shape: string }>;
+    // the export kept the checkpoint names (fixtures/runs/oracle.json onnx_initializers)
+    expect(rows.map((x) => x.initializer).sort()).toEqual(['0.bias', '0.weight', '2.bias', '2.weight', '4.bias', '4.weight']);
+    for (const row of rows) expect(row).toMatchObject({ status: 'weight', source: row.initializer });
+    expect(rows.find((x) => x.initializer === '0.weight')?.shape).toBe('[128, 64]');
+  });
 });
