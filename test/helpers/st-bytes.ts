@@ -2,7 +2,7 @@
  * Hand-written safetensors bytes for tests. Deliberately independent of src/io/safetensors:
  * the files whose parsing we test must not be produced by the code under test.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -104,4 +104,31 @@ export function putSharded(dir: string, shards: Record<string, HandTensor[]>, we
     }
   }
   put(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap ?? map }));
+}
+
+/**
+ * Writes a safetensors file whose data is sparse zeros (ftruncate), with a few byte patches at
+ * data-relative offsets: a 5 GB tensor costs a few KB of disk. `entries` are placed in order.
+ */
+export function putSparse(path: string, entries: { name: string; dtype: string; shape: number[]; bytes: number }[], patches: { offset: number; data: Uint8Array }[] = [], metadata?: Record<string, string>): number {
+  const parts: string[] = [];
+  if (metadata !== undefined) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
+  let off = 0;
+  for (const e of entries) {
+    parts.push(`${JSON.stringify(e.name)}:{"dtype":"${e.dtype}","shape":[${e.shape.join(',')}],"data_offsets":[${off},${off + e.bytes}]}`);
+    off += e.bytes;
+  }
+  let text = `{${parts.join(',')}}`;
+  text += ' '.repeat((8 - (enc.encode(text).length % 8)) % 8);
+  const head = rawFile(text);
+  mkdirSync(dirname(path), { recursive: true });
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, head, 0, head.length, 0);
+    ftruncateSync(fd, head.length + off);
+    for (const p of patches) writeSync(fd, p.data, 0, p.data.length, head.length + p.offset);
+  } finally {
+    closeSync(fd);
+  }
+  return head.length + off;
 }
