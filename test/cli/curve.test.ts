@@ -1,7 +1,7 @@
 /**
  * `avg-ckpt curve` on the digits-mlp reference run against the PyTorch oracle: the LAWA curve at
  * step s is the uniform mean of the k checkpoints ending at s (oracle `lawa_curve`), the raw
- * curve is every checkpoint (oracle `raw`); loss within 1e-5, accuracy exact (the oracle stores
+ * curve is every checkpoint (oracle `raw`), the EMA curve ends at the oracle's `ema_end`; loss within 1e-5, accuracy exact (the oracle stores
  * it as float32, so the correct count out of 500 is compared). Time to target is worked out here
  * from the oracle's numbers.
  */
@@ -17,7 +17,7 @@ const FIX = 'fixtures/runs/digits-mlp';
 const DATA = ['--onnx', `${FIX}/model.onnx`, '--input', `input=${FIX}/val_input.npy`, '--labels', `${FIX}/val_labels.npy`, '--device', 'cpu'];
 const ROWS = 500;
 type OraclePoint = { step: number; loss: number; accuracy: number };
-type OracleCase = { raw: OraclePoint[]; lawa_curve: Record<string, OraclePoint[]> };
+type OracleCase = { raw: OraclePoint[]; lawa_curve: Record<string, OraclePoint[]>; ema_end: Record<string, OraclePoint> };
 const cases = JSON.parse(readFileSync('fixtures/runs/oracle.json', 'utf8')).cases as Record<string, OracleCase>;
 const oracle = cases['digits-mlp'];
 const dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-curve-'));
@@ -51,16 +51,20 @@ describe('curve on digits-mlp', () => {
   const files = { report: join(dir, 'curve.json'), plot: join(dir, 'curve.svg'), html: join(dir, 'curve.html') };
 
   beforeAll(async () => {
-    out = await run(['curve', `${FIX}/run`, ...DATA, '--window', '5,10', '--report', files.report, '--plot', files.plot, '--html', files.html, '--quiet']);
+    out = await run(['curve', `${FIX}/run`, ...DATA, '--window', '5,10', '--ema', '0.9', '--report', files.report, '--plot', files.plot, '--html', files.html, '--quiet']);
     report = JSON.parse(readFileSync(files.report, 'utf8')) as CurveReport;
   });
 
   it('gives LAWA curves equal to the oracle lawa_curve, and the raw curve equal to the oracle raw', () => {
     expect(out.code, out.stderr).toBe(0);
-    expect(report.methods.map((m) => [m.name, m.method, m.params])).toEqual([['raw', 'raw', {}], ['lawa-5', 'lawa', { k: 5 }], ['lawa-10', 'lawa', { k: 10 }]]);
+    expect(report.methods.map((m) => [m.name, m.method, m.params])).toEqual([['raw', 'raw', {}], ['lawa-5', 'lawa', { k: 5 }], ['lawa-10', 'lawa', { k: 10 }], ['ema-0.9', 'ema', { decay: 0.9 }]]);
     expectMatches(report.methods[0].points, oracle.raw);
     expectMatches(report.methods[1].points, oracle.lawa_curve['5']);
     expectMatches(report.methods[2].points, oracle.lawa_curve['10']);
+    // the EMA at the newest checkpoint is the oracle's EMA over the whole run
+    const ema = report.methods[3].points;
+    expect(ema.map((p) => p.step)).toEqual(oracle.raw.map((p) => p.step));
+    expectMatches(ema.slice(-1), [{ ...oracle.ema_end['0.9'], step: 1200 }]);
     expect(report.metric).toBe('loss');
     expect(report.engine).toBe('mixture');
   });
@@ -78,14 +82,14 @@ describe('curve on digits-mlp', () => {
     }
   });
 
-  it('writes a well-formed SVG with the three lines and a self-contained HTML page', () => {
+  it('writes a well-formed SVG with the four lines and a self-contained HTML page', () => {
     const svg = readFileSync(files.plot, 'utf8');
     expect(XMLValidator.validate(svg)).toBe(true);
-    expect(svg.match(/aria-roledescription="line mark"/g)).toHaveLength(3);
+    expect(svg.match(/aria-roledescription="line mark"/g)).toHaveLength(4);
     const html = readFileSync(files.html, 'utf8');
     expect(html).not.toMatch(/<script|src=|href=/i);
     expect(html).toContain('<svg');
-    expect(html).toContain(`<pre><code>avg-ckpt curve ${FIX}/run --onnx ${FIX}/model.onnx --input input=${FIX}/val_input.npy --labels ${FIX}/val_labels.npy --window 5,10 --device cpu</code></pre>`);
+    expect(html).toContain(`<pre><code>avg-ckpt curve ${FIX}/run --onnx ${FIX}/model.onnx --input input=${FIX}/val_input.npy --labels ${FIX}/val_labels.npy --window 5,10 --ema 0.9 --device cpu</code></pre>`);
   });
 });
 
