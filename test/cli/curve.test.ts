@@ -1,9 +1,9 @@
 /**
- * `avg-ckpt curve` on the digits-mlp reference run against the PyTorch oracle: the LAWA curve at
- * step s is the uniform mean of the k checkpoints ending at s (oracle `lawa_curve`), the raw
- * curve is every checkpoint (oracle `raw`), the EMA curve ends at the oracle's `ema_end`; loss within 1e-5, accuracy exact (the oracle stores
- * it as float32, so the correct count out of 500 is compared). Time to target is worked out here
- * from the oracle's numbers.
+ * `avg-ckpt curve` on the reference runs against the PyTorch oracle: the LAWA curve at step s is
+ * the uniform mean of the k checkpoints ending at s (oracle `lawa_curve`), the raw curve is every
+ * checkpoint (oracle `raw`), and the EMA curve ends at the oracle's `ema_end`. Loss within 1e-5,
+ * accuracy exact (the oracle stores it as float32, so the correct count out of 500 is compared).
+ * Time to target is worked out here from the oracle's numbers.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
