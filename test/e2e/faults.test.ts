@@ -92,6 +92,20 @@ describe('the disk fills while writing', () => {
     expect(listAll(fullDir)).toEqual([]);
     expect(snapshot(run)).toEqual(before);
   });
+  // BUG: the message names the temporary file (gone by the time the user reads it), e.g.
+  // "avg-ckpt: /x/.avg.safetensors.tmp-58f94c1f: cannot write: no space left on the device".
+  // It should name the output the user asked for (src/engine/merge.ts writeFilePlan: the writer
+  // gets `out.tempPath`; re-wrap its io errors with the target path).
+  it.each([['a file output', 'avg.safetensors', 'avg.safetensors'], ['a folder output', 'avg/', 'avg']] as const)('%s: the message names the output asked for, not the temporary file', async (_l, name, shown) => {
+    const run = fresh('small-run');
+    for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]));
+    const r = await runCli(['merge', run, '-o', join(fullDir, name)]);
+    expect(r.code).toBe(1);
+    const line = oneLine(r.stderr);
+    expect(line).toContain(join(fullDir, shown));
+    expect(line).not.toContain('.tmp-');
+  });
+
   it('an existing output on the full disk is left as it was (--force)', async () => {
     const run = fresh('small-run');
     for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]));
