@@ -34,6 +34,10 @@ function fmt(x: number | undefined): string {
   return x === undefined ? '-' : Number.isFinite(x) ? x.toPrecision(6) : String(x);
 }
 
+function seconds(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+}
+
 /** The human table: candidate, steps covered, metrics, change of the ranking metric vs the baseline. */
 export function formatTable(r: SweepReport): string {
   const metrics = Object.keys(r.candidates[0]?.metrics ?? {});
@@ -50,7 +54,8 @@ export function formatTable(r: SweepReport): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   const better = r.direction === 'max' ? 'higher' : 'lower';
-  return [line(head), ...rows.map(line), '', `best: ${r.best} (${r.metric} ${fmt(r.candidates.find((c) => c.name === r.best)!.metrics[r.metric])}, ${better} is better; device ${r.device}, engine ${r.engine})`].join('\n');
+  const timing = r.setup_ms === undefined || r.ms_per_candidate === undefined ? [] : [`time: setup ${seconds(r.setup_ms)}, ${seconds(r.ms_per_candidate)} per candidate (median of ${r.candidates.length})`];
+  return [line(head), ...rows.map(line), '', `best: ${r.best} (${r.metric} ${fmt(r.candidates.find((c) => c.name === r.best)!.metrics[r.metric])}, ${better} is better; device ${r.device}, engine ${r.engine})`, ...timing].join('\n');
 }
 
 export const sweepWindowCommand: CommandModule = {

@@ -3,6 +3,9 @@
  * CUDA's library is missing), so each device is probed with a one-node session and the reason
  * for every failure is kept: `auto` says which ran and why the others did not.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
 import { encodeModel, onnx } from '../io/onnx/model.js';
@@ -12,7 +15,7 @@ export type DeviceRequest = Device | 'auto';
 
 export interface ResolvedDevice {
   readonly device: Device;
-  /** One line per device tried before the one that ran. */
+  /** At most one line: why each device before the one that ran was not used. */
   readonly notes: readonly string[];
 }
 
@@ -61,6 +64,50 @@ const HINT: Record<Device, string> = {
   webgpu: 'WebGPU needs a Vulkan driver with a supported adapter (on Linux: libvulkan1 and a GPU driver, or Mesa >= 25 lavapipe)',
 };
 
+/** Where Linux looks for libraries and Vulkan driver manifests besides what the environment names. */
+export interface VulkanSearch {
+  readonly ldCache: string;
+  readonly libDirs: readonly string[];
+  readonly icdDirs: readonly string[];
+}
+
+const SYSTEM: VulkanSearch = {
+  ldCache: '/etc/ld.so.cache',
+  libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib'],
+  icdDirs: ['/etc/vulkan/icd.d', '/usr/local/etc/vulkan/icd.d'],
+};
+
+function hasJson(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((f) => f.endsWith('.json'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why Vulkan cannot work on this Linux machine, if that is certain from files alone: no
+ * libvulkan.so.1 where the dynamic linker looks, or no driver manifest where the Vulkan loader
+ * looks. WebGPU (Dawn) prints multi-line native warnings to stderr in both cases, which no
+ * onnxruntime log level silences, so `auto` does not try it then.
+ */
+export function vulkanMissing(env: NodeJS.ProcessEnv = process.env, search: VulkanSearch = SYSTEM): string | undefined {
+  const libDirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...search.libDirs];
+  let cached = false;
+  try {
+    cached = readFileSync(search.ldCache).includes('libvulkan.so.1');
+  } catch {
+    // no cache: the directories decide
+  }
+  if (!cached && !libDirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return 'no Vulkan loader libvulkan.so.1 found';
+  if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return undefined;
+  const home = env.HOME ?? homedir();
+  const config = [env.XDG_CONFIG_HOME ?? join(home, '.config'), ...(env.XDG_CONFIG_DIRS ?? '/etc/xdg').split(':')];
+  const data = [env.XDG_DATA_HOME ?? join(home, '.local/share'), ...(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share').split(':')];
+  const icd = [...config.filter(Boolean).map((d) => join(d, 'vulkan/icd.d')), ...search.icdDirs, ...data.filter(Boolean).map((d) => join(d, 'vulkan/icd.d'))];
+  return icd.some(hasJson) ? undefined : 'no Vulkan driver manifest found in vulkan/icd.d';
+}
+
 /** Picks the device: an explicit one must work; `auto` tries cuda, webgpu, then cpu. */
 export async function resolveDevice(request: DeviceRequest): Promise<ResolvedDevice> {
   quietOrt();
@@ -73,14 +120,20 @@ export async function resolveDevice(request: DeviceRequest): Promise<ResolvedDev
     }
     return { device: request, notes: [] };
   }
-  const notes: string[] = [];
+  const skipped: string[] = [];
   for (const device of ['cuda', 'webgpu', 'cpu'] as const) {
+    const missing = device === 'webgpu' && process.platform === 'linux' ? vulkanMissing() : undefined;
+    if (missing !== undefined) {
+      skipped.push(`${device} not used: ${missing}`);
+      continue;
+    }
     try {
       await probe(device);
-      return { device, notes };
+      // one line for everything skipped: on a CPU-only machine this is the only note
+      return { device, notes: skipped.length > 0 ? [skipped.join('; ')] : [] };
     } catch (e) {
-      notes.push(`${device} not used: ${shortReason(e)}`);
+      skipped.push(`${device} not used: ${shortReason(e)}`);
     }
   }
-  throw new AvgCkptError('device-unavailable', `no execution provider works: ${notes.join('; ')}`);
+  throw new AvgCkptError('device-unavailable', `no execution provider works: ${skipped.join('; ')}`);
 }

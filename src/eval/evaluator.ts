@@ -15,7 +15,7 @@ import { resolveDevice, type Device, type DeviceRequest } from './device.js';
 import type { EngineKind, ScoringEngine } from './engine.js';
 import { writeBakedModel, createMaterialize } from './materialize.js';
 import { defaultDirection, metricsFor, MetricAccumulator, type Metrics } from './metrics.js';
-import { createMixture, mixtureBytes, mixtureUnsupported } from './mixture.js';
+import { createMixture, largestStack, mixtureBytes, mixtureUnsupported } from './mixture.js';
 
 export interface EvaluatorOptions {
   readonly onnx: string;
@@ -49,13 +49,57 @@ function gpuFreeBytes(): number | undefined {
   }
 }
 
-export function defaultMemoryBudget(device: Device): number {
-  const gpu = device === 'cuda' ? gpuFreeBytes() : undefined;
-  return gpu !== undefined ? Math.floor(gpu * 0.8) : Math.floor(freemem() * 0.5);
-}
-
 function gib(n: number): string {
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * The mixture's default memory budget: half the free RAM on the CPU; 80% of the GPU's free memory
+ * with CUDA; half of it on WebGPU, where the Concat that stacks the checkpoints may run on the
+ * device during `run`, holding the K tensors and their stack at once. Without nvidia-smi (no
+ * NVIDIA card, or lavapipe in RAM), half the free RAM.
+ */
+export function defaultMemoryBudget(device: Device, gpuFree: () => number | undefined = gpuFreeBytes, ramFree: () => number = freemem): number {
+  const gpu = device === 'cpu' ? undefined : gpuFree();
+  if (gpu === undefined) return Math.floor(ramFree() * 0.5);
+  return Math.floor(gpu * (device === 'cuda' ? 0.8 : 0.5));
+}
+
+/**
+ * WebGPU's per-buffer limit. On lavapipe a MatMul input just over 2 GiB crashed the process
+ * (segmentation fault, nothing to catch) and one just under failed with "Too many storage
+ * buffers", so a mixture whose stacked weight reaches it is never built on webgpu.
+ */
+export const WEBGPU_MAX_BUFFER = 2 ** 31;
+
+export interface EngineFacts {
+  readonly device: Device;
+  readonly requested: EngineKind | 'auto';
+  /** Checkpoints the mixture would stack. */
+  readonly k: number;
+  /** Bytes of all stacked weights, and the budget they must fit. */
+  readonly need: number;
+  readonly budget: number;
+  /** Why the mixture cannot be built at all, if it cannot. */
+  readonly unsupported?: string;
+  /** The largest stacked weight (K x elements x 4 bytes). */
+  readonly largest?: { readonly name: string; readonly bytes: number };
+}
+
+/** Picks the engine and says why in one line; refuses a forced mixture that cannot work. */
+export function chooseEngine(f: EngineFacts): { kind: EngineKind; reason: string } {
+  const big = f.device === 'webgpu' && f.largest !== undefined && f.largest.bytes >= WEBGPU_MAX_BUFFER ? f.largest : undefined;
+  const stack = big && `the stacked weight "${big.name}" would be ${f.k} checkpoints x ${gib(big.bytes / f.k)} = ${gib(big.bytes)} in one buffer, over WebGPU's 2 GiB per-buffer limit`;
+  if (f.requested === 'mixture') {
+    if (f.unsupported !== undefined) throw new AvgCkptError('usage', `--engine mixture: ${f.unsupported}; use --engine materialize`);
+    if (stack) throw new AvgCkptError('usage', `--engine mixture on webgpu: ${stack} (a larger buffer crashed the runtime); use --engine materialize, fewer checkpoints (--last N, --every N), or --device cpu`);
+  }
+  if (f.requested !== 'auto') return { kind: f.requested, reason: `${f.requested}: chosen with --engine` };
+  const per = `${f.k} checkpoints x ${gib(f.need / Math.max(1, f.k))} = ${gib(f.need)}`;
+  if (f.unsupported !== undefined) return { kind: 'materialize', reason: `materialize: the mixture cannot be built (${f.unsupported})` };
+  if (stack) return { kind: 'materialize', reason: `materialize: on webgpu ${stack}` };
+  if (f.need > f.budget) return { kind: 'materialize', reason: `materialize: ${per} exceeds the ${gib(f.budget)} memory budget` };
+  return { kind: 'mixture', reason: `mixture: ${per} fits the ${gib(f.budget)} memory budget` };
 }
 
 export class Evaluator {
@@ -69,6 +113,8 @@ export class Evaluator {
     private readonly engine: ScoringEngine,
     /** One line: why this engine. */
     readonly engineReason: string,
+    /** Milliseconds spent creating the engine (for the mixture: its session, which stacks the checkpoints). */
+    readonly setupMs: number,
     /** Metrics reported for every candidate; `rankMetric` among them. */
     readonly metrics: readonly string[],
     readonly rankMetric: string,
@@ -100,23 +146,16 @@ export class Evaluator {
     const { device, notes } = await resolveDevice(opts.device ?? 'auto');
     const wanted = new Set(opts.steps ?? opts.checkpoints.map((c) => c.step));
     const touched = opts.checkpoints.filter((c) => wanted.has(c.step));
-    const budget = opts.memoryBudget ?? defaultMemoryBudget(device);
-    const need = mixtureBytes(binding, touched.length);
-    const unsupported = mixtureUnsupported(binding, newest);
-    let kind = opts.engine ?? 'auto';
-    let reason: string;
-    if (kind === 'auto') {
-      kind = unsupported === undefined && need <= budget ? 'mixture' : 'materialize';
-      reason = unsupported !== undefined ? `materialize: the mixture cannot be built (${unsupported})`
-        : kind === 'mixture' ? `mixture: ${touched.length} checkpoints x ${gib(need / Math.max(1, touched.length))} = ${gib(need)} fits the ${gib(budget)} memory budget`
-        : `materialize: ${touched.length} checkpoints x ${gib(need / Math.max(1, touched.length))} = ${gib(need)} exceeds the ${gib(budget)} memory budget`;
-    } else {
-      if (kind === 'mixture' && unsupported !== undefined) throw new AvgCkptError('usage', `--engine mixture: ${unsupported}; use --engine materialize`);
-      reason = `${kind}: chosen with --engine`;
-    }
+    const k = touched.length;
+    const { kind, reason } = chooseEngine({
+      device, requested: opts.engine ?? 'auto', k, need: mixtureBytes(binding, k), budget: opts.memoryBudget ?? defaultMemoryBudget(device),
+      unsupported: mixtureUnsupported(binding, newest), largest: largestStack(binding, k),
+    });
+    const t0 = performance.now();
     const engine = kind === 'mixture' ? await createMixture(model, binding, touched, newest, device) : await createMaterialize(model, binding, opts.checkpoints, newest, device);
+    const setupMs = performance.now() - t0;
     const direction = opts.direction ?? defaultDirection(rankMetric);
-    return new Evaluator(model, binding, data, device, notes, engine, reason, metrics, rankMetric, direction, logits, opts.checkpoints);
+    return new Evaluator(model, binding, data, device, notes, engine, reason, setupMs, metrics, rankMetric, direction, logits, opts.checkpoints);
   }
 
   /** The metrics of the average `vector` describes. */

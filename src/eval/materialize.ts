@@ -16,7 +16,7 @@ import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
 import { sessionProviders, type Device } from './device.js';
-import { averageSlot, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
+import { averageSlot, ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
 import { onnxTypeOf, readBytes } from './tensor-read.js';
 
 const DATA_FILE = 'weights.bin';
@@ -80,18 +80,26 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
   const fh = await open(dataPath, 'w+');
   for (const f of fixed) await writeAt(fh, f.bytes, f.offset, dataPath);
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
+  // materialize already holds one model: only the activations or the device can give way
+  const advice = device === 'cpu' ? 'use a smaller --batch-size' : 'use a smaller --batch-size, or --device cpu';
   return {
     kind: 'materialize',
     async evaluate(vector: WeightVector, batches, fetches, each) {
       const parts = supportOf(vector, byStep);
       for (const slot of slots) await writeAt(fh, await averageSlot(slot, parts, pool), offsets.get(slot)!, dataPath);
       await fh.sync();
-      const session = await ort.InferenceSession.create(modelPath, {
-        executionProviders: sessionProviders(device),
-        extra: { session: { disable_prepacking: '1' } },
-      });
+      const ctx = { file: model.path, doing: `running the graph on ${device} for ${vector.name}`, memoryAdvice: advice };
+      let session: ort.InferenceSession;
       try {
-        for (const batch of batches) each(await session.run(batch.feeds, [...fetches]), batch);
+        session = await ort.InferenceSession.create(modelPath, {
+          executionProviders: sessionProviders(device),
+          extra: { session: { disable_prepacking: '1' } },
+        });
+      } catch (e) {
+        throw ortError(e, { ...ctx, doing: `creating a session on ${device} for ${vector.name}` });
+      }
+      try {
+        for (const batch of batches) each(await runSession(session, batch.feeds, fetches, ctx), batch);
       } finally {
         await session.release();
       }

@@ -11,13 +11,12 @@
 import { realpath } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
 import ort from 'onnxruntime-node';
-import { AvgCkptError } from '../errors.js';
 import { encodeModel, externalRef, numel, onnx, ONNX_DTYPE, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
 import { sessionProviders, type Device } from './device.js';
-import { supportOf, weightSlots, type ScoringEngine } from './engine.js';
+import { ortError, runSession, supportOf, weightSlots, type ScoringEngine } from './engine.js';
 import { onnxTypeOf } from './tensor-read.js';
 
 export const MIXTURE_INPUT = 'avg_ckpt_weights';
@@ -25,6 +24,16 @@ export const MIXTURE_INPUT = 'avg_ckpt_weights';
 /** Bytes the session holds for the stacked weights: K float32 copies of every bound weight. */
 export function mixtureBytes(binding: Binding, k: number): number {
   return weightSlots(binding.weights).reduce((s, slot) => s + k * numel(slot.first.dims) * 4, 0);
+}
+
+/** The largest stacked weight S = [K, n] the mixture would hold, in bytes, and its initializer. */
+export function largestStack(binding: Binding, k: number): { name: string; bytes: number } | undefined {
+  let out: { name: string; bytes: number } | undefined;
+  for (const slot of weightSlots(binding.weights)) {
+    const bytes = k * numel(slot.first.dims) * 4;
+    if (out === undefined || bytes > out.bytes) out = { name: slot.first.initializer, bytes };
+  }
+  return out;
 }
 
 /** Why the mixture cannot be built for these checkpoints, if it cannot. */
@@ -121,6 +130,9 @@ export async function mixtureGraph(model: LoadedModel, binding: Binding, checkpo
   return { bytes: encodeModel(proto), folder };
 }
 
+/** What to do when the mixture does not fit: every option lowers the K copies it holds. */
+const MIXTURE_ADVICE = 'use --engine materialize (about one model in memory), a smaller --memory-budget so that --engine auto picks it, or fewer checkpoints (--last N, --every N)';
+
 export async function createMixture(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device): Promise<ScoringEngine> {
   const { bytes, folder } = await mixtureGraph(model, binding, checkpoints, newest);
   let session: ort.InferenceSession;
@@ -131,9 +143,7 @@ export async function createMixture(model: LoadedModel, binding: Binding, checkp
       extra: { session: { model_external_initializers_file_folder_path: folder, disable_prepacking: '1' } },
     });
   } catch (e) {
-    const msg = String((e as Error).message ?? e);
-    if (/bad_alloc|out of memory|Failed to allocate/i.test(msg)) throw new AvgCkptError('out-of-memory', `the mixture session (${checkpoints.length} checkpoints) does not fit in memory: use --engine materialize`, { cause: e });
-    throw new AvgCkptError('invalid-onnx', `the runtime rejected the mixture graph: ${msg.split('\n')[0]}`, { file: model.path, cause: e });
+    throw ortError(e, { file: model.path, doing: `creating the mixture session (${checkpoints.length} checkpoints) on ${device}`, memoryAdvice: MIXTURE_ADVICE });
   }
   const slot = new Map(checkpoints.map((ck, k) => [ck.step, k]));
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
@@ -143,7 +153,8 @@ export async function createMixture(model: LoadedModel, binding: Binding, checkp
       const a = new Float32Array(checkpoints.length);
       for (const { ck, w } of supportOf(vector, byStep)) a[slot.get(ck.step)!] = w;
       const weights = new ort.Tensor('float32', a, [1, checkpoints.length]);
-      for (const batch of batches) each(await session.run({ ...batch.feeds, [MIXTURE_INPUT]: weights }, [...fetches]), batch);
+      const ctx = { file: model.path, doing: `running the mixture graph (${checkpoints.length} checkpoints) on ${device} for ${vector.name}`, memoryAdvice: MIXTURE_ADVICE };
+      for (const batch of batches) each(await runSession(session, { ...batch.feeds, [MIXTURE_INPUT]: weights }, fetches, ctx), batch);
     },
     async close() {
       await session.release();

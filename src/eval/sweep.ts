@@ -33,6 +33,8 @@ export interface CandidateResult {
   readonly steps: readonly number[];
   readonly weights: readonly number[];
   readonly metrics: Metrics;
+  /** Milliseconds scoring it took (set by sweepWindow; optional for reports built by hand). */
+  readonly ms?: number;
 }
 
 export interface SweepReport {
@@ -41,15 +43,25 @@ export interface SweepReport {
   readonly device: string;
   readonly engine: string;
   readonly engine_reason: string;
+  /** Milliseconds creating the engine, and the median per candidate (set by sweepWindow). */
+  readonly setup_ms?: number;
+  readonly ms_per_candidate?: number;
   readonly candidates: readonly CandidateResult[];
   readonly baseline: string;
   readonly best: string;
   readonly written?: readonly string[];
 }
 
-function result(v: WeightVector, metrics: Metrics): CandidateResult {
+function result(v: WeightVector, metrics: Metrics, ms: number): CandidateResult {
   const used = v.steps.map((s, i) => [s, v.weights[i]] as const).filter(([, w]) => w > 0);
-  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics };
+  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics, ms: Math.round(ms) };
+}
+
+/** The median, robust to the first candidate's one-off cost (shader compilation on WebGPU). */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
@@ -70,7 +82,9 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
     for (const u of evaluator.binding.unmapped) note(`scoring "${u.initializer}" as exported (--allow-unmapped): ${u.why}`);
     for (const [i, v] of grid.candidates.entries()) {
       opts.onProgress?.(i, grid.candidates.length, v.name);
-      results.push(result(v, await evaluator.score(v)));
+      const t0 = performance.now();
+      const metrics = await evaluator.score(v);
+      results.push(result(v, metrics, performance.now() - t0));
       if (i > 0 && evaluator.better(results[i].metrics, results[bestIndex].metrics)) bestIndex = i;
     }
     opts.onProgress?.(grid.candidates.length, grid.candidates.length, '');
@@ -86,7 +100,7 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
     }
     return {
       metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind,
-      engine_reason: evaluator.engineReason, candidates: results, baseline: results[0].name, best: results[bestIndex].name,
+      engine_reason: evaluator.engineReason, setup_ms: Math.round(evaluator.setupMs), ms_per_candidate: Math.round(median(results.map((c) => c.ms!))), candidates: results, baseline: results[0].name, best: results[bestIndex].name,
       ...(written.length > 0 ? { written } : {}),
     };
   } finally {

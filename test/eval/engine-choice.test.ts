@@ -1,0 +1,70 @@
+/** Engine and budget decisions, from sizes alone (no tensors are built), and the Vulkan pre-check. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { vulkanMissing } from '../../src/eval/device.js';
+import { chooseEngine, defaultMemoryBudget, WEBGPU_MAX_BUFFER } from '../../src/eval/evaluator.js';
+
+const GiB = 2 ** 30;
+// 16 checkpoints of a 32000 x 4096 embedding: 8 GiB stacked, far over one WebGPU buffer
+const embedding = { name: 'embed.weight', bytes: 16 * 32000 * 4096 * 4 };
+const facts = { k: 16, need: 9 * GiB, budget: 40 * GiB, largest: embedding } as const;
+
+describe('chooseEngine', () => {
+  it('auto on webgpu takes materialize when one stacked weight reaches 2 GiB, and says why', () => {
+    const c = chooseEngine({ ...facts, device: 'webgpu', requested: 'auto' });
+    expect(c.kind).toBe('materialize');
+    expect(c.reason).toMatch(/"embed\.weight" would be 16 checkpoints x 500\.0 MiB = 7\.81 GiB in one buffer, over WebGPU's 2 GiB per-buffer limit/);
+    expect(chooseEngine({ ...facts, device: 'webgpu', requested: 'auto', largest: { name: 'w', bytes: WEBGPU_MAX_BUFFER } }).kind).toBe('materialize');
+    expect(chooseEngine({ ...facts, device: 'webgpu', requested: 'auto', largest: { name: 'w', bytes: WEBGPU_MAX_BUFFER - 4 } }).kind).toBe('mixture');
+  });
+
+  it('the 2 GiB limit is WebGPU only', () => {
+    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto' })).toMatchObject({ kind: 'mixture', reason: expect.stringMatching(/fits the 40\.00 GiB memory budget/) });
+    expect(chooseEngine({ ...facts, device: 'cuda', requested: 'mixture' }).kind).toBe('mixture');
+  });
+
+  it('refuses a forced mixture over the limit with a usage error naming the way out', () => {
+    expect(() => chooseEngine({ ...facts, device: 'webgpu', requested: 'mixture' })).toThrow(expect.objectContaining({
+      code: 'usage', message: expect.stringMatching(/^--engine mixture on webgpu: .*2 GiB per-buffer limit .*use --engine materialize/),
+    }));
+    expect(chooseEngine({ ...facts, device: 'webgpu', requested: 'materialize' }).kind).toBe('materialize');
+  });
+
+  it('falls back on the budget and on an unsupported dtype', () => {
+    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto', budget: 8 * GiB }).reason).toMatch(/^materialize: 16 checkpoints x .* exceeds the 8\.00 GiB memory budget/);
+    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto', unsupported: 'tensor "x" is I8' }).kind).toBe('materialize');
+    expect(() => chooseEngine({ ...facts, device: 'cpu', requested: 'mixture', unsupported: 'tensor "x" is I8' })).toThrow(/use --engine materialize/);
+  });
+});
+
+describe('defaultMemoryBudget', () => {
+  const gpu = () => 10 * GiB;
+  const ram = () => 4 * GiB;
+  it('halves the GPU free memory on webgpu, takes 80% with cuda, half the free RAM otherwise', () => {
+    expect(defaultMemoryBudget('webgpu', gpu, ram)).toBe(5 * GiB);
+    expect(defaultMemoryBudget('cuda', gpu, ram)).toBe(8 * GiB);
+    expect(defaultMemoryBudget('cpu', gpu, ram)).toBe(2 * GiB);
+    expect(defaultMemoryBudget('webgpu', () => undefined, ram)).toBe(2 * GiB);
+  });
+});
+
+describe('vulkanMissing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-vulkan-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const none = { ldCache: join(dir, 'no-cache'), libDirs: [], icdDirs: [] };
+  const env = { HOME: dir, XDG_DATA_DIRS: join(dir, 'share') };
+
+  it('needs the loader, then a driver manifest', () => {
+    expect(vulkanMissing(env, none)).toMatch(/no Vulkan loader/);
+    mkdirSync(join(dir, 'lib'));
+    writeFileSync(join(dir, 'lib/libvulkan.so.1'), '');
+    const withLoader = { ...env, LD_LIBRARY_PATH: join(dir, 'lib') };
+    expect(vulkanMissing(withLoader, none)).toMatch(/no Vulkan driver manifest/);
+    expect(vulkanMissing({ ...withLoader, VK_ICD_FILENAMES: '/x/lvp.json' }, none)).toBeUndefined();
+    mkdirSync(join(dir, 'share/vulkan/icd.d'), { recursive: true });
+    writeFileSync(join(dir, 'share/vulkan/icd.d/nvidia_icd.json'), '{}');
+    expect(vulkanMissing(withLoader, none)).toBeUndefined();
+  });
+});
