@@ -121,18 +121,50 @@ function view(d: ReadableFloat, bytes: Uint8Array): Float64Array | Float32Array 
   }
 }
 
+// One loop per array type: a loop that sees several typed-array kinds goes polymorphic in V8
+// and runs at half speed. Unrolling by 4 lets the f32 loop keep up with a cold disk read.
+
+function accumulateF32(x: Float32Array, acc: Float64Array, w: number): void {
+  const n = x.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc[i] += w * x[i];
+    acc[i + 1] += w * x[i + 1];
+    acc[i + 2] += w * x[i + 2];
+    acc[i + 3] += w * x[i + 3];
+  }
+  for (; i < n; i++) acc[i] += w * x[i];
+}
+
+function accumulateF64(x: Float64Array, acc: Float64Array, w: number): void {
+  const n = x.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc[i] += w * x[i];
+    acc[i + 1] += w * x[i + 1];
+    acc[i + 2] += w * x[i + 2];
+    acc[i + 3] += w * x[i + 3];
+  }
+  for (; i < n; i++) acc[i] += w * x[i];
+}
+
+function accumulate16(x: Uint16Array, t: Float64Array, acc: Float64Array, w: number): void {
+  for (let i = 0; i < x.length; i++) acc[i] += w * t[x[i]];
+}
+
+function accumulate8(x: Uint8Array, t: Float64Array, acc: Float64Array, w: number): void {
+  for (let i = 0; i < x.length; i++) acc[i] += w * t[x[i]];
+}
+
 /** acc[i] += w * value(bytes[i]) for every element in `bytes` (little-endian). */
 export function accumulate(d: ReadableFloat, bytes: Uint8Array, acc: Float64Array, w: number): void {
   const v = view(d, bytes);
-  const n = v.length;
-  if (d === 'F64' || d === 'F32') {
-    const x = v as Float64Array | Float32Array;
-    for (let i = 0; i < n; i++) acc[i] += w * x[i];
-    return;
+  switch (d) {
+    case 'F32': return accumulateF32(v as Float32Array, acc, w);
+    case 'F64': return accumulateF64(v as Float64Array, acc, w);
+    case 'F16': case 'BF16': return accumulate16(v as Uint16Array, table(d), acc, w);
+    default: return accumulate8(v as Uint8Array, table(d), acc, w);
   }
-  const t = table(d);
-  const x = v as Uint16Array | Uint8Array;
-  for (let i = 0; i < n; i++) acc[i] += w * t[x[i]];
 }
 
 /** out[i] = value(bytes[i]) (used for finding which input holds a non-finite value). */
