@@ -19,12 +19,15 @@ export class ReadAhead {
    * @param jobs read jobs, consumed lazily in order
    * @param depth reads in flight at most
    * @param maxLength the largest job's length: buffers are this size and recycled
+   * @param alloc makes a buffer of that size, 8-byte aligned: at most `depth` plus the number
+   *   the caller holds (has not released) at once are made
    */
   constructor(
     private readonly pool: FilePool,
     private readonly jobs: Iterator<ReadJob>,
     private readonly depth: number,
     private readonly maxLength: number,
+    private readonly alloc: (length: number) => Uint8Array = (n) => new Uint8Array(n),
   ) {
     this.fill();
   }
@@ -37,8 +40,7 @@ export class ReadAhead {
         return;
       }
       const job = next.value;
-      // Each buffer starts its own ArrayBuffer, so typed views over it are aligned.
-      const buf = this.free.pop() ?? new Uint8Array(this.maxLength);
+      const buf = this.free.pop() ?? this.alloc(this.maxLength);
       const p = this.pool.read(job.file, job.position, buf, job.length).then(() => buf.subarray(0, job.length));
       p.catch(() => undefined); // surfaced when awaited in order
       this.inFlight.push(p);
@@ -55,7 +57,7 @@ export class ReadAhead {
 
   /** Returns a buffer from `next` for reuse and starts more reads. */
   release(bytes: Uint8Array): void {
-    this.free.push(new Uint8Array(bytes.buffer, 0, this.maxLength));
+    this.free.push(new Uint8Array(bytes.buffer, bytes.byteOffset, this.maxLength));
     this.fill();
   }
 

@@ -5,9 +5,10 @@
  */
 import { AvgCkptError } from '../errors.js';
 import type { FilePool } from '../io/file-pool.js';
-import { accumulate, bytesPerElement, decode, encode, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
+import { bytesPerElement, decode, encode, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
 import type { SafetensorsWriter } from '../io/safetensors/writer.js';
 import type { PlannedTensor } from './plan.js';
+import { Arena } from './kernels.js';
 import { ReadAhead, type ReadJob } from './read-ahead.js';
 
 /** Elements per chunk: 16 MiB of float64 accumulator. */
@@ -93,20 +94,37 @@ async function findNonFinite(pool: FilePool, c: Chunk): Promise<AvgCkptError> {
   return new AvgCkptError('internal', 'the average is not finite but no input is', { tensor: c.tensor.name });
 }
 
+/** Marks a promise as handled until it is awaited, so a failure while it runs is not fatal. */
+function background(p: Promise<void>): Promise<void> {
+  p.catch(() => undefined);
+  return p;
+}
+
+function allFinite(a: Float64Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
+}
+
 /** Streams `tensors` (in the writer's layout order) into `writer`. */
 export async function streamTensors(pool: FilePool, tensors: readonly PlannedTensor[], writer: SafetensorsWriter, opts: StreamOptions): Promise<void> {
   const maxLen = maxReadLength(tensors);
-  const reads = new ReadAhead(pool, allReads(tensors), READ_DEPTH, maxLen);
-  const acc = new Float64Array(Math.min(CHUNK_ELEMENTS, Math.max(1, ...tensors.filter((t) => t.mode === 'average').map(numel))));
-  const out = new Uint8Array(acc.length * 8);
+  const accLen = Math.min(CHUNK_ELEMENTS, Math.max(1, ...tensors.filter((t) => t.mode === 'average').map(numel)));
+  // The read buffers and the accumulator live where the SIMD kernels can see them. We hold at
+  // most one read buffer beyond the depth: a copied chunk's, until its write is done.
+  const arena = new Arena(accLen * 8 + (READ_DEPTH + 1) * (Math.ceil(maxLen / 8) * 8));
+  const reads = new ReadAhead(pool, allReads(tensors), READ_DEPTH, maxLen, (n) => arena.bytes(n));
+  const acc = arena.f64(accLen);
+  // Two output buffers: chunk k is written while chunk k+1 is accumulated into the other.
+  const outs = [new Uint8Array(acc.length * 8), new Uint8Array(acc.length * 8)];
+  let writing: Promise<void> = Promise.resolve();
   const progress: StreamProgress = { bytesRead: 0, tensorsDone: 0 };
   try {
     for (const c of chunks(tensors)) {
       if (c.tensor.mode === 'copy') {
         if (c.count > 0) {
           const bytes = await reads.next();
-          await writer.write(bytes);
-          reads.release(bytes);
+          await writing;
+          writing = background(writer.write(bytes).then(() => reads.release(bytes)));
           progress.bytesRead += c.count;
         }
       } else {
@@ -115,24 +133,24 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
         for (const { weight, source } of c.tensor.contributions) {
           if (c.count === 0) break;
           const bytes = await reads.next();
-          accumulate(source.dtype as ReadableFloat, bytes, a, weight);
+          arena.accumulate(source.dtype as ReadableFloat, bytes, a, weight);
           progress.bytesRead += bytes.byteLength;
           reads.release(bytes);
         }
-        if (!opts.allowNonfinite) {
-          for (let i = 0; i < a.length; i++) {
-            if (!Number.isFinite(a[i])) throw await findNonFinite(pool, c);
-          }
-        }
+        if (!opts.allowNonfinite && !allFinite(a)) throw await findNonFinite(pool, c);
         const dt = c.tensor.dtype as WritableFloat;
-        const o = out.subarray(0, c.count * bytesPerElement(dt));
+        outs.reverse(); // the other buffer's write was awaited before the last write began
+        const o = outs[0].subarray(0, c.count * bytesPerElement(dt));
         encode(dt, a, o);
-        await writer.write(o);
+        await writing;
+        writing = background(writer.write(o));
       }
       if (c.last) progress.tensorsDone++;
       opts.onProgress?.(progress);
     }
+    await writing;
   } finally {
+    await writing.catch(() => undefined);
     await reads.drain();
   }
 }
