@@ -185,13 +185,11 @@ function roundToOddF32(src: Float64Array, bits: Uint32Array): void {
   const f = new Float32Array(bits.buffer, bits.byteOffset, bits.length);
   for (let i = 0; i < src.length; i++) {
     const x = src[i];
-    f[i] = x;
-    const y = f[i];
-    if (y !== x && x === x) {
-      // inexact (and not NaN): step the magnitude down if RNE rounded away from zero
-      if (Math.abs(y) > Math.abs(x)) bits[i] -= 1;
-      bits[i] |= 1;
-    }
+    const y = Math.fround(x);
+    f[i] = y;
+    // If inexact (and not NaN): step the magnitude down when RNE rounded away from zero, then
+    // set the low bit. Branch-free: the branches were taken at random and ran 4x slower.
+    bits[i] = (bits[i] - +(Math.abs(y) > Math.abs(x))) | (+(y !== x) & +(x === x));
   }
 }
 
@@ -226,6 +224,18 @@ function f32BitsToBf16(a32: number): number {
   return ((a32 + 0x7fff + ((a32 >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+const SCRATCH = 4096;
+let scratch: Uint32Array | undefined;
+
+// Separate loops so each call site sees one converter and inlines it.
+function toF16(bits: Uint32Array, o: Uint16Array, at: number, m: number): void {
+  for (let i = 0; i < m; i++) o[at + i] = f32BitsToF16(bits[i]);
+}
+
+function toBf16(bits: Uint32Array, o: Uint16Array, at: number, m: number): void {
+  for (let i = 0; i < m; i++) o[at + i] = f32BitsToBf16(bits[i]);
+}
+
 /** Encodes float64 values as `d` (one rounding, to nearest, ties to even) into `out` bytes. */
 export function encode(d: WritableFloat, src: Float64Array, out: Uint8Array): void {
   const n = src.length;
@@ -240,11 +250,16 @@ export function encode(d: WritableFloat, src: Float64Array, out: Uint8Array): vo
       return;
     case 'F16':
     case 'BF16': {
-      const bits = new Uint32Array(n);
-      roundToOddF32(src, bits);
+      // In blocks through a reused scratch: a chunk-sized temporary per call cost more in
+      // allocation and GC than the conversion itself.
+      const bits = (scratch ??= new Uint32Array(SCRATCH));
       const o = new Uint16Array(out.buffer, out.byteOffset, n);
-      const conv = d === 'F16' ? f32BitsToF16 : f32BitsToBf16;
-      for (let i = 0; i < n; i++) o[i] = conv(bits[i]);
+      for (let s = 0; s < n; s += SCRATCH) {
+        const m = Math.min(SCRATCH, n - s);
+        roundToOddF32(src.subarray(s, s + m), bits);
+        if (d === 'F16') toF16(bits, o, s, m);
+        else toBf16(bits, o, s, m);
+      }
       return;
     }
   }
