@@ -176,21 +176,20 @@ export function decode(d: ReadableFloat, bytes: Uint8Array): Float64Array {
 
 // ---- encoding ----------------------------------------------------------------------------------
 
+const one = new Float32Array(1);
+const oneBits = new Uint32Array(one.buffer);
+
 /**
  * float64 -> float32 bits with round-to-odd: truncate toward zero, then set the lowest bit if
  * the value was inexact. Rounding this to any format with at least 2 fewer mantissa bits gives
  * the correctly rounded (ties-to-even) result of the original float64.
  */
-function roundToOddF32(src: Float64Array, bits: Uint32Array): void {
-  const f = new Float32Array(bits.buffer, bits.byteOffset, bits.length);
-  for (let i = 0; i < src.length; i++) {
-    const x = src[i];
-    const y = Math.fround(x);
-    f[i] = y;
-    // If inexact (and not NaN): step the magnitude down when RNE rounded away from zero, then
-    // set the low bit. Branch-free: the branches were taken at random and ran 4x slower.
-    bits[i] = (bits[i] - +(Math.abs(y) > Math.abs(x))) | (+(y !== x) & +(x === x));
-  }
+function roundToOddF32(x: number): number {
+  const y = Math.fround(x);
+  one[0] = y;
+  // If inexact (and not NaN): step the magnitude down when RNE rounded away from zero, then
+  // set the low bit. Branch-free: the branches were taken at random and ran 4x slower.
+  return ((oneBits[0] - +(Math.abs(y) > Math.abs(x))) | (+(y !== x) & +(x === x))) >>> 0;
 }
 
 /** float32 bits -> f16 bits, round to nearest even. */
@@ -224,16 +223,14 @@ function f32BitsToBf16(a32: number): number {
   return ((a32 + 0x7fff + ((a32 >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-const SCRATCH = 4096;
-let scratch: Uint32Array | undefined;
-
-// Separate loops so each call site sees one converter and inlines it.
-function toF16(bits: Uint32Array, o: Uint16Array, at: number, m: number): void {
-  for (let i = 0; i < m; i++) o[at + i] = f32BitsToF16(bits[i]);
+// One fused loop per format, element by element: no temporary array, and each call site sees
+// one converter and inlines it.
+function toF16(src: Float64Array, o: Uint16Array): void {
+  for (let i = 0; i < src.length; i++) o[i] = f32BitsToF16(roundToOddF32(src[i]));
 }
 
-function toBf16(bits: Uint32Array, o: Uint16Array, at: number, m: number): void {
-  for (let i = 0; i < m; i++) o[at + i] = f32BitsToBf16(bits[i]);
+function toBf16(src: Float64Array, o: Uint16Array): void {
+  for (let i = 0; i < src.length; i++) o[i] = f32BitsToBf16(roundToOddF32(src[i]));
 }
 
 /** Encodes float64 values as `d` (one rounding, to nearest, ties to even) into `out` bytes. */
@@ -250,16 +247,9 @@ export function encode(d: WritableFloat, src: Float64Array, out: Uint8Array): vo
       return;
     case 'F16':
     case 'BF16': {
-      // In blocks through a reused scratch: a chunk-sized temporary per call cost more in
-      // allocation and GC than the conversion itself.
-      const bits = (scratch ??= new Uint32Array(SCRATCH));
       const o = new Uint16Array(out.buffer, out.byteOffset, n);
-      for (let s = 0; s < n; s += SCRATCH) {
-        const m = Math.min(SCRATCH, n - s);
-        roundToOddF32(src.subarray(s, s + m), bits);
-        if (d === 'F16') toF16(bits, o, s, m);
-        else toBf16(bits, o, s, m);
-      }
+      if (d === 'F16') toF16(src, o);
+      else toBf16(src, o);
       return;
     }
   }
