@@ -65,7 +65,15 @@ describe('loadCheckpoint on fuzzed indexes', () => {
         }
         rmSync(d, { recursive: true, force: true });
       }),
-      { numRuns: 300 },
+      {
+        numRuns: 300,
+        // always include one accepted index, one escape and one missing shard
+        examples: [
+          [JSON.stringify({ weight_map: { a: 's1.safetensors', b: 's1.safetensors', c: 's2.safetensors' } }), false],
+          [JSON.stringify({ weight_map: { a: '../outside.safetensors' } }), false],
+          [JSON.stringify({ weight_map: { a: 'missing.safetensors' } }), false],
+        ],
+      },
     );
     // the run exercised both acceptance and the escape check, not just JSON errors
     expect(seen.has('ok')).toBe(true);
