@@ -84,10 +84,10 @@ async function existsAsDir(p: string): Promise<boolean> {
   }
 }
 
-async function writeFilePlan(pool: FilePool, path: string, tensors: PlannedTensor[], meta: Record<string, string>, opts: MergeOptions, plan: MergePlan, base: StreamProgress): Promise<void> {
+async function writeFilePlan(pool: FilePool, path: string, shownAs: string, tensors: PlannedTensor[], meta: Record<string, string>, opts: MergeOptions, plan: MergePlan, base: StreamProgress): Promise<void> {
   const layout = layoutSafetensors(tensors, meta);
   const order = new Map(tensors.map((t) => [t.name, t]));
-  const writer = await SafetensorsWriter.create(path, layout);
+  const writer = await SafetensorsWriter.create(path, layout, shownAs);
   try {
     await streamTensors(pool, layout.tensors.map((t) => order.get(t.name)!), writer, {
       allowNonfinite: opts.allowNonfinite ?? false,
@@ -114,11 +114,11 @@ export async function mergeToOutput(checkpoints: readonly Checkpoint[], vector: 
   const done: StreamProgress = { bytesRead: 0, tensorsDone: 0 };
   try {
     if (kind === 'file') {
-      await writeFilePlan(pool, out.tempPath, plan.files[0].tensors, meta, opts, plan, done);
+      await writeFilePlan(pool, out.tempPath, opts.output, plan.files[0].tensors, meta, opts, plan, done);
       files.push(opts.output);
     } else {
       for (const f of plan.files) {
-        await writeFilePlan(pool, join(out.tempPath, f.name), f.tensors, meta, opts, plan, done);
+        await writeFilePlan(pool, join(out.tempPath, f.name), join(opts.output, f.name), f.tensors, meta, opts, plan, done);
         files.push(f.name);
       }
       if (plan.sharded) {

@@ -63,16 +63,21 @@ export class SafetensorsWriter {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
 
+  /** `path` is shown in messages: the output the user asked for, not a temporary name. */
   private constructor(private readonly fh: FileHandle, readonly path: string, readonly layout: SafetensorsLayout) {}
 
-  static async create(path: string, layout: SafetensorsLayout): Promise<SafetensorsWriter> {
+  /**
+   * @param path where the bytes go (often a temporary name)
+   * @param shownAs the name errors give, by default `path`
+   */
+  static async create(path: string, layout: SafetensorsLayout, shownAs = path): Promise<SafetensorsWriter> {
     let fh: FileHandle;
     try {
       fh = await open(path, 'wx');
     } catch (e) {
-      throw ioError(path, e, 'create');
+      throw ioError(shownAs, e, 'create');
     }
-    const w = new SafetensorsWriter(fh, path, layout);
+    const w = new SafetensorsWriter(fh, shownAs, layout);
     await w.write(layout.headerBytes);
     return w;
   }
