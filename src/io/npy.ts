@@ -126,7 +126,7 @@ function zipEntries(zip: Uint8Array, file: string): Map<string, Uint8Array> {
     const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
     const raw = zip.subarray(start, start + csize);
     if (method === 0) out.set(name, raw);
-    else if (method === 8) out.set(name, inflateRawSync(raw));
+    else if (method === 8) out.set(name, inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) })); // the declared size bounds a zip bomb
     else throw bad(file, `zip entry ${name} uses compression method ${method}; only stored and deflate are supported`);
     if (out.get(name)!.byteLength !== usize) throw bad(file, `zip entry ${name} is truncated`);
     p += 46 + nameLen + extraLen + commentLen;
@@ -143,7 +143,15 @@ export async function readNpz(path: string): Promise<Map<string, NpyArray>> {
     throw ioError(path, e, 'read');
   }
   const arrays = new Map<string, NpyArray>();
-  for (const [name, bytes] of zipEntries(zip, path)) {
+  let entries: Map<string, Uint8Array>;
+  try {
+    entries = zipEntries(zip, path);
+  } catch (e) {
+    if (e instanceof AvgCkptError) throw e;
+    // offsets past the end (RangeError from DataView) or a broken deflate stream (zlib)
+    throw bad(path, `corrupt zip archive (${(e as Error).message})`);
+  }
+  for (const [name, bytes] of entries) {
     if (!name.endsWith('.npy')) continue;
     arrays.set(name.slice(0, -4), parseNpy(bytes, `${path}:${name}`));
   }
