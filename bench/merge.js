@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -181,7 +181,9 @@ function merge(run, output) {
   const { seconds, r } = timed(() => sh(cmd, args, { cwd: ROOT }));
   if (r.status !== 0) throw new Error(`merge failed (${r.status}): ${r.stderr}`);
   const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr) ?? /maxRSS_kB=(\d+)/.exec(r.stderr);
-  return { seconds, peakRssMB: m ? Number(m[1]) / 1024 : NaN };
+  // CPU seconds (user + system) barely depend on what else runs on the machine; wall time does.
+  const cpu = [/User time \(seconds\): ([\d.]+)/, /System time \(seconds\): ([\d.]+)/].reduce((a, re) => a + Number(re.exec(r.stderr)?.[1] ?? NaN), 0);
+  return { seconds, peakRssMB: m ? Number(m[1]) / 1024 : NaN, cpuSeconds: cpu };
 }
 
 function median(xs) {
@@ -209,12 +211,13 @@ for (const dtype of DTYPES) {
     for (const what of order) {
       dropCaches([...run.files, output].filter(existsSync));
       pair[`${what}CachedBeforeMB`] = (cachedBytes(run.files) ?? NaN) / 1e6;
+      pair[`${what}Load1`] = loadavg()[0];
       if (what === 'read') pair.readSeconds = plainRead(run.files);
-      else Object.assign(pair, (({ seconds, peakRssMB }) => ({ mergeSeconds: seconds, peakRssMB }))(merge(run, output)));
+      else Object.assign(pair, (({ seconds, peakRssMB, cpuSeconds }) => ({ mergeSeconds: seconds, peakRssMB, mergeCpuSeconds: cpuSeconds }))(merge(run, output)));
     }
     pair.ratio = pair.readSeconds / pair.mergeSeconds;
     pairs.push(pair);
-    process.stderr.write(`${dtype} pair ${p + 1}/${PAIRS}: read ${pair.readSeconds.toFixed(2)} s, merge ${pair.mergeSeconds.toFixed(2)} s, ratio ${pair.ratio.toFixed(2)}, peak RSS ${pair.peakRssMB.toFixed(0)} MB\n`);
+    process.stderr.write(`${dtype} pair ${p + 1}/${PAIRS}: read ${pair.readSeconds.toFixed(2)} s, merge ${pair.mergeSeconds.toFixed(2)} s, ratio ${pair.ratio.toFixed(2)}, peak RSS ${pair.peakRssMB.toFixed(0)} MB, merge CPU ${pair.mergeCpuSeconds.toFixed(2)} s, load ${pair.readLoad1.toFixed(1)}/${pair.mergeLoad1.toFixed(1)}\n`);
   }
   const readS = median(pairs.map((x) => x.readSeconds));
   const mergeS = median(pairs.map((x) => x.mergeSeconds));
@@ -225,6 +228,8 @@ for (const dtype of DTYPES) {
     mergeMBps: run.bytes / 1e6 / mergeS,
     ratio: median(pairs.map((x) => x.ratio)),
     peakRssMB: Math.max(...pairs.map((x) => x.peakRssMB)),
+    mergeCpuSeconds: median(pairs.map((x) => x.mergeCpuSeconds)),
+    load1: median(pairs.flatMap((x) => [x.readLoad1, x.mergeLoad1])),
     pairs,
   });
   rmSync(output, { force: true });
@@ -242,7 +247,7 @@ writeFileSync(join(OUT, 'merge.json'), `${JSON.stringify({ date: new Date().toIS
 
 const f = (x, d = 0) => x.toFixed(d);
 console.log(`\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} cold pairs (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`);
-console.log('| dtype | input | read MB/s | merge MB/s | ratio merge/read | peak RSS |');
-console.log('|---|---|---|---|---|---|');
-for (const r of results) console.log(`| ${r.dtype} | ${f(r.inputBytes / 1e6)} MB | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.peakRssMB)} MB |`);
+console.log('| dtype | input | read MB/s | merge MB/s | ratio merge/read | peak RSS | merge CPU (user+sys) | load avg (1 min) |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of results) console.log(`| ${r.dtype} | ${f(r.inputBytes / 1e6)} MB | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.peakRssMB)} MB | ${f(r.mergeCpuSeconds, 2)} s | ${f(r.load1, 1)} |`);
 console.log(`\nwrote ${join('bench', 'out', 'merge.json')}`);
