@@ -5,6 +5,7 @@ import { AvgCkptError, ioError } from '../errors.js';
 import type { SweepReport } from '../eval/sweep.js';
 import type { WritableFloat } from '../io/safetensors/dtype.js';
 import { startProgress } from '../report/progress.js';
+import { writeSweepOutputs } from '../report/sweep-outputs.js';
 import { parseSize } from './merge.js';
 import { globalOptions, selectionFrom, selectionOptions } from './shared-options.js';
 
@@ -82,6 +83,8 @@ export const sweepWindowCommand: CommandModule = {
       .option('memory-budget', { type: 'string', describe: 'Memory the mixture may use (e.g. 8GB); default half the free RAM or the GPU memory' })
       .option('device', { choices: ['auto', 'cpu', 'webgpu', 'cuda'], default: 'auto', describe: 'Execution provider; auto tries cuda, webgpu, then cpu' })
       .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
+      .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
+      .option('html', { type: 'string', describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command" })
       .option('write-best', { type: 'string', describe: 'Write the winner here, exactly as merge would (file or folder)' })
       .option('dtype', { choices: Object.keys(DTYPES), describe: 'With --write-best: output dtype (default: the input dtype)' })
       .option('emit-onnx', { type: 'string', describe: "Write the graph with the winner's weights baked in" })
@@ -93,7 +96,7 @@ export const sweepWindowCommand: CommandModule = {
     const a = argv as unknown as {
       run: string[]; onnx: string; data?: string; input?: string[]; labels?: string; batchSize: number; metric?: string; maximize?: boolean; minimize?: boolean;
       windows?: string; ema?: string; emaPerStep?: string; uniformFrom?: string; map?: string[]; allowUnmapped: boolean; engine: 'auto' | 'mixture' | 'materialize';
-      memoryBudget?: string; device: 'auto' | 'cpu' | 'webgpu' | 'cuda'; report?: string; writeBest?: string; dtype?: string; emitOnnx?: string; force: boolean;
+      memoryBudget?: string; device: 'auto' | 'cpu' | 'webgpu' | 'cuda'; report?: string; plot?: string; html?: string; writeBest?: string; dtype?: string; emitOnnx?: string; force: boolean;
       json: boolean; quiet: boolean; fromStep?: number; toStep?: number; every?: number; last?: number;
     };
     if (!(Number.isSafeInteger(a.batchSize) && a.batchSize >= 1)) throw new AvgCkptError('usage', `--batch-size must be a whole number >= 1, got ${a.batchSize}`);
@@ -142,7 +145,8 @@ export const sweepWindowCommand: CommandModule = {
         throw ioError(a.report, e, 'write the report');
       }
     }
+    const outputs = await writeSweepOutputs(report, { inputs: a.run, selection: selectionFrom(a), plot: a.plot, html: a.html });
     process.stdout.write(a.json ? json : `${formatTable(report)}\n`);
-    if (human) for (const w of report.written ?? []) process.stderr.write(`avg-ckpt: wrote ${w}\n`);
+    if (human) for (const w of [...(report.written ?? []), ...outputs]) process.stderr.write(`avg-ckpt: wrote ${w}\n`);
   },
 };
