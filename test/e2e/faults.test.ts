@@ -92,10 +92,8 @@ describe('the disk fills while writing', () => {
     expect(listAll(fullDir)).toEqual([]);
     expect(snapshot(run)).toEqual(before);
   });
-  // BUG: the message names the temporary file (gone by the time the user reads it), e.g.
-  // "avg-ckpt: /x/.avg.safetensors.tmp-58f94c1f: cannot write: no space left on the device".
-  // It should name the output the user asked for (src/engine/merge.ts writeFilePlan: the writer
-  // gets `out.tempPath`; re-wrap its io errors with the target path).
+  // Regression (fixed in f89f585): the message named the temporary file, gone by the time the
+  // user reads it ("/x/.avg.safetensors.tmp-58f94c1f: cannot write: no space left on the device").
   it.each([['a file output', 'avg.safetensors', 'avg.safetensors'], ['a folder output', 'avg/', 'avg']] as const)('%s: the message names the output asked for, not the temporary file', async (_l, name, shown) => {
     const run = fresh('small-run');
     for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]));

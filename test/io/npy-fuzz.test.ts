@@ -83,8 +83,8 @@ describe('readNpz on hand-written archives', () => {
   });
 });
 
-// BUGS in src/io/npy.ts zipEntries (found by the fuzz below): corrupt zip input escapes as a
-// foreign error, so the CLI would exit 70 ("internal error") instead of 1 with invalid-npy.
+// Regressions (fixed in 54457a0, found by the fuzz below): corrupt zip input escaped as a foreign
+// error, so the CLI exited 70 ("internal error") instead of 1 with invalid-npy.
 describe('readNpz: corrupt archives are invalid-npy, not internal errors', () => {
   const good = () => zipBytes([{ name: 'x.npy', data: GOOD }, { name: 'y.npy', data: GOOD, deflate: true }]);
   it('corrupt deflate stream (zlib throws "invalid distance too far back" etc.)', async () => {
