@@ -237,3 +237,26 @@ describe('output refusals leave everything as it was', () => {
     expect(existsSync(join(run, '.avg'))).toBe(false);
   });
 });
+
+describe('an average that overflows the output dtype', () => {
+  // BUG (src/engine/stream.ts streamTensors): the non-finite check runs on the float64 average
+  // before `encode`, so finite inputs whose average exceeds the output range (F16 max 65504) are
+  // written as +Inf with exit 0, while Inf in an input is refused. Fix: after encode, unless
+  // --allow-nonfinite, check the encoded chunk (F16 exponent bits 0x7c00, BF16 0x7f80, F32
+  // !isFinite) and throw a 'non-finite' AvgCkptError naming the tensor and the dtype's range.
+  it('--dtype f16 with finite F32 inputs averaging to 1e5: refused, naming the tensor, nothing written', async () => {
+    const base = join(tmp.dir, `case${n++}`);
+    const run = join(base, 'run');
+    for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [2], data: f32(1, 1e5) }]));
+    const out = join(base, 'out');
+    mkdirSync(out);
+    const before = snapshot(run);
+    const r = await runCli(['merge', run, '--dtype', 'f16', '-o', join(out, 'avg.safetensors')]);
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stderr.split('\n').filter((l) => l.length > 0);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('"w"');
+    expect(listAll(out)).toEqual([]);
+    expect(snapshot(run)).toEqual(before);
+  });
+});
