@@ -260,3 +260,22 @@ describe('an average that overflows the output dtype', () => {
     expect(snapshot(run)).toEqual(before);
   });
 });
+
+describe('usage errors', () => {
+  it.each([
+    ['an unknown method', ['--method', 'nope']],
+    ['an unknown option', ['--frobnicate']],
+    ['no output and no --dry-run', []],
+  ])('%s: exit 2, an avg-ckpt line and a pointer to --help, nothing written', async (_l, extra) => {
+    const { run, out } = runWith((d) => put(join(d, 'model.safetensors'), stFile(good(30))));
+    const before = snapshot(run);
+    const args = ['merge', run, ...extra, ...(extra.length > 0 ? ['-o', join(out, 'avg.safetensors')] : [])];
+    const r = await runCli(args);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.split('\n').filter((l) => l.length > 0);
+    expect(lines[0].startsWith('avg-ckpt: ')).toBe(true);
+    expect(lines[lines.length - 1]).toBe('Run avg-ckpt --help for usage.');
+    expect(listAll(out)).toEqual([]);
+    expect(snapshot(run)).toEqual(before);
+  });
+});
