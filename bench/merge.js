@@ -5,7 +5,9 @@
  * medians, the throughput ratio merge/read measured side by side, and the merge's peak RSS.
  *
  * Environment: AVG_BENCH_CKPTS (8), AVG_BENCH_MB (256, per checkpoint), AVG_BENCH_PAIRS (3),
- * AVG_BENCH_DTYPES (f32,bf16). Needs `npm run build` first; it runs the real CLI.
+ * AVG_BENCH_DTYPES (f32,bf16), AVG_BENCH_CLI (bin/avg-ckpt.js: point it at a copy of another
+ * build to compare builds, or to keep a rebuild of dist/ from landing mid-run). Needs `npm run
+ * build` first; it runs the real CLI.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -20,6 +22,7 @@ const MB = Number(process.env.AVG_BENCH_MB ?? 256);
 const PAIRS = Number(process.env.AVG_BENCH_PAIRS ?? 3);
 const DTYPES = (process.env.AVG_BENCH_DTYPES ?? 'f32,bf16').split(',');
 const READ_BS = '16M';
+const CLI = process.env.AVG_BENCH_CLI ?? join(ROOT, 'bin', 'avg-ckpt.js');
 
 // ---- synthetic run ----------------------------------------------------------------------------
 
@@ -176,7 +179,7 @@ function plainRead(files) {
 const HAVE_TIME = existsSync('/usr/bin/time');
 
 function merge(run, output) {
-  const cli = [join(ROOT, 'bin', 'avg-ckpt.js'), 'merge', run.dir, '--method', 'lawa', '--last', String(CKPTS), '-o', output, '--force', '-q'];
+  const cli = [CLI, 'merge', run.dir, '--method', 'lawa', '--last', String(CKPTS), '-o', output, '--force', '-q'];
   const [cmd, args] = HAVE_TIME ? ['/usr/bin/time', ['-v', process.execPath, ...cli]] : [process.execPath, [join(ROOT, 'bench', 'rss.js'), ...cli]];
   const { seconds, r } = timed(() => sh(cmd, args, { cwd: ROOT }));
   if (r.status !== 0) throw new Error(`merge failed (${r.status}): ${r.stderr}`);
@@ -194,7 +197,7 @@ function median(xs) {
 
 // ---- main -------------------------------------------------------------------------------------
 
-if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+if (process.env.AVG_BENCH_CLI === undefined && !existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
   process.stderr.write('bench/merge.js: dist/ is missing; run `npm run build` first\n');
   process.exit(1);
 }
