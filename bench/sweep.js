@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 /**
  * sweep-window bench: time per candidate of the mixture and materialize engines on one
- * synthetic run, measured in the same process, and their ratio. Run `npm run build` first.
+ * synthetic run, measured in the same process, taking turns, and their ratio. Run `npm run build` first.
  *
  * Env: AVG_BENCH_K (checkpoints, 16), AVG_BENCH_MB (MB per checkpoint, 64), AVG_BENCH_LAYERS
- * (square float32 MatMul layers, 4), AVG_BENCH_ROWS (validation rows, 256), AVG_BENCH_DEVICE
+ * (square float32 MatMul layers, 4), AVG_BENCH_ROWS (validation rows, 256), AVG_BENCH_BATCH (rows per
+ * run, all of them by default), AVG_BENCH_REPEAT (rounds over the candidates, 3), AVG_BENCH_DEVICE
  * (cpu), AVG_BENCH_DIR (scratch folder, removed at the end unless given).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, cpus, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Evaluator } from '../dist/eval/evaluator.js';
 import { candidateGrid, touchedSteps } from '../dist/eval/candidates.js';
@@ -19,6 +20,8 @@ const K = Number(process.env.AVG_BENCH_K ?? 16);
 const MB = Number(process.env.AVG_BENCH_MB ?? 64);
 const LAYERS = Number(process.env.AVG_BENCH_LAYERS ?? 4);
 const ROWS = Number(process.env.AVG_BENCH_ROWS ?? 256);
+const BATCH = Number(process.env.AVG_BENCH_BATCH ?? ROWS);
+const REPEAT = Number(process.env.AVG_BENCH_REPEAT ?? 3);
 const DEVICE = process.env.AVG_BENCH_DEVICE ?? 'cpu';
 const D = Math.round(Math.sqrt((MB * 1e6) / 4 / LAYERS));
 const root = process.env.AVG_BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'avg-ckpt-bench-sweep-'));
@@ -83,21 +86,17 @@ function makeRun() {
   writeFileSync(join(root, 'val', 'labels.npy'), npy('<i8', [ROWS], BigInt64Array.from({ length: ROWS }, (_, i) => BigInt(i % D))));
 }
 
-async function measure(engine, checkpoints, candidates) {
+async function create(engine, checkpoints, candidates) {
+  const rss = process.memoryUsage().rss;
   const t0 = performance.now();
-  const ev = await Evaluator.create({ onnx: join(root, 'model.onnx'), checkpoints, steps: touchedSteps(candidates), data: { dataDir: join(root, 'val'), batchSize: ROWS }, engine, device: DEVICE, memoryBudget: 64 * 2 ** 30 });
-  const setup = performance.now() - t0;
-  const rssAfterSetup = process.memoryUsage().rss;
-  const times = [];
-  const losses = [];
-  for (const v of candidates) {
-    const t = performance.now();
-    losses.push((await ev.score(v)).loss);
-    times.push(performance.now() - t);
-  }
-  await ev.close();
-  return { engine, setup, rssAfterSetup, times, losses };
+  const ev = await Evaluator.create({ onnx: join(root, 'model.onnx'), checkpoints, steps: touchedSteps(candidates), data: { dataDir: join(root, 'val'), batchSize: BATCH }, engine, device: DEVICE, memoryBudget: 64 * 2 ** 30 });
+  return { engine, ev, setup: performance.now() - t0, rss: process.memoryUsage().rss - rss, times: candidates.map(() => []), losses: [] };
 }
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 
 const t0 = performance.now();
 makeRun();
@@ -105,16 +104,28 @@ const made = performance.now() - t0;
 const series = await discoverSeries([join(root, 'run')]);
 const steps = series.checkpoints.map((c) => c.step);
 const { candidates } = candidateGrid(steps, { windows: [2, 4, 8, K], ema: [0.5, 0.9] });
-console.log(`sweep bench: K=${K} checkpoints x ${((LAYERS * D * D * 4) / 1e6).toFixed(1)} MB (${LAYERS} layers ${D}x${D} f32), ${ROWS} rows, ${candidates.length} candidates, device ${DEVICE}; ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; run written in ${(made / 1000).toFixed(1)} s`);
+console.log(`sweep bench: K=${K} checkpoints x ${((LAYERS * D * D * 4) / 1e6).toFixed(1)} MB (${LAYERS} layers ${D}x${D} f32), ${ROWS} rows in runs of ${BATCH}, ${candidates.length} candidates, device ${DEVICE}; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; run written in ${(made / 1000).toFixed(1)} s`);
+// both engines stay open and take turns on every candidate, so a change in the machine's load
+// hits both alike; each candidate's time is the median of REPEAT rounds
 const results = [];
-for (const engine of ['materialize', 'mixture']) {
-  const r = await measure(engine, series.checkpoints, candidates);
-  results.push(r);
-  const mean = r.times.reduce((a, b) => a + b, 0) / r.times.length;
-  console.log(`${engine.padEnd(12)} setup ${(r.setup / 1000).toFixed(2)} s, RSS after setup ${(r.rssAfterSetup / 2 ** 30).toFixed(2)} GiB, per candidate mean ${mean.toFixed(0)} ms [${candidates.map((c, i) => `${c.name} ${r.times[i].toFixed(0)}`).join(', ')}]`);
-  r.mean = mean;
+for (const engine of ['materialize', 'mixture']) results.push(await create(engine, series.checkpoints, candidates));
+for (let round = 0; round < REPEAT; round++) {
+  for (const [i, v] of candidates.entries()) {
+    for (const r of results) {
+      const t = performance.now();
+      const loss = (await r.ev.score(v)).loss;
+      r.times[i].push(performance.now() - t);
+      if (round === 0) r.losses.push(loss);
+    }
+  }
+}
+for (const r of results) {
+  await r.ev.close();
+  r.perCandidate = r.times.map(median);
+  r.median = median(r.perCandidate);
+  console.log(`${r.engine.padEnd(12)} setup ${(r.setup / 1000).toFixed(2)} s, RSS +${(r.rss / 2 ** 30).toFixed(2)} GiB, per candidate median ${r.median.toFixed(0)} ms [${candidates.map((c, i) => `${c.name} ${r.perCandidate[i].toFixed(0)}`).join(', ')}]`);
 }
 const [mat, mix] = results;
 const maxDiff = Math.max(...mat.losses.map((l, i) => Math.abs(l - mix.losses[i])));
-console.log(`ratio materialize/mixture per candidate: ${(mat.mean / mix.mean).toFixed(1)}x; including setup over ${candidates.length} candidates: ${((mat.setup + mat.mean * candidates.length) / (mix.setup + mix.mean * candidates.length)).toFixed(1)}x; max |loss difference| between engines ${maxDiff.toExponential(1)}`);
+console.log(`ratio materialize/mixture per candidate (medians): ${(mat.median / mix.median).toFixed(1)}x; including setup over ${candidates.length} candidates: ${((mat.setup + mat.median * candidates.length) / (mix.setup + mix.median * candidates.length)).toFixed(1)}x; max |loss difference| between engines ${maxDiff.toExponential(1)}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 if (process.env.AVG_BENCH_DIR === undefined) rmSync(root, { recursive: true, force: true });

@@ -152,7 +152,7 @@ export class Evaluator {
       unsupported: mixtureUnsupported(binding, newest), largest: largestStack(binding, k),
     });
     const t0 = performance.now();
-    const engine = kind === 'mixture' ? await createMixture(model, binding, touched, newest, device) : await createMaterialize(model, binding, opts.checkpoints, newest, device);
+    const engine = kind === 'mixture' ? await createMixture(model, binding, touched, newest, device, data.batches.length) : await createMaterialize(model, binding, opts.checkpoints, newest, device);
     const setupMs = performance.now() - t0;
     const direction = opts.direction ?? defaultDirection(rankMetric);
     return new Evaluator(model, binding, data, device, notes, engine, reason, setupMs, metrics, rankMetric, direction, logits, opts.checkpoints);

@@ -1,6 +1,7 @@
 /**
- * The mixture engine: one session in which every bound weight is
- * `Reshape(MatMul(a[1,K], S[K,n]))`, `a` a graph input, so each candidate is one `run`.
+ * The mixture engine: every bound weight is `Reshape(MatMul(a[1,K], S[K,n]))`, `a` the
+ * candidate's weights, so a candidate is a `run` with a new `a`; with several batches the average
+ * is formed once per candidate in a session of its own and fed to the graph's session.
  *
  * S is never copied by us: each checkpoint's tensor is an external-data initializer pointing
  * into its safetensors file (location, offset, length), and a Cast/Transpose/Reshape/Concat
@@ -10,6 +11,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
+import type onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import { encodeModel, externalRef, numel, onnx, ONNX_DTYPE, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
@@ -18,6 +20,8 @@ import type { Binding } from './binding.js';
 import { sessionProviders, type Device } from './device.js';
 import { ortError, runSession, supportOf, weightSlots, type ScoringEngine } from './engine.js';
 import { onnxTypeOf } from './tensor-read.js';
+
+type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
 
 export const MIXTURE_INPUT = 'avg_ckpt_weights';
 
@@ -62,8 +66,15 @@ function int64Const(name: string, values: readonly number[]): TensorProto {
   return { name, dataType: ONNX_DTYPE.INT64, dims: [values.length], int64Data: [...values] };
 }
 
-/** Builds the mixture graph over `checkpoints` (the K the candidates touch, in step order). */
-export async function mixtureGraph(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint): Promise<{ bytes: Uint8Array; folder: string }> {
+/**
+ * The mixture's graphs over `checkpoints` (the K the candidates touch, in step order). The mixer
+ * maps `a` to one float32 average per weight slot; the scorer is the user's graph taking those
+ * averages in place of the bound initializers. With `split` they are two graphs, so that several
+ * batches reuse one average; without, the mixer is inlined into the scorer, which saves handing
+ * the averages across (a copy of the model per candidate on the CPU) when one run scores all rows.
+ * Both point into the same files, relative to `folder`.
+ */
+export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, split: boolean): Promise<{ mixer?: Uint8Array; scorer: Uint8Array; folder: string }> {
   const proto = onnx.ModelProto.decode(encodeModel(model.proto));
   const graph = proto.graph!;
   const real = new Map<string, string>();
@@ -91,73 +102,112 @@ export async function mixtureGraph(model: LoadedModel, binding: Binding, checkpo
     if (src && onnxTypeOf(src.dtype) === t.dataType) setExternal(t, rel(src.file), src.position, src.byteLength);
   }
 
-  const inits: TensorProto[] = [...kept];
-  const nodes: NodeProto[] = [];
+  const mixInits: TensorProto[] = [];
+  const mixNodes: NodeProto[] = [];
+  const averages: ValueInfoProto[] = [];
+  const unpack: NodeProto[] = [];
   slots.forEach((slot, j) => {
     const b = slot.first;
     const n = numel(b.dims);
     const p = `avg_ckpt/${j}`;
-    inits.push(int64Const(`${p}/row`, [1, n]), int64Const(`${p}/shape`, b.dims));
+    mixInits.push(int64Const(`${p}/row`, [1, n]), int64Const(`${p}/shape`, b.dims));
     const rows = checkpoints.map((ck, k) => {
       const src = ck.tensors.get(b.source)!;
       const name = `${p}/ck${k}`;
       // external bytes take any dims: declaring the row shape [1, n] saves a folded Reshape copy
       const t: TensorProto = { name, dataType: onnxTypeOf(src.dtype), dims: b.transform === 'transpose' ? [...src.shape] : [1, n] };
       setExternal(t, rel(src.file), src.position, src.byteLength);
-      inits.push(t);
+      mixInits.push(t);
       let x = name;
-      if (t.dataType !== ONNX_DTYPE.FLOAT) nodes.push({ opType: 'Cast', input: [x], output: [(x = `${name}/f32`)], attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.FLOAT }] });
+      if (t.dataType !== ONNX_DTYPE.FLOAT) mixNodes.push({ opType: 'Cast', input: [x], output: [(x = `${name}/f32`)], attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.FLOAT }] });
       if (b.transform === 'transpose') {
-        nodes.push({ opType: 'Transpose', input: [x], output: [`${name}/t`], attribute: [{ name: 'perm', type: 7, ints: [1, 0] }] });
-        nodes.push({ opType: 'Reshape', input: [`${name}/t`, `${p}/row`], output: [(x = `${name}/row`)] });
+        mixNodes.push({ opType: 'Transpose', input: [x], output: [`${name}/t`], attribute: [{ name: 'perm', type: 7, ints: [1, 0] }] });
+        mixNodes.push({ opType: 'Reshape', input: [`${name}/t`, `${p}/row`], output: [(x = `${name}/row`)] });
       }
       return x;
     });
-    nodes.push({ opType: 'Concat', input: rows, output: [`${p}/S`], attribute: [{ name: 'axis', type: 2, i: 0 }] });
-    nodes.push({ opType: 'MatMul', input: [MIXTURE_INPUT, `${p}/S`], output: [`${p}/sum`] });
-    const direct = b.type === ONNX_DTYPE.FLOAT;
-    nodes.push({ opType: 'Reshape', input: [`${p}/sum`, `${p}/shape`], output: [direct ? b.initializer : `${p}/avg`] });
-    if (!direct) nodes.push({ opType: 'Cast', input: [`${p}/avg`], output: [b.initializer], attribute: [{ name: 'to', type: 2, i: b.type }] });
-    for (const other of slot.members.slice(1)) nodes.push({ opType: 'Identity', input: [b.initializer], output: [other.initializer] });
+    mixNodes.push({ opType: 'Concat', input: rows, output: [`${p}/S`], attribute: [{ name: 'axis', type: 2, i: 0 }] });
+    mixNodes.push({ opType: 'MatMul', input: [MIXTURE_INPUT, `${p}/S`], output: [`${p}/sum`] });
+    mixNodes.push({ opType: 'Reshape', input: [`${p}/sum`, `${p}/shape`], output: [`${p}/avg`] });
+    averages.push(floatInfo(`${p}/avg`, b.dims));
+    // the scorer takes float32 (bfloat16 cannot cross the runtime's API) and casts once inside
+    for (const m of slot.members) {
+      unpack.push(b.type === ONNX_DTYPE.FLOAT
+        ? { opType: 'Identity', input: [`${p}/avg`], output: [m.initializer] }
+        : { opType: 'Cast', input: [`${p}/avg`], output: [m.initializer], attribute: [{ name: 'to', type: 2, i: b.type }] });
+    }
   });
+  const weightsInput = floatInfo(MIXTURE_INPUT, [1, checkpoints.length]);
   const bound = new Set(binding.weights.map((w) => w.initializer));
-  graph.initializer = inits;
-  graph.node = [...nodes, ...(graph.node ?? [])];
-  graph.input = [
-    ...(graph.input ?? []).filter((i) => !bound.has(i.name ?? '')),
-    { name: MIXTURE_INPUT, type: { tensorType: { elemType: ONNX_DTYPE.FLOAT, shape: { dim: [{ dimValue: 1 }, { dimValue: checkpoints.length }] } } } },
-  ];
-  return { bytes: encodeModel(proto), folder };
+  const inputs = (graph.input ?? []).filter((i) => !bound.has(i.name ?? ''));
+  if (!split) {
+    graph.initializer = [...kept, ...mixInits];
+    graph.node = [...mixNodes, ...unpack, ...(graph.node ?? [])];
+    graph.input = [...inputs, weightsInput];
+    return { scorer: encodeModel(proto), folder };
+  }
+  graph.initializer = kept;
+  graph.node = [...unpack, ...(graph.node ?? [])];
+  graph.input = [...inputs, ...averages];
+  const mixer = encodeModel(onnx.ModelProto.fromObject({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'avg_ckpt_mixer', node: mixNodes, initializer: mixInits, input: [weightsInput], output: averages },
+  }));
+  return { mixer, scorer: encodeModel(proto), folder };
+}
+
+function floatInfo(name: string, dims: readonly number[]): ValueInfoProto {
+  return { name, type: { tensorType: { elemType: ONNX_DTYPE.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } };
 }
 
 /** What to do when the mixture does not fit: every option lowers the K copies it holds. */
 const MIXTURE_ADVICE = 'use --engine materialize (about one model in memory), a smaller --memory-budget so that --engine auto picks it, or fewer checkpoints (--last N, --every N)';
 
-export async function createMixture(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device): Promise<ScoringEngine> {
-  const { bytes, folder } = await mixtureGraph(model, binding, checkpoints, newest);
-  let session: ort.InferenceSession;
+/** `batches`: how many runs score one candidate; with more than one, the average is formed once in a session of its own. */
+export async function createMixture(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device, batches: number): Promise<ScoringEngine> {
+  const { mixer, scorer, folder } = await mixtureGraphs(model, binding, checkpoints, newest, batches > 1);
+  const k = checkpoints.length;
+  const create = async (bytes: Uint8Array, what: string, extra: Partial<ort.InferenceSession.SessionOptions> = {}) => {
+    try {
+      return await ort.InferenceSession.create(bytes, {
+        executionProviders: sessionProviders(device),
+        // the stacked weights are the MatMul's constant B: prepacking would copy all K of them again
+        extra: { session: { model_external_initializers_file_folder_path: folder, disable_prepacking: '1' } },
+        ...extra,
+      });
+    } catch (e) {
+      throw ortError(e, { file: model.path, doing: `creating the ${what} session (${k} checkpoints) on ${device}`, memoryAdvice: MIXTURE_ADVICE });
+    }
+  };
+  // on a GPU the averages stay in device memory between the two sessions
+  const mix = mixer && await create(mixer, 'mixing', device === 'cpu' ? {} : { preferredOutputLocation: 'gpu-buffer' });
+  let score: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes, {
-      executionProviders: sessionProviders(device),
-      // the stacked weights are the MatMul's constant B: prepacking would copy all K of them again
-      extra: { session: { model_external_initializers_file_folder_path: folder, disable_prepacking: '1' } },
-    });
+    score = await create(scorer, mix ? 'scoring' : 'mixture');
   } catch (e) {
-    throw ortError(e, { file: model.path, doing: `creating the mixture session (${checkpoints.length} checkpoints) on ${device}`, memoryAdvice: MIXTURE_ADVICE });
+    await mix?.release();
+    throw e;
   }
-  const slot = new Map(checkpoints.map((ck, k) => [ck.step, k]));
+  const slot = new Map(checkpoints.map((ck, i) => [ck.step, i]));
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
   return {
     kind: 'mixture',
     async evaluate(vector: WeightVector, batches, fetches, each) {
-      const a = new Float32Array(checkpoints.length);
+      const a = new Float32Array(k);
       for (const { ck, w } of supportOf(vector, byStep)) a[slot.get(ck.step)!] = w;
-      const weights = new ort.Tensor('float32', a, [1, checkpoints.length]);
-      const ctx = { file: model.path, doing: `running the mixture graph (${checkpoints.length} checkpoints) on ${device} for ${vector.name}`, memoryAdvice: MIXTURE_ADVICE };
-      for (const batch of batches) each(await runSession(session, { ...batch.feeds, [MIXTURE_INPUT]: weights }, fetches, ctx), batch);
+      const ctx = { file: model.path, doing: `running the mixture (${k} checkpoints) on ${device} for ${vector.name}`, memoryAdvice: MIXTURE_ADVICE };
+      const weights = { [MIXTURE_INPUT]: new ort.Tensor('float32', a, [1, k]) };
+      const averages = mix ? await runSession(mix, weights, mix.outputNames, ctx) : weights;
+      try {
+        for (const batch of batches) each(await runSession(score, { ...batch.feeds, ...averages }, fetches, ctx), batch);
+      } finally {
+        if (mix && device !== 'cpu') for (const t of Object.values(averages)) t.dispose();
+      }
     },
     async close() {
-      await session.release();
+      await mix?.release();
+      await score.release();
     },
   };
 }

@@ -103,7 +103,7 @@ describe('avg-ckpt sweep-window: the runtime failing during run', () => {
     try {
       const r = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu']);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture graph \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine materialize .*--memory-budget.*--last N, --every N\)\n$/);
+      expect(r.stderr).toMatch(/^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine materialize .*--memory-budget.*--last N, --every N\)\n$/);
       failure = new Error("Non-zero status code returned while running Gemm node. Name:'' Status Message: device lost");
       const m = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu', '--engine', 'materialize']);
       expect(m.code).toBe(1);
