@@ -80,7 +80,7 @@ export const sweepWindowCommand: CommandModule = {
       .option('map', { type: 'string', array: true, describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (repeatable)" })
       .option('allow-unmapped', { type: 'boolean', default: false, describe: 'Score float initializers no checkpoint tensor matches as exported' })
       .option('engine', { choices: ['auto', 'mixture', 'materialize'], default: 'auto', describe: 'mixture: one session, K checkpoints resident; materialize: a session per candidate' })
-      .option('memory-budget', { type: 'string', describe: 'Memory the mixture may use (e.g. 8GB); default half the free RAM or the GPU memory' })
+      .option('memory-budget', { type: 'string', describe: 'Memory the mixture may use (e.g. 8GB); default half the free RAM, or of the free GPU memory (80% with CUDA)' })
       .option('device', { choices: ['auto', 'cpu', 'webgpu', 'cuda'], default: 'auto', describe: 'Execution provider; auto tries cuda, webgpu, then cpu' })
       .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
       .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })

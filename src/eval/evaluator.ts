@@ -28,7 +28,7 @@ export interface EvaluatorOptions {
   readonly data: DataOptions;
   readonly device?: DeviceRequest;
   readonly engine?: EngineKind | 'auto';
-  /** Bytes the mixture's stacked weights may take (default: half the free RAM, or the GPU's free memory). */
+  /** Bytes the mixture's stacked weights may take (default: `defaultMemoryBudget`). */
   readonly memoryBudget?: number;
   /** `REGEX=>REPLACEMENT` rules rewriting initializer names into checkpoint tensor names. */
   readonly maps?: readonly string[];
