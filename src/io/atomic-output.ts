@@ -4,17 +4,27 @@
  * target as it was and removes its temporary files.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { AvgCkptError, ioError } from '../errors.js';
 
 const live = new Set<string>();
+/** A previous output moved aside during a --force folder replacement -> where it belongs. */
+const asides = new Map<string, string>();
 
-/** Removes every temporary output still in progress (synchronous: used from signal handlers). */
+/**
+ * Removes every temporary output still in progress, and puts back a previous output that was
+ * moved aside but not yet replaced (synchronous: used from signal handlers).
+ */
 export function removeTemporaryOutputs(): void {
   for (const p of live) rmSync(p, { recursive: true, force: true });
   live.clear();
+  for (const [aside, target] of asides) {
+    if (existsSync(target)) rmSync(aside, { recursive: true, force: true });
+    else renameSync(aside, target);
+  }
+  asides.clear();
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -82,11 +92,17 @@ export class AtomicOutput {
       if (this.kind === 'dir' && this.force && (await exists(this.target))) {
         // A folder cannot be renamed over a non-empty folder: move the old one aside first.
         const old = `${this.tempPath}.old`;
-        live.add(old);
+        asides.set(old, this.target);
         await rename(this.target, old);
-        await rename(this.tempPath, this.target);
+        try {
+          await rename(this.tempPath, this.target);
+        } catch (e) {
+          await rename(old, this.target); // the previous output goes back where it was
+          asides.delete(old);
+          throw e;
+        }
+        asides.delete(old);
         await rm(old, { recursive: true, force: true });
-        live.delete(old);
       } else {
         if (!this.force && (await exists(this.target))) {
           throw new AvgCkptError('output-exists', 'appeared while avg-ckpt was writing it; pass --force to replace it', { file: this.target });
