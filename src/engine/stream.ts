@@ -5,7 +5,7 @@
  */
 import { AvgCkptError } from '../errors.js';
 import type { FilePool } from '../io/file-pool.js';
-import { bytesPerElement, decode, encode, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
+import { bytesPerElement, decode, encode, firstNonFinite, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
 import type { SafetensorsWriter } from '../io/safetensors/writer.js';
 import type { PlannedTensor } from './plan.js';
 import { Arena } from './kernels.js';
@@ -142,6 +142,13 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
         outs.reverse(); // the other buffer's write was awaited before the last write began
         const o = outs[0].subarray(0, c.count * bytesPerElement(dt));
         encode(dt, a, o);
+        // A narrower output dtype can overflow even when every input is finite (F32 1e5 -> F16).
+        if (!opts.allowNonfinite && dt !== c.tensor.contributions[0].source.dtype) {
+          const i = firstNonFinite(dt, o);
+          if (i >= 0) {
+            throw new AvgCkptError('non-finite', `the average is ${a[i]} at element ${c.start + i}, beyond the range of the output dtype ${dt}; choose a wider --dtype (f32, bf16) or pass --allow-nonfinite to write infinity`, { file: writer.path, tensor: c.tensor.name });
+          }
+        }
         await writing;
         writing = background(writer.write(o));
       }

@@ -260,3 +260,17 @@ export function valueOf(d: ReadableFloat, bytes: Uint8Array, index: number): num
   const size = bytesPerElement(d);
   return decode(d, bytes.subarray(index * size, (index + 1) * size))[0];
 }
+
+/** Index of the first infinite or NaN element of encoded `bytes`, or -1. */
+export function firstNonFinite(d: WritableFloat, bytes: Uint8Array): number {
+  const n = bytes.byteLength / bytesPerElement(d);
+  if (d === 'F64' || d === 'F32') {
+    const v = d === 'F64' ? new Float64Array(bytes.buffer, bytes.byteOffset, n) : new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    for (let i = 0; i < n; i++) if (!Number.isFinite(v[i])) return i;
+    return -1;
+  }
+  const exp = d === 'F16' ? 0x7c00 : 0x7f80; // all-ones exponent: infinity or NaN
+  const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+  for (let i = 0; i < n; i++) if ((h[i] & exp) === exp) return i;
+  return -1;
+}
