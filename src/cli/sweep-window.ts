@@ -77,6 +77,8 @@ export const sweepWindowCommand: CommandModule = {
       .option('ema', { type: 'string', describe: 'EMA decays per saved checkpoint, e.g. 0.5,0.8,0.9' })
       .option('ema-per-step', { type: 'string', describe: 'EMA decays per optimizer step, e.g. 0.999' })
       .option('uniform-from', { type: 'string', describe: 'Uniform averages from these steps to the newest' })
+      .option('phema', { type: 'string', describe: 'Post-hoc power EMA widths sigma_rel, e.g. 0.05,0.1 (Karras et al. 2024)' })
+      .option('greedy', { type: 'number', describe: 'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)' })
       .option('map', { type: 'string', array: true, describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (repeatable)" })
       .option('allow-unmapped', { type: 'boolean', default: false, describe: 'Score float initializers no checkpoint tensor matches as exported' })
       .option('engine', { choices: ['auto', 'mixture', 'materialize'], default: 'auto', describe: 'mixture: one session, K checkpoints resident; materialize: a session per candidate' })
@@ -91,11 +93,12 @@ export const sweepWindowCommand: CommandModule = {
       .option('force', { type: 'boolean', default: false, describe: 'Replace existing outputs' })
       .conflicts('maximize', 'minimize')
       .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/', 'Default grid, ranked by validation loss')
-      .example('$0 sweep-window runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --windows 2,4,8,16 --ema 0.9 --write-best best/', 'Pick a window and write the winner'),
+      .example('$0 sweep-window runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --windows 2,4,8,16 --ema 0.9 --write-best best/', 'Pick a window and write the winner')
+      .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/ --phema 0.05,0.1 --greedy 20', 'Power EMA widths and a greedy soup over the 20 newest'),
   handler: async (argv) => {
     const a = argv as unknown as {
       run: string[]; onnx: string; data?: string; input?: string[]; labels?: string; batchSize: number; metric?: string; maximize?: boolean; minimize?: boolean;
-      windows?: string; ema?: string; emaPerStep?: string; uniformFrom?: string; map?: string[]; allowUnmapped: boolean; engine: 'auto' | 'mixture' | 'materialize';
+      windows?: string; ema?: string; emaPerStep?: string; uniformFrom?: string; phema?: string; greedy?: number; map?: string[]; allowUnmapped: boolean; engine: 'auto' | 'mixture' | 'materialize';
       memoryBudget?: string; device: 'auto' | 'cpu' | 'webgpu' | 'cuda'; report?: string; plot?: string; html?: string; writeBest?: string; dtype?: string; emitOnnx?: string; force: boolean;
       json: boolean; quiet: boolean; fromStep?: number; toStep?: number; every?: number; last?: number;
     };
@@ -120,7 +123,8 @@ export const sweepWindowCommand: CommandModule = {
       data: { dataDir: a.data, inputs: inputPairs(a.input), labels: a.labels, batchSize: a.batchSize },
       metric: a.metric,
       direction: a.maximize ? 'max' : a.minimize ? 'min' : undefined,
-      grid: { windows: numberList('windows', a.windows), ema: numberList('ema', a.ema), emaPerStep: numberList('ema-per-step', a.emaPerStep), uniformFrom: numberList('uniform-from', a.uniformFrom) },
+      grid: { windows: numberList('windows', a.windows), ema: numberList('ema', a.ema), emaPerStep: numberList('ema-per-step', a.emaPerStep), uniformFrom: numberList('uniform-from', a.uniformFrom), phema: numberList('phema', a.phema) },
+      greedy: a.greedy,
       maps: a.map,
       allowUnmapped: a.allowUnmapped,
       engine: a.engine,

@@ -1,10 +1,11 @@
 /**
  * The candidate grid of a sweep: LAWA windows ending at the newest checkpoint, EMA decays over
  * the saved checkpoints and per optimizer step, uniform averages from a step, and the newest raw
- * checkpoint as the baseline. Every candidate is a recipe's weight vector.
+ * checkpoint as the baseline, and post-hoc power EMAs. Every candidate is a recipe's weight vector.
  */
 import { ema, emaPerStep } from '../recipes/ema.js';
 import { lawa, raw } from '../recipes/lawa.js';
+import { phema } from '../recipes/phema.js';
 import { uniform } from '../recipes/uniform.js';
 import { support, type WeightVector } from '../recipes/weight-vector.js';
 
@@ -13,6 +14,8 @@ export interface GridOptions {
   readonly ema?: readonly number[];
   readonly emaPerStep?: readonly number[];
   readonly uniformFrom?: readonly number[];
+  /** Post-hoc power EMA widths (sigma_rel). */
+  readonly phema?: readonly number[];
 }
 
 /**
@@ -30,7 +33,7 @@ export interface Grid {
 }
 
 export function candidateGrid(steps: readonly number[], opts: GridOptions = {}): Grid {
-  const none = opts.windows === undefined && opts.ema === undefined && opts.emaPerStep === undefined && opts.uniformFrom === undefined;
+  const none = opts.windows === undefined && opts.ema === undefined && opts.emaPerStep === undefined && opts.uniformFrom === undefined && opts.phema === undefined;
   const windows = none ? DEFAULT_GRID.windows : opts.windows ?? [];
   const decays = none ? DEFAULT_GRID.ema : opts.ema ?? [];
   const notes: string[] = [];
@@ -46,6 +49,7 @@ export function candidateGrid(steps: readonly number[], opts: GridOptions = {}):
   for (const g of decays) out.push(ema(steps, g));
   for (const b of opts.emaPerStep ?? []) out.push(emaPerStep(steps, b));
   for (const s of opts.uniformFrom ?? []) out.push(uniform(steps, s));
+  for (const s of opts.phema ?? []) out.push(phema(steps, s));
   return { candidates: out, notes };
 }
 

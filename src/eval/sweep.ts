@@ -4,6 +4,7 @@
  */
 import { mergeToOutput } from '../engine/merge.js';
 import type { WritableFloat } from '../io/safetensors/dtype.js';
+import { greedySoup } from '../recipes/greedy-soup.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import { checkCompatible } from '../series/compatible.js';
 import { discoverSeries } from '../series/discover.js';
@@ -16,6 +17,8 @@ export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'st
   readonly inputs: readonly string[];
   readonly selection?: SelectionOptions;
   readonly grid?: GridOptions;
+  /** Also build a greedy soup over the K newest checkpoints (Wortsman et al. 2022). */
+  readonly greedy?: number;
   /** Write the winner here, exactly as `merge` would. */
   readonly writeBest?: { readonly output: string; readonly force?: boolean; readonly dtype?: WritableFloat };
   /** Write the graph with the winner's weights baked in. */
@@ -72,7 +75,7 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
   const steps = selected.map((c) => c.step);
   const grid = candidateGrid(steps, opts.grid);
   grid.notes.forEach(note);
-  const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints, steps: touchedSteps(grid.candidates) });
+  const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []) });
   const results: CandidateResult[] = [];
   let bestIndex = 0;
   try {
@@ -87,8 +90,18 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
       results.push(result(v, metrics, performance.now() - t0));
       if (i > 0 && evaluator.better(results[i].metrics, results[bestIndex].metrics)) bestIndex = i;
     }
-    opts.onProgress?.(grid.candidates.length, grid.candidates.length, '');
-    const winner = grid.candidates[bestIndex];
+    const candidates = [...grid.candidates];
+    if (opts.greedy !== undefined) {
+      // The soup picks its members on the data it is then scored on: its score is optimistic.
+      opts.onProgress?.(candidates.length, candidates.length + 1, `greedy-soup-${opts.greedy}`);
+      const t0 = performance.now();
+      const soup = await greedySoup(steps, opts.greedy, (v) => evaluator.score(v), (a, b) => evaluator.better(a, b));
+      candidates.push(soup.vector);
+      results.push(result(soup.vector, soup.score, performance.now() - t0));
+      if (evaluator.better(soup.score, results[bestIndex].metrics)) bestIndex = results.length - 1;
+    }
+    opts.onProgress?.(candidates.length, candidates.length, '');
+    const winner = candidates[bestIndex];
     const written: string[] = [];
     if (opts.emitOnnx) {
       await evaluator.writeOnnx(winner, opts.emitOnnx.output, opts.emitOnnx.force);
