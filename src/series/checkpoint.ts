@@ -105,6 +105,8 @@ function fromFiles(path: string, dir: string, isFolder: boolean, files: Safetens
 async function fromIndex(dir: string, indexPath: string): Promise<Checkpoint> {
   let raw: unknown;
   try {
+    // a FIFO would block the read forever: only regular files
+    if (!(await stat(indexPath)).isFile()) throw new Error('not a regular file (a pipe, socket or device)');
     raw = JSON.parse(await readFile(indexPath, 'utf8'));
   } catch (e) {
     if (e instanceof SyntaxError) throw new AvgCkptError('invalid-index', `not valid JSON (${e.message})`, { file: indexPath });

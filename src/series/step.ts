@@ -1,5 +1,5 @@
 /** Training step of a checkpoint: from its name, else its metadata, else trainer_state.json. */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SINGLE_FILE, type Checkpoint, type StepSource } from './checkpoint.js';
 
@@ -34,7 +34,9 @@ export async function resolveStep(ck: Checkpoint): Promise<{ step: number; sourc
   if (fromMeta !== undefined) return { step: fromMeta, source: 'metadata' };
   if (inOwnFolder) {
     try {
-      const state = JSON.parse(await readFile(join(ck.dir, 'trainer_state.json'), 'utf8')) as { global_step?: unknown };
+      const statePath = join(ck.dir, 'trainer_state.json');
+      if (!(await stat(statePath)).isFile()) return undefined; // a FIFO would block the read forever
+      const state = JSON.parse(await readFile(statePath, 'utf8')) as { global_step?: unknown };
       const s = asStep(state.global_step);
       if (s !== undefined) return { step: s, source: 'trainer_state' };
     } catch {

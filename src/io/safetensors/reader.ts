@@ -16,6 +16,9 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsFi
   try {
     const st = await stat(path);
     if (st.isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+    // A FIFO would block open() forever (and keep the process alive past SIGTERM); a device has
+    // no size. Only regular files can be read by position.
+    if (!st.isFile()) throw new Error('not a regular file (a pipe, socket or device)');
     fileSize = st.size;
   } catch (e) {
     throw ioError(path, e, 'open');
