@@ -3,6 +3,7 @@
  * file (and tensor), writes nothing, and leaves the inputs byte-for-byte as they were.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, listAll, runCli, snapshot } from '../helpers/cli.js';
@@ -256,6 +257,7 @@ describe('an average that overflows the output dtype', () => {
     const lines = r.stderr.split('\n').filter((l) => l.length > 0);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('"w"');
+    expect(lines[0]).not.toContain('.tmp-'); // name what the user knows, not the temporary file
     expect(listAll(out)).toEqual([]);
     expect(snapshot(run)).toEqual(before);
   });
@@ -277,5 +279,41 @@ describe('usage errors', () => {
     expect(lines[lines.length - 1]).toBe('Run avg-ckpt --help for usage.');
     expect(listAll(out)).toEqual([]);
     expect(snapshot(run)).toEqual(before);
+  });
+});
+
+describe('special files where a checkpoint file is expected', () => {
+  // Opening a FIFO for reading blocks until a writer appears, and a thread blocked in open() keeps
+  // the process alive even after SIGTERM: a pipe must be refused before it is opened. The
+  // timeout kills the child, so a regression fails here instead of hanging.
+  const fifo = (p: string) => {
+    mkdirSync(join(p, '..'), { recursive: true });
+    execFileSync('mkfifo', [p]);
+    return p;
+  };
+  it.each([
+    ['model.safetensors is a FIFO', (d: string) => fifo(join(d, 'model.safetensors')), 'model.safetensors'],
+    ['the index is a FIFO', (d: string) => fifo(join(d, 'model.safetensors.index.json')), 'model.safetensors.index.json'],
+    ['a shard is a FIFO', (d: string) => {
+      put(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: 'a.safetensors' } }));
+      fifo(join(d, 'a.safetensors'));
+    }, 'a.safetensors'],
+  ] as const)('%s: exit 1 naming it, promptly', async (_l, make, name) => {
+    const { run, out } = runWith(make);
+    const r = await runCli(['merge', run, '-o', join(out, 'avg.safetensors')], { timeoutMs: 15_000 });
+    expect(r.signal, 'the process hung on the FIFO').toBeNull();
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stderr.split('\n').filter((l) => l.length > 0);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(join(run, 'checkpoint-30', name));
+    expect(listAll(out)).toEqual([]);
+  });
+  it('a FIFO named trainer_state.json is skipped, not read', async () => {
+    const base = join(tmp.dir, `case${n++}`);
+    for (const k of [1, 2]) put(join(base, 'run', `final${k === 1 ? '' : '-b'}`, 'model.safetensors'), stFile(good(k)));
+    fifo(join(base, 'run', 'final', 'trainer_state.json'));
+    const r = await runCli(['merge', join(base, 'run'), '--dry-run'], { timeoutMs: 15_000 });
+    expect(r.signal, 'the process hung on the FIFO').toBeNull();
+    expect(r.code, r.stderr).toBe(0);
   });
 });
