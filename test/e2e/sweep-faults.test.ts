@@ -4,7 +4,8 @@
  * no temporary files.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, listAll, ROOT, runCli, snapshot } from '../helpers/cli.js';
 import { npyBytes } from '../helpers/npy-bytes.js';
@@ -68,6 +69,27 @@ describe('malformed .npy: exit 1, one line naming the file, nothing written', ()
   ] as const)('%s', async (_l, edit, which) => {
     const { dir, out } = dataCase(edit);
     await expectRejected(dir, out, which(dir));
+  });
+});
+
+describe('FIFOs where the model or data is expected', () => {
+  // BUG (src/io/onnx/model.ts loadModel, src/io/npy.ts readNpy/readNpz): readFile on a FIFO blocks
+  // forever, and the blocked thread keeps the process alive even past SIGTERM. Fix: stat first
+  // and refuse anything but a regular file (as src/io/safetensors/reader.ts does).
+  it.each([
+    ['the ONNX model', model],
+    ['the input .npy', input],
+    ['the labels .npy', labels],
+  ] as const)('%s is a FIFO: exit 1 naming it, promptly', async (_l, which) => {
+    const { dir, out } = dataCase((d) => {
+      rmSync(which(d));
+      execFileSync('mkfifo', [which(d)]);
+    });
+    const r = await runCli(['sweep-window', join(MLP, 'run'), '--onnx', model(dir), '--input', `input=${input(dir)}`, '--labels', labels(dir), '--windows', '2', '--device', 'cpu', '--report', join(out, 'r.json')], { timeoutMs: 10_000 });
+    expect(r.signal, 'the process hung on the FIFO').toBeNull();
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(which(dir));
+    expect(listAll(out)).toEqual([]);
   });
 });
 
