@@ -147,6 +147,25 @@ describe('interrupted mid-merge', () => {
   }
 });
 
+describe('hang-up mid-merge (terminal closed, ssh dropped)', () => {
+  // BUG (src/cli/main.ts installSignalCleanup): only SIGINT and SIGTERM are handled. SIGHUP, what
+  // a closed terminal or a dropped ssh session sends, kills the process with the default action
+  // and leaves the hidden partial `.avg.safetensors.tmp-*` (as large as it had got) beside the
+  // output. Fix: handle 'SIGHUP' the same way (exit 129).
+  it('SIGHUP: no output, no temporary files, a non-zero exit', async () => {
+    const { run } = bigRun();
+    const out = fresh('out');
+    const r = await runCli(['merge', run, '-o', join(out, 'avg.safetensors')], {
+      during: async (child) => {
+        await waitFor(() => tempOf(out).length > 0, 30_000, 'the temporary output');
+        child.kill('SIGHUP');
+      },
+    });
+    expect(r.code === 0).toBe(false);
+    expect(listAll(out)).toEqual([]);
+  });
+});
+
 // ---- inputs changing under the reader -------------------------------------------------------------
 
 describe('an input changes while it is read', () => {
