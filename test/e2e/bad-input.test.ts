@@ -317,3 +317,21 @@ describe('special files where a checkpoint file is expected', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 });
+
+describe('output folders created for the output', () => {
+  // BUG (src/io/atomic-output.ts begin/abort): the output's missing parent folders are created
+  // before the data is read, and a later failure (here NaN in an input) leaves them behind,
+  // empty. Fix: remember the first folder `mkdir -p` created (its return value) and remove it on
+  // abort and in removeTemporaryOutputs.
+  it('a failure after the output folders were created removes them again', async () => {
+    const { run, out } = runWith((d) => {
+      const g = good(30);
+      g[0] = { ...g[0], data: f32(1, NaN, 3, 4) };
+      put(join(d, 'model.safetensors'), stFile(g));
+    });
+    const r = await runCli(['merge', run, '-o', join(out, 'new', 'sub', 'avg.safetensors')]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('NaN');
+    expect(listAll(out)).toEqual([]);
+  });
+});
