@@ -240,11 +240,8 @@ describe('output refusals leave everything as it was', () => {
 });
 
 describe('an average that overflows the output dtype', () => {
-  // BUG (src/engine/stream.ts streamTensors): the non-finite check runs on the float64 average
-  // before `encode`, so finite inputs whose average exceeds the output range (F16 max 65504) are
-  // written as +Inf with exit 0, while Inf in an input is refused. Fix: after encode, unless
-  // --allow-nonfinite, check the encoded chunk (F16 exponent bits 0x7c00, BF16 0x7f80, F32
-  // !isFinite) and throw a 'non-finite' AvgCkptError naming the tensor and the dtype's range.
+  // Regression (fixed in 6b8425e): the non-finite check ran on the float64 average before
+  // encoding, so finite inputs whose average exceeds F16's range were written as +Inf, exit 0.
   it('--dtype f16 with finite F32 inputs averaging to 1e5: refused, naming the tensor, nothing written', async () => {
     const base = join(tmp.dir, `case${n++}`);
     const run = join(base, 'run');
