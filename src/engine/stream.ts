@@ -100,10 +100,6 @@ function background(p: Promise<void>): Promise<void> {
   return p;
 }
 
-function allFinite(a: Float64Array): boolean {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
-  return true;
-}
 
 /** Streams `tensors` (in the writer's layout order) into `writer`. */
 export async function streamTensors(pool: FilePool, tensors: readonly PlannedTensor[], writer: SafetensorsWriter, opts: StreamOptions): Promise<void> {
@@ -137,15 +133,17 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
           progress.bytesRead += bytes.byteLength;
           reads.release(bytes);
         }
-        if (!opts.allowNonfinite && !allFinite(a)) throw await findNonFinite(pool, c);
         const dt = c.tensor.dtype as WritableFloat;
         outs.reverse(); // the other buffer's write was awaited before the last write began
         const o = outs[0].subarray(0, c.count * bytesPerElement(dt));
         encode(dt, a, o);
-        // A narrower output dtype can overflow even when every input is finite (F32 1e5 -> F16).
-        if (!opts.allowNonfinite && dt !== c.tensor.contributions[0].source.dtype) {
+        // Checked on the encoded chunk (half the bytes of the float64 sum, or less): a NaN or Inf
+        // input makes the sum non-finite, and a narrower output dtype can overflow even when
+        // every input is finite (F32 1e5 -> F16).
+        if (!opts.allowNonfinite) {
           const i = firstNonFinite(dt, o);
           if (i >= 0) {
+            if (!Number.isFinite(a[i])) throw await findNonFinite(pool, c);
             throw new AvgCkptError('non-finite', `the average is ${a[i]} at element ${c.start + i}, beyond the range of the output dtype ${dt}; choose a wider --dtype (f32, bf16) or pass --allow-nonfinite to write infinity`, { file: writer.path, tensor: c.tensor.name });
           }
         }
