@@ -82,13 +82,9 @@ describe('folder outputs', () => {
     expect(readdirSync(d)).toEqual(['avg']);
   });
 
-  // BUG (src/io/atomic-output.ts commit, folder + force): the old folder is renamed aside to
-  // `<temp>.old` (registered in `live`) before the new one is renamed in. If that second rename
-  // fails (or SIGINT lands between the two renames), the target is gone, and the cleanup the CLI
-  // runs on every failure (`removeTemporaryOutputs`, also the signal handler) deletes `<temp>.old`:
-  // the user's previous output is lost. Fix: on failure of the second rename, rename `old` back to
-  // the target before rethrowing; and have removeTemporaryOutputs restore (not delete) a `.old`
-  // whose target is missing.
+  // Regression (fixed in 55f2dcb): the old folder, moved aside to `<temp>.old` before the new one
+  // was moved in, was deleted by the cleanup when the second rename failed (or a signal landed
+  // between the renames): the user's previous output was lost.
   it('if moving the new folder in fails, the old folder is still at the target after cleanup', async () => {
     const d = fresh();
     const target = join(d, 'avg');
