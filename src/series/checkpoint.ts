@@ -65,7 +65,12 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   }
   if (!isFolder) return fromFiles(path, dirname(path), false, [await readSafetensorsHeader(path)], undefined);
 
-  const names = (await readdir(path)).sort();
+  let names: string[];
+  try {
+    names = (await readdir(path)).sort();
+  } catch (e) {
+    throw ioError(path, e, 'list the checkpoint folder'); // e.g. deleted by checkpoint rotation
+  }
   if (names.includes(INDEX_FILE)) return fromIndex(path, join(path, INDEX_FILE));
   if (names.includes(SINGLE_FILE)) return fromFiles(path, path, true, [await readSafetensorsHeader(join(path, SINGLE_FILE))], undefined);
   const st = names.filter((n) => n.endsWith('.safetensors') && !n.startsWith('.'));

@@ -6,7 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import fg from 'fast-glob';
-import { AvgCkptError } from '../errors.js';
+import { AvgCkptError, ioError } from '../errors.js';
 import { isCheckpointFolder, loadCheckpoint, type Checkpoint } from './checkpoint.js';
 import { resolveStep } from './step.js';
 
@@ -27,14 +27,29 @@ async function kind(p: string): Promise<'file' | 'dir' | undefined> {
   }
 }
 
+/** A sub-folder's names; it can vanish after the run was listed (checkpoint rotation). */
+async function listFolder(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    throw ioError(dir, e, 'list the checkpoint folder');
+  }
+}
+
 /** The entries of a run folder that are checkpoints: sub-folders holding one, and .safetensors files. */
 async function runEntries(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    throw ioError(dir, e, 'list the run folder');
+  }
+  for (const e of entries) {
     if (e.name.startsWith('.')) continue; // hidden entries, our own temporary outputs among them
     const p = join(dir, e.name);
     if (e.isDirectory()) {
-      if ((await isCheckpointFolder(p)) || (await readdir(p)).some((n) => n.endsWith('.safetensors'))) out.push(p);
+      if ((await isCheckpointFolder(p)) || (await listFolder(p)).some((n) => n.endsWith('.safetensors'))) out.push(p);
     } else if (e.name.endsWith('.safetensors')) {
       out.push(p);
     }
