@@ -9,7 +9,8 @@ import { formatBytes, startProgress } from '../report/progress.js';
 import { methodOptions } from './method-options.js';
 import { globalOptions, selectionFrom, selectionOptions } from './shared-options.js';
 
-const DTYPES: Record<string, WritableFloat> = { f32: 'F32', f16: 'F16', bf16: 'BF16', f64: 'F64' };
+/** `--dtype` values. */
+export const OUTPUT_DTYPES: Record<string, WritableFloat> = { f32: 'F32', f16: 'F16', bf16: 'BF16', f64: 'F64' };
 
 /** Parses `5GB`, `500MB`, `2GiB` or a byte count. */
 export function parseSize(text: string): number {
@@ -29,7 +30,7 @@ export const mergeCommand: CommandModule = {
     methodOptions(selectionOptions(globalOptions(y)))
       .positional('run', { type: 'string', array: true, describe: 'A run folder, a glob, or checkpoint files/folders' })
       .option('output', { alias: 'o', type: 'string', describe: 'out.safetensors (one file) or out/ (a folder like the input)' })
-      .option('dtype', { choices: Object.keys(DTYPES), describe: 'Output dtype for float tensors (default: the input dtype)' })
+      .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'Output dtype for float tensors (default: the input dtype)' })
       .option('shard-size', { type: 'string', describe: 'Folder output: split into shards of this size (e.g. 5GB)' })
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output' })
       .option('allow-nonfinite', { type: 'boolean', default: false, describe: 'Average NaN/Inf inputs instead of refusing them' })
@@ -60,7 +61,7 @@ export const mergeCommand: CommandModule = {
     const result = await mergeToOutput(selected, vector, {
       output: a.output!,
       force: a.force,
-      dtype: a.dtype === undefined ? undefined : DTYPES[a.dtype],
+      dtype: a.dtype === undefined ? undefined : OUTPUT_DTYPES[a.dtype],
       shardSize: a.shardSize === undefined ? undefined : parseSize(a.shardSize),
       allowNonfinite: a.allowNonfinite,
       onProgress: (p, plan) => {

@@ -1,11 +1,19 @@
-/** Writing a report file (JSON, SVG, HTML), with the one-line error every command gives. */
+/**
+ * Writing a report file (JSON, SVG, HTML) atomically, with the one-line error every command
+ * gives: a reader never sees half a report, and a failed write leaves the old one in place.
+ */
 import { writeFile } from 'node:fs/promises';
-import { ioError } from '../errors.js';
+import { AvgCkptError, ioError } from '../errors.js';
+import { AtomicOutput } from '../io/atomic-output.js';
 
 export async function writeReportFile(path: string, text: string): Promise<void> {
+  // reports are regenerated on every run, so an existing one is replaced without --force
+  const out = await AtomicOutput.begin(path, 'file', true);
   try {
-    await writeFile(path, text);
+    await writeFile(out.tempPath, text, { flush: true });
+    await out.commit();
   } catch (e) {
-    throw ioError(path, e, 'write the report');
+    await out.abort();
+    throw e instanceof AvgCkptError ? e : ioError(path, e, 'write the report');
   }
 }

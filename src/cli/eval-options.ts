@@ -1,0 +1,107 @@
+/**
+ * What every scoring command (sweep-window, curve) takes: the graph, the validation data, the
+ * metric, the binding rules, the engine and the device; and how they become evaluator options.
+ */
+import type { Argv } from 'yargs';
+import { AvgCkptError } from '../errors.js';
+import type { EvaluatorOptions } from '../eval/evaluator.js';
+import { startProgress, type Progress } from '../report/progress.js';
+import { parseSize } from './merge.js';
+
+export interface EvalArgs {
+  onnx: string;
+  data?: string;
+  input?: string[];
+  labels?: string;
+  batchSize: number;
+  metric?: string;
+  maximize?: boolean;
+  minimize?: boolean;
+  map?: string[];
+  allowUnmapped: boolean;
+  engine: 'auto' | 'mixture' | 'materialize';
+  memoryBudget?: string;
+  device: 'auto' | 'cpu' | 'webgpu' | 'cuda';
+  quiet: boolean;
+  json: boolean;
+}
+
+export function evalOptions<T>(y: Argv<T>) {
+  return y
+    .option('onnx', { type: 'string', demandOption: true, describe: 'ONNX export of the same architecture (any checkpoint), with or without external data' })
+    .option('data', { type: 'string', describe: 'Folder of .npy/.npz/.safetensors files named after the graph inputs (and labels)' })
+    .option('input', { type: 'string', array: true, describe: 'NAME=FILE: feed graph input NAME from FILE (repeatable)' })
+    .option('labels', { type: 'string', describe: 'Labels file (default: a tensor named "labels" in the data)' })
+    .option('batch-size', { type: 'number', default: 256, describe: 'Rows per run' })
+    .option('metric', { type: 'string', describe: 'Ranking metric: loss, accuracy, perplexity, mse or output:NAME (default: loss with class labels)' })
+    .option('maximize', { type: 'boolean', describe: 'Higher is better for --metric' })
+    .option('minimize', { type: 'boolean', describe: 'Lower is better for --metric' })
+    .option('map', { type: 'string', array: true, describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (repeatable)" })
+    .option('allow-unmapped', { type: 'boolean', default: false, describe: 'Score float initializers no checkpoint tensor matches as exported' })
+    .option('engine', { choices: ['auto', 'mixture', 'materialize'], default: 'auto', describe: 'mixture: one session, the checkpoints resident (cheap per average); materialize: a session per average' })
+    .option('memory-budget', { type: 'string', describe: 'Memory the mixture may use (e.g. 8GB); default half the free RAM, or of the free GPU memory (80% with CUDA)' })
+    .option('device', { choices: ['auto', 'cpu', 'webgpu', 'cuda'], default: 'auto', describe: 'Execution provider; auto tries cuda, webgpu, then cpu' })
+    .conflicts('maximize', 'minimize');
+}
+
+/** `1,2,4` or repeated flags -> numbers. */
+export function numberList(flag: string, v: unknown): number[] | undefined {
+  if (v === undefined) return undefined;
+  const items = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const nums = items.map(Number);
+  if (nums.some((n) => !Number.isFinite(n))) throw new AvgCkptError('usage', `--${flag} takes numbers separated by commas, got '${items.join(',')}'`);
+  return nums;
+}
+
+/** `NAME=FILE` pairs. */
+export function inputPairs(v: readonly string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of v ?? []) {
+    const at = item.indexOf('=');
+    if (at <= 0) throw new AvgCkptError('usage', `--input takes NAME=FILE, got '${item}'`);
+    out[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return out;
+}
+
+type ScoringOptions = Pick<EvaluatorOptions, 'onnx' | 'data' | 'metric' | 'direction' | 'maps' | 'allowUnmapped' | 'engine' | 'memoryBudget' | 'device'>;
+
+/** Checks the arguments and turns them into evaluator options. */
+export function evaluatorOptions(a: EvalArgs, command: string): ScoringOptions {
+  if (!(Number.isSafeInteger(a.batchSize) && a.batchSize >= 1)) throw new AvgCkptError('usage', `--batch-size must be a whole number >= 1, got ${a.batchSize}`);
+  if (a.data === undefined && a.input === undefined) throw new AvgCkptError('usage', `${command} needs validation data: --data DIR or --input NAME=FILE`);
+  let memoryBudget: number | undefined;
+  if (a.memoryBudget !== undefined) {
+    try {
+      memoryBudget = parseSize(a.memoryBudget);
+    } catch {
+      throw new AvgCkptError('usage', `--memory-budget: "${a.memoryBudget}" is not a size (e.g. 8GB, 512MiB)`);
+    }
+  }
+  return {
+    onnx: a.onnx,
+    data: { dataDir: a.data, inputs: inputPairs(a.input), labels: a.labels, batchSize: a.batchSize },
+    metric: a.metric,
+    direction: a.maximize ? 'max' : a.minimize ? 'min' : undefined,
+    maps: a.map,
+    allowUnmapped: a.allowUnmapped,
+    engine: a.engine,
+    memoryBudget,
+    device: a.device,
+  };
+}
+
+/** Notes on stderr (unless --quiet) and a progress bar over the averages scored (on a TTY). */
+export function scoringFeedback(a: EvalArgs): { onNote: (line: string) => void; onProgress: (done: number, total: number, what: string) => void; stop: () => void } {
+  let bar: Progress | undefined;
+  return {
+    onNote: (line) => {
+      if (!a.quiet) process.stderr.write(`avg-ckpt: ${line}\n`);
+    },
+    onProgress: (done, total, what) => {
+      bar ??= startProgress(total, 'items', !a.quiet && !a.json);
+      bar.update(done, what);
+    },
+    stop: () => bar?.stop(),
+  };
+}
