@@ -29,14 +29,22 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsFi
   } catch (e) {
     throw ioError(path, e, 'open');
   }
+  // A failing disk (EIO) is an io error naming the file, not an internal bug.
+  const read = async (into: Uint8Array, offset: number, length: number, position: number) => {
+    try {
+      return (await fh.read(into, offset, length, position)).bytesRead;
+    } catch (e) {
+      throw ioError(path, e, 'read');
+    }
+  };
   try {
     const prefix = new Uint8Array(8);
-    const { bytesRead } = await fh.read(prefix, 0, 8, 0);
+    const bytesRead = await read(prefix, 0, 8, 0);
     const n = parseHeaderSize(prefix.subarray(0, bytesRead), bytesRead < 8 ? bytesRead : fileSize, path);
     const json = new Uint8Array(n);
     let done = 0;
     while (done < n) {
-      const { bytesRead: r } = await fh.read(json, done, n - done, 8 + done);
+      const r = await read(json, done, n - done, 8 + done);
       if (r === 0) break;
       done += r;
     }
