@@ -14,7 +14,6 @@ import { f32, put, putSparse, stFile, tempDir } from '../helpers/st-bytes.js';
 
 const tmp = tempDir('avg-ckpt-e2e-faults-');
 beforeAll(ensureBuilt);
-afterAll(tmp.cleanup);
 let n = 0;
 const fresh = (label: string) => {
   const d = join(tmp.dir, `${label}${n++}`);
@@ -71,7 +70,15 @@ const fullDir = join(tmp.dir, 'full');
 mkdirSync(fullDir, { recursive: true });
 const mountProblem = tryMount(fullDir);
 afterAll(() => {
-  if (mountProblem === undefined) execFileSync('umount', [fullDir]);
+  // unmount before removing the temporary folder that holds the mount point
+  if (mountProblem === undefined) {
+    try {
+      execFileSync('umount', [fullDir]);
+    } catch {
+      execFileSync('umount', ['-l', fullDir]);
+    }
+  }
+  tmp.cleanup();
 });
 
 describe('the disk fills while writing', () => {
