@@ -114,9 +114,15 @@ describe('interrupted mid-sweep', () => {
   });
 
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-    it(`${sig}: exit ${code}, says interrupted, no report, no winner, no temporary files`, async () => {
+    // BUG (src/eval/materialize.ts createMaterialize): the engine writes a full copy of the model
+    // into mkdtemp(tmpdir()/avg-ckpt-materialize-*), removed only by close(); the signal handler
+    // (removeTemporaryOutputs) does not know it, so every interrupted sweep leaves the model's
+    // weights in /tmp. Fix: register the folder with the same cleanup as temporary outputs.
+    it(`${sig}: exit ${code}, says interrupted, no report, no winner, no temporary files (also none in TMPDIR)`, async () => {
       const out = join(tmp.dir, `sig-out-${sig}`);
       mkdirSync(out);
+      const tmpdirOfChild = join(tmp.dir, `tmpdir-${sig}`);
+      mkdirSync(tmpdirOfChild);
       let alive = false;
       const r = await runCli(['sweep-window', join(MLP, 'run'), '--onnx', join(MLP, 'model.onnx'), '--input', `input=${join(big, 'input.npy')}`, '--labels', join(big, 'labels.npy'),
         '--windows', Array.from({ length: 60 }, (_, i) => i + 1).join(','), '--engine', 'materialize', '--device', 'cpu', '--report', join(out, 'report.json'), '--write-best', join(out, 'best.safetensors')], {
@@ -126,12 +132,15 @@ describe('interrupted mid-sweep', () => {
           child.kill(sig);
         },
         timeoutMs: 120_000,
+        env: { TMPDIR: tmpdirOfChild },
       });
       expect(alive, 'the sweep finished before the signal: make it longer').toBe(true);
       expect(r.code, r.stderr).toBe(code);
       expect(r.stderr).toContain('interrupted');
       expect(listAll(out)).toEqual([]);
       expect(existsSync(join(out, 'report.json'))).toBe(false);
+      // (onnxruntime itself leaves `.ses` and an empty `mat-debug-<pid>.log` in TMPDIR: not ours)
+      expect(listAll(tmpdirOfChild).filter((e) => e.startsWith('avg-ckpt'))).toEqual([]);
     });
   }
 });
