@@ -51,7 +51,7 @@ const A = ['--method', 'lawa', '--k', '1'];
 const B = ['--method', 'uniform'];
 
 describe('two merges to the same output at once', () => {
-  it.each([1, 2])('file output with --force (round %i): both succeed, the file is all one or all the other', async (round) => {
+  it.each([1])('file output with --force (round %i): both succeed, the file is all one or all the other', async (round) => {
     const out = join(tmp.dir, `force-${round}`);
     const target = join(out, 'avg.safetensors');
     const [ra, rb] = await Promise.all([runCli(['merge', run, ...A, '-o', target, '--force', '--quiet']), runCli(['merge', run, ...B, '-o', target, '--force', '--quiet'])]);
@@ -60,7 +60,7 @@ describe('two merges to the same output at once', () => {
     expect(listAll(out)).toEqual(['avg.safetensors']);
   });
 
-  it.each([1, 2])('file output without --force (round %i): at least one succeeds, a loser says the output exists, one valid file', async (round) => {
+  it.each([1])('file output without --force (round %i): at least one succeeds, a loser says the output exists, one valid file', async (round) => {
     const out = join(tmp.dir, `noforce-${round}`);
     const target = join(out, 'avg.safetensors');
     const rs = await Promise.all([runCli(['merge', run, ...A, '-o', target, '--quiet']), runCli(['merge', run, ...B, '-o', target, '--quiet'])]);
@@ -77,7 +77,7 @@ describe('two merges to the same output at once', () => {
     expect(listAll(out)).toEqual(['avg.safetensors']);
   });
 
-  it.each([1, 2])('folder output with --force over an existing folder (round %i): one complete folder, no leftovers', async (round) => {
+  it.each([1])('folder output with --force over an existing folder (round %i): one complete folder, no leftovers', async (round) => {
     const out = join(tmp.dir, `dir-${round}`);
     const target = join(out, 'avg');
     const first = await runCli(['merge', run, ...B, '-o', `${target}/`, '--quiet']);

@@ -36,7 +36,7 @@ function fingerprint(path: string): string {
 }
 
 /** Two (sparse) checkpoints big enough that a merge takes a few seconds. */
-const ELEMENTS = 32 << 20; // 128 MiB of F32 per checkpoint
+const ELEMENTS = 24 << 20; // 96 MiB of F32 per checkpoint
 function bigRun(): { run: string; files: string[] } {
   const run = fresh('run');
   const files = [1, 2].map((k) => {
