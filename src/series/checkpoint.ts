@@ -2,10 +2,11 @@
  * One checkpoint of a series: a single safetensors file, a folder with one, or a folder of
  * shards described by `model.safetensors.index.json` (the index is trusted, not a glob).
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, isAbsolute, sep } from 'node:path';
 import { AvgCkptError, ioError } from '../errors.js';
 import type { DType } from '../io/safetensors/dtype.js';
+import { readRegularFile } from '../io/regular-file.js';
 import { readSafetensorsHeader, type SafetensorsFile } from '../io/safetensors/reader.js';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -110,9 +111,7 @@ function fromFiles(path: string, dir: string, isFolder: boolean, files: Safetens
 async function fromIndex(dir: string, indexPath: string): Promise<Checkpoint> {
   let raw: unknown;
   try {
-    // a FIFO would block the read forever: only regular files
-    if (!(await stat(indexPath)).isFile()) throw new Error('not a regular file (a pipe, socket or device)');
-    raw = JSON.parse(await readFile(indexPath, 'utf8'));
+    raw = JSON.parse((await readRegularFile(indexPath)).toString('utf8'));
   } catch (e) {
     if (e instanceof SyntaxError) throw new AvgCkptError('invalid-index', `not valid JSON (${e.message})`, { file: indexPath });
     throw ioError(indexPath, e, 'read');

@@ -1,6 +1,6 @@
 /** Training step of a checkpoint: from its name, else its metadata, else trainer_state.json. */
-import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { readRegularFile } from '../io/regular-file.js';
 import { SINGLE_FILE, type Checkpoint, type StepSource } from './checkpoint.js';
 
 const STEP_PATTERNS = [
@@ -35,12 +35,11 @@ export async function resolveStep(ck: Checkpoint): Promise<{ step: number; sourc
   if (inOwnFolder) {
     try {
       const statePath = join(ck.dir, 'trainer_state.json');
-      if (!(await stat(statePath)).isFile()) return undefined; // a FIFO would block the read forever
-      const state = JSON.parse(await readFile(statePath, 'utf8')) as { global_step?: unknown };
+      const state = JSON.parse((await readRegularFile(statePath)).toString('utf8')) as { global_step?: unknown };
       const s = asStep(state.global_step);
       if (s !== undefined) return { step: s, source: 'trainer_state' };
     } catch {
-      // no trainer_state.json, or not JSON: fall through to the order given
+      // no trainer_state.json, not a regular file, or not JSON: fall through to the order given
     }
   }
   return undefined;

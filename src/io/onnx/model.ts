@@ -2,10 +2,11 @@
  * ONNX models: decode and encode a ModelProto, and read an initializer's bytes wherever they
  * are (raw_data, the typed repeated fields, or external data beside the model).
  */
-import { readFile, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { AvgCkptError, ioError } from '../../errors.js';
+import { readRegularFile } from '../regular-file.js';
 
 export const onnx = onnxProto.onnx;
 export type ModelProto = onnxProto.onnx.ModelProto;
@@ -53,7 +54,7 @@ export interface LoadedModel {
 export async function loadModel(path: string): Promise<LoadedModel> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path);
   } catch (e) {
     throw ioError(path, e, 'read the ONNX model');
   }

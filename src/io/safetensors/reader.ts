@@ -1,6 +1,7 @@
 /** Opens a safetensors file and validates its header without reading the tensor data. */
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { ioError } from '../../errors.js';
+import { regularFileSize } from '../regular-file.js';
 import { parseHeader, parseHeaderSize, type SafetensorsHeader, type TensorEntry } from './header.js';
 
 export interface SafetensorsFile {
@@ -14,12 +15,7 @@ export interface SafetensorsFile {
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsFile> {
   let fileSize: number;
   try {
-    const st = await stat(path);
-    if (st.isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
-    // A FIFO would block open() forever (and keep the process alive past SIGTERM); a device has
-    // no size. Only regular files can be read by position.
-    if (!st.isFile()) throw new Error('not a regular file (a pipe, socket or device)');
-    fileSize = st.size;
+    fileSize = await regularFileSize(path);
   } catch (e) {
     throw ioError(path, e, 'open');
   }
