@@ -13,11 +13,13 @@ import { sweepWindowCommand } from './sweep-window.js';
 import { VERSION } from '../version.js';
 
 function installSignalCleanup(): void {
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  // SIGHUP too: what a closed terminal or a dropped ssh session sends
+  const exitCodes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  for (const sig of Object.keys(exitCodes) as (keyof typeof exitCodes)[]) {
     process.once(sig, () => {
       removeTemporaryOutputs();
       process.stderr.write(`\navg-ckpt: interrupted by ${sig}; nothing was written and temporary files were removed\n`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      process.exit(exitCodes[sig]);
     });
   }
 }
