@@ -18,6 +18,7 @@ import type { Binding } from './binding.js';
 import { sessionProviders, type Device } from './device.js';
 import { averageSlot, ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
 import { onnxTypeOf, readBytes } from './tensor-read.js';
+import { trackTemporary, untrackTemporary } from '../io/atomic-output.js';
 
 const DATA_FILE = 'weights.bin';
 const ALIGN = 64;
@@ -74,6 +75,7 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
   const slots = weightSlots(binding.weights);
   const { proto, offsets, fixed } = await layout(model, binding, slots, newest, pool);
   const dir = await mkdtemp(join(tmpdir(), 'avg-ckpt-materialize-'));
+  trackTemporary(dir); // a copy of the model's weights: removed on SIGINT/SIGTERM too
   const modelPath = join(dir, 'model.onnx');
   const dataPath = join(dir, DATA_FILE);
   await writeFile(modelPath, encodeModel(proto));
@@ -108,6 +110,7 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
       await fh.close();
       await pool.close();
       await rm(dir, { recursive: true, force: true });
+      untrackTemporary(dir);
     },
   };
 }

@@ -4,21 +4,50 @@
  * target as it was and removes its temporary files.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { AvgCkptError, ioError } from '../errors.js';
 
 const live = new Set<string>();
+/** A temporary output -> the first of its parent folders that avg-ckpt created for it. */
+const createdFolders = new Map<string, string>();
+
+/** Removes the folders created for an abandoned output, innermost first, while they are empty. */
+function removeCreatedFolders(tempPath: string): void {
+  const top = createdFolders.get(tempPath);
+  createdFolders.delete(tempPath);
+  if (top === undefined) return;
+  for (let dir = dirname(tempPath); dir.length >= top.length; dir = dirname(dir)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return; // not empty (someone else wrote there) or already gone
+    }
+    if (dir === top) return;
+  }
+}
 /** A previous output moved aside during a --force folder replacement -> where it belongs. */
 const asides = new Map<string, string>();
+
+/** Registers a temporary file or folder (not an output) for removal on failure or interruption. */
+export function trackTemporary(path: string): void {
+  live.add(path);
+}
+
+export function untrackTemporary(path: string): void {
+  live.delete(path);
+}
 
 /**
  * Removes every temporary output still in progress, and puts back a previous output that was
  * moved aside but not yet replaced (synchronous: used from signal handlers).
  */
 export function removeTemporaryOutputs(): void {
-  for (const p of live) rmSync(p, { recursive: true, force: true });
+  for (const p of live) {
+    rmSync(p, { recursive: true, force: true });
+    removeCreatedFolders(p);
+  }
   live.clear();
   for (const [aside, target] of asides) {
     if (existsSync(target)) rmSync(aside, { recursive: true, force: true });
@@ -65,13 +94,16 @@ export class AtomicOutput {
       throw new AvgCkptError('output-exists', 'already exists; pass --force to replace it', { file: target });
     }
     const parent = dirname(target);
+    let createdParent: string | undefined;
     try {
-      await mkdir(parent, { recursive: true });
+      // the first folder mkdir -p created, if any: it goes again if the output is abandoned
+      createdParent = await mkdir(parent, { recursive: true });
     } catch (e) {
       throw ioError(parent, e, 'create the output folder');
     }
     const tempPath = join(parent, `.${basename(target)}.tmp-${randomBytes(4).toString('hex')}`);
     live.add(tempPath);
+    if (createdParent !== undefined) createdFolders.set(tempPath, createdParent);
     if (kind === 'dir') {
       try {
         await mkdir(tempPath);
@@ -114,6 +146,7 @@ export class AtomicOutput {
       throw ioError(this.target, e, 'move the finished output into place');
     }
     live.delete(this.tempPath);
+    createdFolders.delete(this.tempPath);
     this.done = true;
     await fsyncDir(parent);
   }
@@ -123,5 +156,6 @@ export class AtomicOutput {
     this.done = true;
     await rm(this.tempPath, { recursive: true, force: true });
     live.delete(this.tempPath);
+    removeCreatedFolders(this.tempPath);
   }
 }
