@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, rmdirSync, rmSync } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { AvgCkptError, ioError } from '../errors.js';
 
@@ -135,6 +135,17 @@ export class AtomicOutput {
         }
         asides.delete(old);
         await rm(old, { recursive: true, force: true });
+      } else if (this.kind === 'file' && !this.force) {
+        // link() never replaces: of two runs racing for the same new output, exactly one wins
+        try {
+          await link(this.tempPath, this.target);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+            throw new AvgCkptError('output-exists', 'appeared while avg-ckpt was writing it; pass --force to replace it', { file: this.target });
+          }
+          throw e;
+        }
+        await rm(this.tempPath, { force: true });
       } else {
         if (!this.force && (await exists(this.target))) {
           throw new AvgCkptError('output-exists', 'appeared while avg-ckpt was writing it; pass --force to replace it', { file: this.target });
