@@ -316,10 +316,8 @@ describe('special files where a checkpoint file is expected', () => {
 });
 
 describe('output folders created for the output', () => {
-  // BUG (src/io/atomic-output.ts begin/abort): the output's missing parent folders are created
-  // before the data is read, and a later failure (here NaN in an input) leaves them behind,
-  // empty. Fix: remember the first folder `mkdir -p` created (its return value) and remove it on
-  // abort and in removeTemporaryOutputs.
+  // Regression: folders created for the output stayed behind, empty, after a later failure;
+  // AtomicOutput now removes the folders it created when the output is abandoned.
   it('a failure after the output folders were created removes them again', async () => {
     const { run, out } = runWith((d) => {
       const g = good(30);

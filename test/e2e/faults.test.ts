@@ -155,10 +155,8 @@ describe('interrupted mid-merge', () => {
 });
 
 describe('hang-up mid-merge (terminal closed, ssh dropped)', () => {
-  // BUG (src/cli/main.ts installSignalCleanup): only SIGINT and SIGTERM are handled. SIGHUP, what
-  // a closed terminal or a dropped ssh session sends, kills the process with the default action
-  // and leaves the hidden partial `.avg.safetensors.tmp-*` (as large as it had got) beside the
-  // output. Fix: handle 'SIGHUP' the same way (exit 129).
+  // Regression: SIGHUP was not handled and left the hidden partial output behind; it is now
+  // handled like SIGTERM (exit 129).
   it('SIGHUP: no output, no temporary files, a non-zero exit', async () => {
     const { run } = bigRun();
     const out = fresh('out');

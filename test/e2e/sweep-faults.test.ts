@@ -71,9 +71,8 @@ describe('malformed .npy: exit 1, one line naming the file, nothing written', ()
 });
 
 describe('FIFOs where the model or data is expected', () => {
-  // BUG (src/io/onnx/model.ts loadModel, src/io/npy.ts readNpy/readNpz): readFile on a FIFO blocks
-  // forever, and the blocked thread keeps the process alive even past SIGTERM. Fix: stat first
-  // and refuse anything but a regular file (as src/io/safetensors/reader.ts does).
+  // Regression: readFile on a FIFO blocked forever, keeping the process alive past SIGTERM;
+  // every reader now refuses anything but a regular file (src/io/regular-file.ts).
   it.each([
     ['the ONNX model', model],
     ['the input .npy', input],
@@ -112,10 +111,8 @@ describe('interrupted mid-sweep', () => {
   });
 
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-    // BUG (src/eval/materialize.ts createMaterialize): the engine writes a full copy of the model
-    // into mkdtemp(tmpdir()/avg-ckpt-materialize-*), removed only by close(); the signal handler
-    // (removeTemporaryOutputs) does not know it, so every interrupted sweep leaves the model's
-    // weights in /tmp. Fix: register the folder with the same cleanup as temporary outputs.
+    // Regression: the materialize engine's copy of the model in TMPDIR was unknown to the signal
+    // handler and stayed behind; it is now registered with the temporary outputs.
     it(`${sig}: exit ${code}, says interrupted, no report, no winner, no temporary files (also none in TMPDIR)`, async () => {
       const out = join(tmp.dir, `sig-out-${sig}`);
       mkdirSync(out);
