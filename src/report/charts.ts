@@ -3,8 +3,7 @@
  * rendered headless (no canvas; vega estimates text widths), so the SVG is the same on every
  * machine.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { Direction, Target, TimeToTarget } from './time-to-target.js';
 
 /** What a chart needs of one evaluated candidate (a sweep-window candidate has these fields). */
@@ -32,6 +31,8 @@ const CONFIG = {
 };
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // loaded on first use: vega takes longer to import than most commands take to run
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
