@@ -99,43 +99,48 @@ function section(id: number, body: number[]): number[] {
 const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
 const EXPORTS = ['f32', 'bf16', 'f64'] as const;
 
-const MODULE = new Uint8Array([
+/** A shared memory can only be imported as shared (limits flag 3, with a maximum). */
+const memoryLimits = (shared: boolean) => (shared ? [0x03, 1, ...uleb(65536)] : [0x00, 1]);
+
+const moduleBytes = (shared: boolean) => new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
   ...section(1, [1, 0x60, 4, I32, I32, I32, F64, 0]), // type 0: (src, dst, n, w) -> ()
-  ...section(2, [1, ...name('env'), ...name('mem'), 0x02, 0x00, 1]), // import memory, min 1 page
+  ...section(2, [1, ...name('env'), ...name('mem'), 0x02, ...memoryLimits(shared)]), // import memory, min 1 page
   ...section(3, [3, 0, 0, 0]),
   ...section(7, [3, ...EXPORTS.flatMap((e, i) => [...name(e), 0x00, i])]),
   ...section(10, [3, ...f32Kernel, ...bf16Kernel, ...f64Kernel]),
 ]);
 
-let compiled: WebAssembly.Module | null | undefined;
+const compiled = new Map<boolean, WebAssembly.Module | null>();
 
 /** The compiled kernels, or null where WebAssembly SIMD is unavailable. */
-function kernelModule(): WebAssembly.Module | null {
-  if (compiled === undefined) {
+function kernelModule(shared: boolean): WebAssembly.Module | null {
+  if (!compiled.has(shared)) {
     try {
-      compiled = new WebAssembly.Module(MODULE);
+      compiled.set(shared, new WebAssembly.Module(moduleBytes(shared)));
     } catch {
-      compiled = null;
+      compiled.set(shared, null);
     }
   }
-  return compiled;
+  return compiled.get(shared) ?? null;
 }
 
 type Kernel = (src: number, dst: number, n: number, w: number) => void;
 
 /**
  * Fixed-size memory that buffers are carved from, in order (8-byte aligned). It never grows, so
- * views into it stay valid for its lifetime.
+ * views into it stay valid for its lifetime. A `shared` arena's buffer is a SharedArrayBuffer
+ * that a worker thread can see too.
  */
 export class Arena {
   private used = 0;
-  private readonly buffer: ArrayBuffer;
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
   private readonly kernels: Partial<Record<ReadableFloat, Kernel>> = {};
 
-  constructor(bytes: number) {
-    const mod = kernelModule();
-    const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) });
+  constructor(bytes: number, shared = false) {
+    const mod = kernelModule(shared);
+    const pages = Math.ceil(bytes / 65536);
+    const memory = new WebAssembly.Memory(shared ? { initial: pages, maximum: pages, shared } : { initial: pages });
     this.buffer = memory.buffer;
     if (mod !== null) {
       const e = new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as Record<(typeof EXPORTS)[number], Kernel>;

@@ -1,13 +1,15 @@
 /**
  * The streaming core: for each tensor, chunk by chunk, read the chunk from every contributing
  * checkpoint, accumulate in float64, cast once to the output dtype, write, move on. Memory is
- * a few chunk buffers whatever the model size or the number of checkpoints.
+ * a few chunk buffers whatever the model size or the number of checkpoints. Large merges
+ * encode on a second thread (encoder.ts) while the next chunk is accumulated.
  */
 import { AvgCkptError } from '../errors.js';
 import type { FilePool } from '../io/file-pool.js';
-import { bytesPerElement, decode, encode, firstNonFinite, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
+import { bytesPerElement, decode, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
 import type { SafetensorsWriter } from '../io/safetensors/writer.js';
 import type { PlannedTensor } from './plan.js';
+import { ChunkEncoder, wantsWorker } from './encoder.js';
 import { Arena } from './kernels.js';
 import { ReadAhead, type ReadJob } from './read-ahead.js';
 
@@ -100,31 +102,59 @@ function background(p: Promise<void>): Promise<void> {
   return p;
 }
 
-
 /** Streams `tensors` (in the writer's layout order) into `writer`. */
 export async function streamTensors(pool: FilePool, tensors: readonly PlannedTensor[], writer: SafetensorsWriter, opts: StreamOptions): Promise<void> {
   const maxLen = maxReadLength(tensors);
-  const accLen = Math.min(CHUNK_ELEMENTS, Math.max(1, ...tensors.filter((t) => t.mode === 'average').map(numel)));
-  // The read buffers and the accumulator live where the SIMD kernels can see them. We hold at
-  // most one read buffer beyond the depth: a copied chunk's, until its write is done.
-  const arena = new Arena(accLen * 8 + (READ_DEPTH + 1) * (Math.ceil(maxLen / 8) * 8));
+  const averaged = tensors.filter((t) => t.mode === 'average');
+  const accLen = Math.min(CHUNK_ELEMENTS, Math.max(1, ...averaged.map(numel)));
+  const worker = wantsWorker(averaged.filter((t) => t.dtype === 'F16' || t.dtype === 'BF16').reduce((a, t) => a + numel(t), 0));
+  // Two-stage pipeline with a worker: it encodes chunk k while chunk k+1 is read and accumulated
+  // into the other accumulator, then this thread helps finish chunk k, whose write overlaps chunk
+  // k+2. Without one, each chunk is encoded as soon as it is summed (still in cache).
+  const nAcc = worker ? 2 : 1;
+  // The read buffers, the accumulators and the two output buffers live where the SIMD kernels
+  // (and, shared, the worker) can see them. We hold at most one read buffer beyond the depth: a
+  // copied chunk's, until its write is done.
+  const arena = new Arena(8 + accLen * 8 * (nAcc + 2) + (READ_DEPTH + 1) * (Math.ceil(maxLen / 8) * 8), worker);
   const reads = new ReadAhead(pool, allReads(tensors), READ_DEPTH, maxLen, (n) => arena.bytes(n));
-  const acc = arena.f64(accLen);
-  // Two output buffers: chunk k is written while chunk k+1 is accumulated into the other.
-  const outs = [new Uint8Array(acc.length * 8), new Uint8Array(acc.length * 8)];
+  const accs = Array.from({ length: nAcc }, () => arena.f64(accLen));
+  const outs = [arena.bytes(accLen * 8), arena.bytes(accLen * 8)];
+  const encoder = new ChunkEncoder(arena.buffer, arena.bytes(8).byteOffset, worker);
+  let encoded: { c: Chunk; acc: Float64Array; out: Uint8Array } | null = null;
   let writing: Promise<void> = Promise.resolve();
   const progress: StreamProgress = { bytesRead: 0, tensorsDone: 0 };
+
+  /** Waits for the chunk being encoded, checks it, and starts its write. */
+  const flush = async (): Promise<void> => {
+    if (encoded === null) return;
+    const { c, acc, out } = encoded;
+    encoded = null;
+    const i = await encoder.finish();
+    if (i >= 0) {
+      // A NaN or Inf input makes the sum non-finite, and a narrower output dtype can overflow
+      // even when every input is finite (F32 1e5 -> F16).
+      if (!Number.isFinite(acc[i])) throw await findNonFinite(pool, c);
+      throw new AvgCkptError('non-finite', `the average is ${acc[i]} at element ${c.start + i}, beyond the range of the output dtype ${c.tensor.dtype}; choose a wider --dtype (f32, bf16) or pass --allow-nonfinite to write infinity`, { file: writer.path, tensor: c.tensor.name });
+    }
+    await writing;
+    writing = background(writer.write(out));
+  };
+
   try {
+    let acc = 0;
+    let out = 0;
     for (const c of chunks(tensors)) {
       if (c.tensor.mode === 'copy') {
         if (c.count > 0) {
           const bytes = await reads.next();
+          await flush();
           await writing;
           writing = background(writer.write(bytes).then(() => reads.release(bytes)));
           progress.bytesRead += c.count;
         }
       } else {
-        const a = acc.subarray(0, c.count);
+        // This accumulator's previous chunk (k-2) was encoded before k-1 went to the encoder.
+        const a = accs[acc].subarray(0, c.count);
         a.fill(0);
         for (const { weight, source } of c.tensor.contributions) {
           if (c.count === 0) break;
@@ -133,28 +163,22 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
           progress.bytesRead += bytes.byteLength;
           reads.release(bytes);
         }
+        await flush(); // also awaits chunk k-2's write, from this output buffer
         const dt = c.tensor.dtype as WritableFloat;
-        outs.reverse(); // the other buffer's write was awaited before the last write began
-        const o = outs[0].subarray(0, c.count * bytesPerElement(dt));
-        encode(dt, a, o);
-        // Checked on the encoded chunk (half the bytes of the float64 sum, or less): a NaN or Inf
-        // input makes the sum non-finite, and a narrower output dtype can overflow even when
-        // every input is finite (F32 1e5 -> F16).
-        if (!opts.allowNonfinite) {
-          const i = firstNonFinite(dt, o);
-          if (i >= 0) {
-            if (!Number.isFinite(a[i])) throw await findNonFinite(pool, c);
-            throw new AvgCkptError('non-finite', `the average is ${a[i]} at element ${c.start + i}, beyond the range of the output dtype ${dt}; choose a wider --dtype (f32, bf16) or pass --allow-nonfinite to write infinity`, { file: writer.path, tensor: c.tensor.name });
-          }
-        }
-        await writing;
-        writing = background(writer.write(o));
+        const o = outs[out].subarray(0, c.count * bytesPerElement(dt));
+        encoder.start(dt, a, o, !opts.allowNonfinite);
+        encoded = { c, acc: a, out: o };
+        if (!worker) await flush();
+        acc = (acc + 1) % nAcc;
+        out ^= 1;
       }
       if (c.last) progress.tensorsDone++;
       opts.onProgress?.(progress);
     }
+    await flush();
     await writing;
   } finally {
+    await encoder.close(); // the worker may still be encoding after an error: it must not outlive us
     await writing.catch(() => undefined);
     await reads.drain();
   }
