@@ -141,8 +141,8 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
   };
 
   try {
-    let acc = 0;
-    let out = 0;
+    let nextAcc = 0;
+    let nextOut = 0;
     for (const c of chunks(tensors)) {
       if (c.tensor.mode === 'copy') {
         if (c.count > 0) {
@@ -154,7 +154,7 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
         }
       } else {
         // This accumulator's previous chunk (k-2) was encoded before k-1 went to the encoder.
-        const a = accs[acc].subarray(0, c.count);
+        const a = accs[nextAcc].subarray(0, c.count);
         a.fill(0);
         for (const { weight, source } of c.tensor.contributions) {
           if (c.count === 0) break;
@@ -165,12 +165,12 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
         }
         await flush(); // also awaits chunk k-2's write, from this output buffer
         const dt = c.tensor.dtype as WritableFloat;
-        const o = outs[out].subarray(0, c.count * bytesPerElement(dt));
+        const o = outs[nextOut].subarray(0, c.count * bytesPerElement(dt));
         encoder.start(dt, a, o, !opts.allowNonfinite);
         encoded = { c, acc: a, out: o };
         if (!worker) await flush();
-        acc = (acc + 1) % nAcc;
-        out ^= 1;
+        nextAcc = (nextAcc + 1) % nAcc;
+        nextOut ^= 1;
       }
       if (c.last) progress.tensorsDone++;
       opts.onProgress?.(progress);
