@@ -10,28 +10,11 @@ import { AvgCkptError } from '../../src/errors.js';
 import { parseNpy, readNpy, readNpz } from '../../src/io/npy.js';
 import { npyBytes, zipBytes } from '../helpers/npy-bytes.js';
 import { f32, put, tempDir } from '../helpers/st-bytes.js';
+import { ownError, ownErrorAsync } from '../helpers/own-errors.js';
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
 
-function own(f: () => unknown): string {
-  try {
-    f();
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof AvgCkptError)) throw new Error(`foreign error: ${(e as Error)?.stack ?? String(e)}`);
-    return e.code;
-  }
-}
-async function ownAsync(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof AvgCkptError)) throw new Error(`foreign error: ${(e as Error)?.stack ?? String(e)}`);
-    return e.code;
-  }
-}
 
 const GOOD = npyBytes('<f4', [2, 3], f32(1, 2, 3, 4, 5, 6));
 
@@ -91,20 +74,20 @@ describe('readNpz: corrupt archives are invalid-npy, not internal errors', () =>
     const z = zipBytes([{ name: 'y.npy', data: GOOD, deflate: true }]);
     // flip the bytes of the deflate body (after the 30-byte local header and the 5-byte name)
     for (let i = 35; i < 45; i++) z[i] ^= 0xff;
-    expect(await ownAsync(readNpz(put(join(tmp.dir, 'bad-deflate.npz'), z)))).toBe('invalid-npy');
+    expect(await ownErrorAsync(readNpz(put(join(tmp.dir, 'bad-deflate.npz'), z)))).toBe('invalid-npy');
   });
   it('a central-directory entry whose local-header offset is past the end (DataView RangeError)', async () => {
     const z = good();
     // the first central-directory record starts right after the local entries; its offset field is at +42
     const cd = z.findIndex((_, i) => z[i] === 0x50 && z[i + 1] === 0x4b && z[i + 2] === 1 && z[i + 3] === 2);
     z[cd + 42] = 0xff; z[cd + 43] = 0xff; z[cd + 44] = 0xff; z[cd + 45] = 0x0f;
-    expect(await ownAsync(readNpz(put(join(tmp.dir, 'bad-offset.npz'), z)))).toBe('invalid-npy');
+    expect(await ownErrorAsync(readNpz(put(join(tmp.dir, 'bad-offset.npz'), z)))).toBe('invalid-npy');
   });
   it('an end-of-central-directory record pointing past the end', async () => {
     const z = good();
     const eocd = z.length - 22;
     z[eocd + 16] = 0xff; z[eocd + 17] = 0xff; z[eocd + 18] = 0xff; z[eocd + 19] = 0x0f;
-    expect(await ownAsync(readNpz(put(join(tmp.dir, 'bad-cd.npz'), z)))).toBe('invalid-npy');
+    expect(await ownErrorAsync(readNpz(put(join(tmp.dir, 'bad-cd.npz'), z)))).toBe('invalid-npy');
   });
 });
 
@@ -124,7 +107,7 @@ describe('fuzz', () => {
   it('parseNpy: random bytes and mutated files throw only AvgCkptError', () => {
     fc.assert(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 128 }), mutatedNpy), (b) => {
-        own(() => parseNpy(b, 'f.npy'));
+        ownError(() => parseNpy(b, 'f.npy'));
       }),
       { numRuns: 3000 },
     );
@@ -134,7 +117,7 @@ describe('fuzz', () => {
     let k = 0;
     await fc.assert(
       fc.asyncProperty(mutatedNpy, async (b) => {
-        await ownAsync(readNpy(put(join(tmp.dir, `m${k++ % 20}.npy`), b)));
+        await ownErrorAsync(readNpy(put(join(tmp.dir, `m${k++ % 20}.npy`), b)));
       }),
       { numRuns: 200 },
     );
@@ -156,7 +139,7 @@ describe('fuzz', () => {
     await fc.assert(
       fc.asyncProperty(mutatedZip, async (b) => {
         const t0 = performance.now();
-        await ownAsync(readNpz(put(join(tmp.dir, `z${k++ % 20}.npz`), b)));
+        await ownErrorAsync(readNpz(put(join(tmp.dir, `z${k++ % 20}.npz`), b)));
         slowest = Math.max(slowest, performance.now() - t0);
       }),
       { numRuns: 600 },

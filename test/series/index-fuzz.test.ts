@@ -6,10 +6,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { AvgCkptError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/series/checkpoint.js';
 import { f32, i64, put, stFile } from '../helpers/st-bytes.js';
 import { tempDir } from '../helpers/st-bytes.js';
+import { ownErrorAsync } from '../helpers/own-errors.js';
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -19,15 +19,6 @@ const S2 = stFile([{ name: 'c', dtype: 'F32', shape: [1], data: f32(4) }]);
 // Outside every checkpoint folder: reading it would be an escape.
 const OUTSIDE = put(join(tmp.dir, 'outside.safetensors'), stFile([{ name: 'a', dtype: 'F32', shape: [2], data: f32(9, 9) }]));
 
-async function own(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof AvgCkptError)) throw new Error(`foreign error: ${(e as Error)?.stack ?? String(e)}`);
-    return e.code;
-  }
-}
 
 const shardName = fc.oneof(
   fc.constantFrom('s1.safetensors', 's2.safetensors', 'missing.safetensors', '../outside.safetensors', './s1.safetensors', 'sub/../s1.safetensors',
@@ -57,7 +48,7 @@ describe('loadCheckpoint on fuzzed indexes', () => {
         put(join(d, 's2.safetensors'), corruptS2 ? S2.subarray(0, S2.length - 1) : S2);
         put(join(d, 'model.safetensors.index.json'), text);
         let ck;
-        const r = await own(loadCheckpoint(d).then((c) => (ck = c)));
+        const r = await ownErrorAsync(loadCheckpoint(d).then((c) => (ck = c)));
         seen.add(r);
         if (r === 'ok' && ck !== undefined) {
           const root = resolve(d) + sep;
@@ -90,7 +81,7 @@ describe('loadCheckpoint on fuzzed indexes', () => {
         put(join(d, 's1.safetensors'), b.subarray(0, b.length - (cut % 4)));
         put(join(d, 's2.safetensors'), S2);
         put(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: 's1.safetensors', b: 's1.safetensors', c: 's2.safetensors' } }));
-        await own(loadCheckpoint(d));
+        await ownErrorAsync(loadCheckpoint(d));
         rmSync(d, { recursive: true, force: true });
       }),
       { numRuns: 200 },

@@ -10,6 +10,7 @@ import { AvgCkptError } from '../../../src/errors.js';
 import { MAX_HEADER_SIZE, parseHeader, parseHeaderSize } from '../../../src/io/safetensors/header.js';
 import { readSafetensorsHeader } from '../../../src/io/safetensors/reader.js';
 import { f32, i64, put, rawFile, stFile, tempDir, u16, u64le } from '../../helpers/st-bytes.js';
+import { ownError } from '../../helpers/own-errors.js';
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -35,16 +36,6 @@ function parseBytes(bytes: Uint8Array) {
   return parseHeader(bytes.subarray(8, 8 + n), bytes.length, 'f');
 }
 
-/** Runs `f`; returns 'ok' or the AvgCkptError code; anything else fails the test. */
-function onlyOwnErrors(f: () => unknown): string {
-  try {
-    f();
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof AvgCkptError)) throw new Error(`foreign error: ${(e as Error)?.stack ?? String(e)}`);
-    return e.code;
-  }
-}
 
 const VALID: Uint8Array[] = [
   stFile([
@@ -93,7 +84,7 @@ describe('parseHeaderSize / parseHeader fuzz', () => {
   it('random bytes: only AvgCkptError', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
-        onlyOwnErrors(() => parseBytes(b));
+        ownError(() => parseBytes(b));
       }),
       { numRuns: 2000 },
     );
@@ -105,7 +96,7 @@ describe('parseHeaderSize / parseHeader fuzz', () => {
         b.set(u64le(n));
         b.set(rest, 8);
         let got: number | undefined;
-        onlyOwnErrors(() => {
+        ownError(() => {
           got = parseHeaderSize(b.subarray(0, 8), b.length, 'f');
         });
         if (got !== undefined) {
@@ -119,7 +110,7 @@ describe('parseHeaderSize / parseHeader fuzz', () => {
   it('random JSON headers with a plausible prefix: only AvgCkptError', () => {
     fc.assert(
       fc.property(fc.json({ maxDepth: 4 }), fc.nat({ max: 32 }), (json, dataLen) => {
-        onlyOwnErrors(() => parseBytes(rawFile(json, dataLen)));
+        ownError(() => parseBytes(rawFile(json, dataLen)));
       }),
       { numRuns: 1500 },
     );
@@ -133,7 +124,7 @@ describe('parseHeaderSize / parseHeader fuzz', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string({ maxLength: 5 }), entry, { maxKeys: 4 }), fc.nat({ max: 48 }), (obj, dataLen) => {
         const bytes = rawFile(JSON.stringify(obj), dataLen);
-        const r = onlyOwnErrors(() => parseBytes(bytes));
+        const r = ownError(() => parseBytes(bytes));
         if (r === 'ok') {
           const h = parseBytes(bytes);
           const end = Math.max(0, ...h.tensors.map((t) => t.end));
@@ -146,7 +137,7 @@ describe('parseHeaderSize / parseHeader fuzz', () => {
   it('mutated valid files: only AvgCkptError', () => {
     fc.assert(
       fc.property(mutated, (b) => {
-        onlyOwnErrors(() => parseBytes(b));
+        ownError(() => parseBytes(b));
       }),
       { numRuns: 3000 },
     );
@@ -203,7 +194,7 @@ describe('hostile headers finish quickly', () => {
   it('JSON nested 1,000,000 deep: a schema error, not a stack overflow', () => {
     const deep = `{"a":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`;
     const t0 = performance.now();
-    expect(onlyOwnErrors(() => parseBytes(rawFile(deep)))).toBe('invalid-header-schema');
+    expect(ownError(() => parseBytes(rawFile(deep)))).toBe('invalid-header-schema');
     expect(performance.now() - t0).toBeLessThan(5000);
   });
   it('50,000 tensors in one header: validated in linear-ish time (a quadratic check would take minutes)', () => {
@@ -216,6 +207,6 @@ describe('hostile headers finish quickly', () => {
   });
   it('a 1,000,000-character key with escapes', () => {
     const key = '\\"'.repeat(500_000);
-    expect(onlyOwnErrors(() => parseBytes(rawFile(`{"${key}":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"${key}":1}`, 1)))).toBe('duplicate-key');
+    expect(ownError(() => parseBytes(rawFile(`{"${key}":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"${key}":1}`, 1)))).toBe('duplicate-key');
   });
 });
