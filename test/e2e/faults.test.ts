@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ensureBuilt, listAll, runCli, snapshot, waitFor } from '../helpers/cli.js';
 import { f32, put, putSparse, stFile, tempDir } from '../helpers/st-bytes.js';
+import { readRefAt, readRefHeader } from '../helpers/st-reference.js';
 
 const tmp = tempDir('avg-ckpt-e2e-faults-');
 beforeAll(ensureBuilt);
@@ -203,21 +204,10 @@ describe('an input changes while it is read', () => {
     expect(tempOf(out)).toEqual([]);
     if (r.code === 0) {
       // the average of [1, 2] and [2, 4] is [1.5, 3]; the big tensor is zeros
-      const fd = openSync(target, 'r');
-      try {
-        const head = Buffer.alloc(8);
-        readSync(fd, head, 0, 8, 0);
-        const len = Number(head.readBigUInt64LE(0));
-        const hb = Buffer.alloc(len);
-        readSync(fd, hb, 0, len, 8);
-        const header = JSON.parse(hb.toString('utf8'));
-        expect(statSync(target).size).toBe(8 + len + 8 + 4 * ELEMENTS);
-        const s = Buffer.alloc(8);
-        readSync(fd, s, 0, 8, 8 + len + header.small.data_offsets[0]);
-        expect([s.readFloatLE(0), s.readFloatLE(4)]).toEqual([1.5, 3]);
-      } finally {
-        closeSync(fd);
-      }
+      const { start, json } = readRefHeader(target);
+      expect(statSync(target).size).toBe(start + 8 + 4 * ELEMENTS);
+      const s = readRefAt(target, start + json.small.data_offsets[0], 8);
+      expect([s.readFloatLE(0), s.readFloatLE(4)]).toEqual([1.5, 3]);
     } else {
       expect(r.code, r.stderr).toBe(1);
       expect(oneLine(r.stderr)).toContain(files[0]);

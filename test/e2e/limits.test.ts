@@ -4,12 +4,13 @@
  * The full 5 GiB merge reads 10 GiB and writes 5 GiB: it runs only with AVG_CKPT_SLOW=1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FilePool } from '../../src/io/file-pool.js';
 import { loadCheckpoint } from '../../src/series/checkpoint.js';
 import { ensureBuilt, listAll, runCli } from '../helpers/cli.js';
 import { f32, put, putSparse, stFile, tempDir, u16, type HandTensor } from '../helpers/st-bytes.js';
+import { readRefAt, readRefHeader } from '../helpers/st-reference.js';
 
 const tmp = tempDir('avg-ckpt-e2e-limits-');
 beforeAll(ensureBuilt);
@@ -17,30 +18,6 @@ afterAll(tmp.cleanup);
 const MiB = 1 << 20;
 const GiB = 1 << 30;
 
-/** Reads a safetensors header by hand. */
-function headerOf(path: string): { start: number; json: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(8);
-    readSync(fd, b, 0, 8, 0);
-    const len = Number(b.readBigUInt64LE(0));
-    const h = Buffer.alloc(len);
-    readSync(fd, h, 0, len, 8);
-    return { start: 8 + len, json: JSON.parse(h.toString('utf8')) };
-  } finally {
-    closeSync(fd);
-  }
-}
-function readAt(path: string, position: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    expect(readSync(fd, b, 0, length, position)).toBe(length);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
 const floats = (b: Buffer) => Array.from({ length: b.length / 4 }, (_, i) => b.readFloatLE(4 * i));
 
 describe('many tensors, many checkpoints', () => {
@@ -55,7 +32,7 @@ describe('many tensors, many checkpoints', () => {
     const out = join(tmp.dir, 'many-tensors-out.safetensors');
     const r = await runCli(['merge', run, '--method', 'uniform', '-o', out, '--quiet'], { measureMemory: true });
     expect(r.code, r.stderr).toBe(0);
-    const { start, json } = headerOf(out);
+    const { start, json } = readRefHeader(out);
     const buf = readFileSync(out);
     expect(Object.keys(json).filter((k) => k !== '__metadata__')).toHaveLength(N);
     let wrong = 0;
@@ -78,13 +55,13 @@ describe('many tensors, many checkpoints', () => {
     const out = join(tmp.dir, 'many-ckpts-out.safetensors');
     const r = await runCli(['merge', run, '--method', 'uniform', '-o', out, '--quiet'], { measureMemory: true, shellPrefix: 'ulimit -n 128;', timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
-    const { start, json } = headerOf(out);
+    const { start, json } = readRefHeader(out);
     expect(JSON.parse((json.__metadata__ as unknown as Record<string, string>).avg_ckpt).steps).toHaveLength(1000);
     const [b, e] = json.w.data_offsets;
     expect(e - b).toBe(4 * E);
     // mean over k = 1..1000 of (k + j) = 500.5 + j
-    expect(floats(readAt(out, start + b, 32))).toEqual([500.5, 501.5, 502.5, 503.5, 504.5, 505.5, 506.5, 507.5]);
-    expect(floats(readAt(out, start + e - 16, 16))).toEqual([0, 0, 0, 0]);
+    expect(floats(readRefAt(out, start + b, 32))).toEqual([500.5, 501.5, 502.5, 503.5, 504.5, 505.5, 506.5, 507.5]);
+    expect(floats(readRefAt(out, start + e - 16, 16))).toEqual([0, 0, 0, 0]);
     expect(r.maxRss!).toBeLessThan(400 * MiB); // the input is 1000 MiB
   }, 180_000);
 });
@@ -140,16 +117,16 @@ describe('files over 4 GiB and a 5 GiB tensor (sparse)', () => {
     const out = join(tmp.dir, 'huge-out', 'avg.safetensors');
     const r = await runCli(['merge', run, '--method', 'uniform', '-o', out, '--quiet'], { measureMemory: true, timeoutMs: 590_000 });
     expect(r.code, r.stderr).toBe(0);
-    const { start, json } = headerOf(out);
+    const { start, json } = readRefHeader(out);
     expect(json.big.shape).toEqual([BIG_ELEMENTS]);
     const [bb, be] = json.big.data_offsets;
     const [tb] = json.tail.data_offsets;
     expect(statSync(out).size).toBe(start + 5 * GiB + 8);
-    const first = readAt(out, start + bb, 4);
+    const first = readRefAt(out, start + bb, 4);
     expect([first.readUInt16LE(0), first.readUInt16LE(2)]).toEqual([0x3c00, 0x4000]);
-    const last = readAt(out, start + be - 4, 4);
+    const last = readRefAt(out, start + be - 4, 4);
     expect([last.readUInt16LE(0), last.readUInt16LE(2)]).toEqual([0x4000, 0x4500]); // [2, 5]
-    expect(floats(readAt(out, start + tb, 8))).toEqual([15, -1.5]);
+    expect(floats(readRefAt(out, start + tb, 8))).toEqual([15, -1.5]);
     expect(r.maxRss!).toBeLessThan(1024 * MiB);
     expect(listAll(join(tmp.dir, 'huge-out'))).toEqual(['avg.safetensors']);
   }, 600_000);

@@ -3,7 +3,7 @@
  * memory, no validation. It shares no code with src/, so tests built on it check the real
  * implementation against something else.
  */
-import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export interface RefTensor {
@@ -130,4 +130,32 @@ export function f16Bytes(values: number[]): Uint8Array {
 
 export function i64Bytes(values: number[]): Uint8Array {
   return new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
+}
+
+/** A header alone, read by hand (for files too large to read whole, sparse ones included). */
+export function readRefHeader(path: string): { start: number; json: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(8);
+    readSync(fd, b, 0, 8, 0);
+    const len = Number(b.readBigUInt64LE(0));
+    const h = Buffer.alloc(len);
+    readSync(fd, h, 0, len, 8);
+    return { start: 8 + len, json: JSON.parse(h.toString('utf8')) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Exactly `length` bytes at `position`. */
+export function readRefAt(path: string, position: number, length: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(length);
+    const n = readSync(fd, b, 0, length, position);
+    if (n !== length) throw new Error(`readRefAt: ${n} of ${length} bytes at ${position} in ${path}`);
+    return b;
+  } finally {
+    closeSync(fd);
+  }
 }
