@@ -10,6 +10,7 @@
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeModel, onnx, setExternal } from '../dist/io/onnx/model.js';
+import { npyBytes, safetensorsHeader } from './files.js';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: node bench/gpu-run.js DIR');
@@ -38,41 +39,22 @@ function fill(out, seed, scale, add = false) {
 
 /** Writes one safetensors file; returns each tensor's absolute byte offset in it. */
 function writeCheckpoint(path, ck) {
-  const header = {};
-  let offset = 0;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
+  const head = safetensorsHeader(tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, bytes: t.shape.reduce((a, b) => a * b, 1) * 4 })));
   const fd = openSync(path, 'w');
-  writeSync(fd, prefix);
-  writeSync(fd, json);
+  writeSync(fd, head);
+  let offset = head.length;
   const positions = new Map();
   tensors.forEach((t, j) => {
     const n = t.shape.reduce((a, b) => a * b, 1);
     // He-scaled base shared by all checkpoints, plus a small per-checkpoint drift
     const v = fill(new Float32Array(n), 7919 * (j + 1), Math.sqrt(6 / H));
     fill(v, 104729 * (ck + 1) + j, 0.01 * Math.sqrt(6 / H), true);
-    positions.set(t.name, 8 + json.length + header[t.name].data_offsets[0]);
+    positions.set(t.name, offset);
+    offset += v.byteLength;
     writeSync(fd, new Uint8Array(v.buffer));
   });
   closeSync(fd);
   return positions;
-}
-
-function npy(path, descr, shape, data) {
-  let head = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  head += ' '.repeat(63 - ((head.length + 10) % 64)) + '\n';
-  const pre = Buffer.alloc(10);
-  pre.write('\x93NUMPY', 0, 'latin1');
-  pre[6] = 1;
-  pre.writeUInt16LE(head.length, 8);
-  writeFileSync(path, Buffer.concat([pre, Buffer.from(head, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
 }
 
 let positions;
@@ -105,6 +87,6 @@ const model = onnx.ModelProto.fromObject({
   graph: { name: 'synthetic-mlp', node, initializer, input: [vi('input', ['batch', H])], output: [vi('logits', ['batch', CLASSES])] },
 });
 writeFileSync(join(dir, 'model.onnx'), encodeModel(model));
-npy(join(dir, 'input.npy'), '<f4', [ROWS, H], fill(new Float32Array(ROWS * H), 31337, 1));
-npy(join(dir, 'labels.npy'), '<i8', [ROWS], BigInt64Array.from({ length: ROWS }, (_, i) => BigInt((i * 7) % CLASSES)));
+writeFileSync(join(dir, 'input.npy'), npyBytes('<f4', [ROWS, H], fill(new Float32Array(ROWS * H), 31337, 1)));
+writeFileSync(join(dir, 'labels.npy'), npyBytes('<i8', [ROWS], BigInt64Array.from({ length: ROWS }, (_, i) => BigInt((i * 7) % CLASSES))));
 process.stdout.write(`gpu-run: ${CKPTS} checkpoints x ${((tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0) * 4) / 2 ** 30).toFixed(3)} GiB in ${dir}\n`);

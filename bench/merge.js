@@ -14,6 +14,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statS
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { safetensorsHeader } from './files.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench', 'out');
@@ -69,21 +70,9 @@ function filler(seed) {
 function writeCheckpoint(path, dtype, tensors, seed) {
   const size = dtype === 'f32' ? 4 : 2;
   const st = dtype === 'f32' ? 'F32' : 'BF16';
-  const header = {};
-  let off = 0;
   const all = [...tensors.map((t) => ({ ...t, dtype: st, size })), { name: 'position_ids', shape: [1, 2048], dtype: 'I64', size: 8 }];
-  for (const t of all) {
-    const n = t.shape.reduce((a, b) => a * b, 1) * t.size;
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
-    off += n;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
   const fd = openSync(path, 'w');
-  writeSync(fd, prefix);
-  writeSync(fd, json);
+  writeSync(fd, safetensorsHeader(all.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.shape.reduce((a, b) => a * b, 1) * t.size }))));
   const fill = filler(seed);
   const f32 = new Float32Array(1 << 20);
   const u32 = new Uint32Array(f32.buffer);

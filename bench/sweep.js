@@ -15,6 +15,7 @@ import { Evaluator } from '../dist/eval/evaluator.js';
 import { candidateGrid, touchedSteps } from '../dist/eval/candidates.js';
 import { encodeModel, onnx, setExternal } from '../dist/io/onnx/model.js';
 import { discoverSeries } from '../dist/series/discover.js';
+import { npyBytes, safetensorsHeader } from './files.js';
 
 const K = Number(process.env.AVG_BENCH_K ?? 16);
 const MB = Number(process.env.AVG_BENCH_MB ?? 64);
@@ -27,27 +28,8 @@ const D = Math.round(Math.sqrt((MB * 1e6) / 4 / LAYERS));
 const root = process.env.AVG_BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'avg-ckpt-bench-sweep-'));
 
 function safetensors(tensors) {
-  let offset = 0;
-  const header = {};
-  for (const [name, data] of tensors) {
-    header[name] = { dtype: 'F32', shape: [D, D], data_offsets: [offset, offset + data.byteLength] };
-    offset += data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
-  return [prefix, Buffer.from(json), ...tensors.map(([, d]) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))];
-}
-
-function npy(descr, shape, data) {
-  let h = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  h += ' '.repeat(64 - ((10 + h.length + 1) % 64)) + '\n';
-  const pre = Buffer.alloc(10);
-  Buffer.from('\x93NUMPY', 'latin1').copy(pre);
-  pre[6] = 1;
-  pre.writeUInt16LE(h.length, 8);
-  return Buffer.concat([pre, Buffer.from(h, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  const header = safetensorsHeader(tensors.map(([name, data]) => ({ name, dtype: 'F32', shape: [D, D], bytes: data.byteLength })));
+  return [header, ...tensors.map(([, d]) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))];
 }
 
 function makeRun() {
@@ -82,8 +64,8 @@ function makeRun() {
   const vi = (name) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }, { dimValue: D }] } } } });
   writeFileSync(join(root, 'model.onnx'), encodeModel(onnx.ModelProto.fromObject({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'bench', node: nodes, initializer: inits, input: [vi('input')], output: [vi('logits')] } })));
   mkdirSync(join(root, 'val'), { recursive: true });
-  writeFileSync(join(root, 'val', 'input.npy'), npy('<f4', [ROWS, D], Float32Array.from({ length: ROWS * D }, rand)));
-  writeFileSync(join(root, 'val', 'labels.npy'), npy('<i8', [ROWS], BigInt64Array.from({ length: ROWS }, (_, i) => BigInt(i % D))));
+  writeFileSync(join(root, 'val', 'input.npy'), npyBytes('<f4', [ROWS, D], Float32Array.from({ length: ROWS * D }, rand)));
+  writeFileSync(join(root, 'val', 'labels.npy'), npyBytes('<i8', [ROWS], BigInt64Array.from({ length: ROWS }, (_, i) => BigInt(i % D))));
 }
 
 async function create(engine, checkpoints, candidates) {
