@@ -1,15 +1,17 @@
 /**
- * WebAssembly SIMD accumulate kernels: acc[i] += w * x[i] two float64 lanes at a time. In plain
+ * WebAssembly SIMD kernels. Accumulate: acc[i] += w * x[i] two float64 lanes at a time. In plain
  * JS the bf16 loop runs at ~0.5 GB/s of input on one core, well under a cold disk read; SIMD
  * widens bf16 and f32 in registers and is several times faster. The arithmetic is the same IEEE
- * multiply then add, in the same order, so results are bit-identical to `accumulate`.
+ * multiply then add, in the same order, so results are bit-identical to `accumulate`. Encode to
+ * bf16: the same steps as `encode` (round-to-odd to f32, then round-to-nearest-even), four lanes
+ * at a time, bit-identical to it.
  *
  * The kernels can only see their own memory, so the engine allocates its read buffers and its
  * accumulator from an `Arena` over that memory: the data is never copied in.
  */
 import { accumulate, type ReadableFloat } from '../io/safetensors/dtype.js';
 
-// ---- a tiny assembler for the three kernels ----------------------------------------------------
+// ---- a tiny assembler for the four kernels -----------------------------------------------------
 
 const I32 = 0x7f;
 const F64 = 0x7c;
@@ -45,15 +47,27 @@ const I32_LT_S = [0x48];
 const simd = (op: number) => [0xfd, ...uleb(op)];
 const load = (offset: number) => [...simd(0x00), 0, ...uleb(offset)];
 const store = (offset: number) => [...simd(0x0b), 0, ...uleb(offset)];
+const shuffle = (lanes: number[]) => [...simd(0x0d), ...lanes];
 /** Lanes 2,3 of an f32x4 moved to lanes 0,1 (for promote_low). */
-const HIGH_HALF = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+const HIGH_HALF = shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+const I32X4_SPLAT = simd(0x11);
 const F64X2_SPLAT = simd(0x14);
+const F32X4_NE = simd(0x42);
+const F64X2_NE = simd(0x48);
+const F64X2_GT = simd(0x4a);
+const V128_AND = simd(0x4e);
+const V128_OR = simd(0x50);
+const V128_BITSELECT = simd(0x52);
+const F32X4_DEMOTE_F64X2_ZERO = simd(0x5e);
 const F64X2_PROMOTE_LOW_F32X4 = simd(0x5f);
+const F64X2_ABS = simd(0xec);
 const F64X2_ADD = simd(0xf0);
 const F64X2_MUL = simd(0xf2);
 const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9);
 const I32X4_EXTEND_HIGH_I16X8_U = simd(0xaa);
 const I32X4_SHL = simd(0xab);
+const I32X4_SHR_U = simd(0xad);
+const I32X4_ADD = simd(0xae);
 
 // params: 0 src, 1 dst, 2 n (elements), 3 w; locals: 4 w splat, 5 loaded input, 6 widened bf16
 const SRC = 0, DST = 1, N = 2, W = 3, WV = 4, X = 5, Y = 6;
@@ -66,49 +80,90 @@ const madd4 = (f32x4: number, off: number) => [
   ...madd([...get(f32x4), ...get(f32x4), ...HIGH_HALF, ...F64X2_PROMOTE_LOW_F32X4], off + 16),
 ];
 
-/** Loops while n >= step: body, then src += srcBytes, dst += step * 8, n -= step. */
-function kernel(step: number, srcBytes: number, body: number[]): number[] {
+/**
+ * `prologue`, then loops while n >= step: body, then src += srcBytes, dst += dstBytes, n -= step.
+ * `v128Locals` v128 locals follow the parameters.
+ */
+function kernel(step: number, srcBytes: number, dstBytes: number, body: number[], prologue: number[], v128Locals: number): number[] {
   const advance = (i: number, by: number) => [...get(i), ...i32Const(by), ...I32_ADD, ...set(i)];
   const code = [
-    ...get(W), ...F64X2_SPLAT, ...set(WV),
+    ...prologue,
     0x02, 0x40, 0x03, 0x40, // block, loop
     ...get(N), ...i32Const(step), ...I32_LT_S, 0x0d, 1, // br_if out
     ...body,
-    ...advance(SRC, srcBytes), ...advance(DST, step * 8),
+    ...advance(SRC, srcBytes), ...advance(DST, dstBytes),
     ...get(N), ...i32Const(step), ...I32_SUB, ...set(N),
     0x0c, 0, 0x0b, 0x0b, // br loop, end loop, end block
     0x0b,
   ];
-  const withLocals = [1, 3, V128, ...code];
+  const withLocals = [1, v128Locals, V128, ...code];
   return [...uleb(withLocals.length), ...withLocals];
 }
 
-const f32Kernel = kernel(4, 16, [...get(SRC), ...load(0), ...set(X), ...madd4(X, 0)]);
-const bf16Kernel = kernel(8, 16, [
+/** An accumulate kernel: `step` elements of `srcBytes` per iteration into float64 acc. */
+const accKernel = (step: number, srcBytes: number, body: number[]) => kernel(step, srcBytes, step * 8, body, [...get(W), ...F64X2_SPLAT, ...set(WV)], 3);
+
+const f32Kernel = accKernel(4, 16, [...get(SRC), ...load(0), ...set(X), ...madd4(X, 0)]);
+const bf16Kernel = accKernel(8, 16, [
   ...get(SRC), ...load(0), ...set(X),
   // bf16 is the top half of an f32: widen to 32 bits and shift into place
   ...get(X), ...I32X4_EXTEND_LOW_I16X8_U, ...i32Const(16), ...I32X4_SHL, ...set(Y), ...madd4(Y, 0),
   ...get(X), ...I32X4_EXTEND_HIGH_I16X8_U, ...i32Const(16), ...I32X4_SHL, ...set(Y), ...madd4(Y, 32),
 ]);
-const f64Kernel = kernel(2, 16, madd([...get(SRC), ...load(0)], 0));
+const f64Kernel = accKernel(2, 16, madd([...get(SRC), ...load(0)], 0));
+
+// The bf16 encoder, params: 0 src (f64), 1 dst (bf16), 2 n; locals 3..6 constants, 7.. scratch.
+const ONE = 3, RNE = 4, SIGN = 5, QNAN = 6, X0 = 7, X1 = 8, D0 = 9, D1 = 10, P0 = 11, P1 = 12, F = 13, B = 14;
+const splat32 = (c: number, local: number) => [...i32Const(c | 0), ...I32X4_SPLAT, ...set(local)];
+/** The low 32 bits of each 64-bit lane of two vectors: two f64x2 masks as one i32x4 mask. */
+const LOW_WORDS = shuffle([0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
+/** Both f64x2 (x0, x1) compared lane by lane to their promoted f32 (p0, p1), as an i32x4 mask. */
+const mask4 = (cmp: (x: number, p: number) => number[]) => [...cmp(X0, P0), ...cmp(X1, P1), ...LOW_WORDS];
+
+/**
+ * Four float64 at `off` from src -> i32x4 whose high halves are their bf16 bits, as `encode`:
+ * f = RNE f32 of x; round-to-odd: f - 1 where |f| > |x|, | 1 where f != x; then
+ * (b + 0x7fff + ((b >> 16) & 1)), and NaN -> sign | 0x7fc0.
+ */
+const bf16Of4 = (off: number) => [
+  ...get(SRC), ...load(off), ...set(X0),
+  ...get(SRC), ...load(off + 16), ...set(X1),
+  ...get(X0), ...F32X4_DEMOTE_F64X2_ZERO, ...set(D0),
+  ...get(X1), ...F32X4_DEMOTE_F64X2_ZERO, ...set(D1),
+  ...get(D0), ...F64X2_PROMOTE_LOW_F32X4, ...set(P0),
+  ...get(D1), ...F64X2_PROMOTE_LOW_F32X4, ...set(P1),
+  ...get(D0), ...get(D1), ...shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]), ...set(F),
+  ...get(F), ...mask4((x, p) => [...get(p), ...F64X2_ABS, ...get(x), ...F64X2_ABS, ...F64X2_GT]), ...I32X4_ADD, // -1 per true lane
+  ...mask4((x, p) => [...get(p), ...get(x), ...F64X2_NE]), ...get(ONE), ...V128_AND, ...V128_OR, ...set(B),
+  // bitselect(sign | 0x7fc00000, rounded, f is NaN): a NaN payload + 0x7fff could carry into the sign
+  ...get(F), ...get(SIGN), ...V128_AND, ...get(QNAN), ...V128_OR,
+  ...get(B), ...get(RNE), ...I32X4_ADD, ...get(B), ...i32Const(16), ...I32X4_SHR_U, ...get(ONE), ...V128_AND, ...I32X4_ADD,
+  ...get(F), ...get(F), ...F32X4_NE, ...V128_BITSELECT,
+];
+/** i16x8.narrow saturates (signed), so the high halves are picked out with a shuffle instead. */
+const HIGH_HALVES = shuffle([2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31]);
+const toBf16Kernel = kernel(8, 64, 16, [...get(DST), ...bf16Of4(0), ...bf16Of4(32), ...HIGH_HALVES, ...store(0)], [
+  ...splat32(1, ONE), ...splat32(0x7fff, RNE), ...splat32(0x80000000, SIGN), ...splat32(0x7fc00000, QNAN),
+], 12);
 
 function section(id: number, body: number[]): number[] {
   return [id, ...uleb(body.length), ...body];
 }
 
 const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
-const EXPORTS = ['f32', 'bf16', 'f64'] as const;
+const EXPORTS = ['f32', 'bf16', 'f64', 'toBf16'] as const;
 
 /** A shared memory can only be imported as shared (limits flag 3, with a maximum). */
 const memoryLimits = (shared: boolean) => (shared ? [0x03, 1, ...uleb(65536)] : [0x00, 1]);
 
 const moduleBytes = (shared: boolean) => new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  ...section(1, [1, 0x60, 4, I32, I32, I32, F64, 0]), // type 0: (src, dst, n, w) -> ()
+  // type 0: (src, dst, n, w) -> (), type 1: (src, dst, n) -> ()
+  ...section(1, [2, 0x60, 4, I32, I32, I32, F64, 0, 0x60, 3, I32, I32, I32, 0]),
   ...section(2, [1, ...name('env'), ...name('mem'), 0x02, ...memoryLimits(shared)]), // import memory, min 1 page
-  ...section(3, [3, 0, 0, 0]),
-  ...section(7, [3, ...EXPORTS.flatMap((e, i) => [...name(e), 0x00, i])]),
-  ...section(10, [3, ...f32Kernel, ...bf16Kernel, ...f64Kernel]),
+  ...section(3, [4, 0, 0, 0, 1]),
+  ...section(7, [4, ...EXPORTS.flatMap((e, i) => [...name(e), 0x00, i])]),
+  ...section(10, [4, ...f32Kernel, ...bf16Kernel, ...f64Kernel, ...toBf16Kernel]),
 ]);
 
 const compiled = new Map<boolean, WebAssembly.Module | null>();
@@ -126,6 +181,33 @@ function kernelModule(shared: boolean): WebAssembly.Module | null {
 }
 
 type Kernel = (src: number, dst: number, n: number, w: number) => void;
+/** Encodes n float64 at byte offset src as bf16 at dst; n a multiple of 8. */
+export type EncodeKernel = (src: number, dst: number, n: number) => void;
+type Exports = Record<Exclude<(typeof EXPORTS)[number], 'toBf16'>, Kernel> & { toBf16: EncodeKernel };
+
+/** One instance per Memory object; a worker gets a new object with each job (instantiating is cheap). */
+const instances = new WeakMap<WebAssembly.Memory, Exports | null>();
+
+function instance(memory: WebAssembly.Memory, shared: boolean): Exports | null {
+  if (!instances.has(memory)) {
+    const mod = kernelModule(shared);
+    instances.set(memory, mod === null ? null : (new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as Exports));
+  }
+  return instances.get(memory) ?? null;
+}
+
+/** Arena buffers -> their memory, which the encoder hands to its worker with each job. */
+const memories = new WeakMap<ArrayBuffer | SharedArrayBuffer, WebAssembly.Memory>();
+
+/** The WebAssembly memory behind an Arena's buffer, if `buffer` is one. */
+export function memoryOf(buffer: ArrayBuffer | SharedArrayBuffer): WebAssembly.Memory | undefined {
+  return memories.get(buffer);
+}
+
+/** The SIMD float64 -> bf16 encoder over `memory`, or null where SIMD is unavailable. */
+export function bf16Encoder(memory: WebAssembly.Memory): EncodeKernel | null {
+  return instance(memory, memory.buffer instanceof SharedArrayBuffer)?.toBf16 ?? null;
+}
 
 /**
  * Fixed-size memory that buffers are carved from, in order (8-byte aligned). It never grows, so
@@ -138,14 +220,12 @@ export class Arena {
   private readonly kernels: Partial<Record<ReadableFloat, Kernel>> = {};
 
   constructor(bytes: number, shared = false) {
-    const mod = kernelModule(shared);
     const pages = Math.ceil(bytes / 65536);
     const memory = new WebAssembly.Memory(shared ? { initial: pages, maximum: pages, shared } : { initial: pages });
     this.buffer = memory.buffer;
-    if (mod !== null) {
-      const e = new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as Record<(typeof EXPORTS)[number], Kernel>;
-      Object.assign(this.kernels, { F32: e.f32, BF16: e.bf16, F64: e.f64 });
-    }
+    memories.set(this.buffer, memory);
+    const e = instance(memory, shared);
+    if (e !== null) Object.assign(this.kernels, { F32: e.f32, BF16: e.bf16, F64: e.f64 });
   }
 
   bytes(n: number): Uint8Array {
