@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { bytesPerElement, encode, firstNonFinite, type WritableFloat } from '../io/safetensors/dtype.js';
-import { bf16Encoder, memoryOf } from './kernels.js';
+import { memoryOf, simdEncoder } from './kernels.js';
 
 /**
  * Offsets into `buffer`: the accumulator, the output, and the Int32 block counter. `memory`, the
@@ -35,8 +35,8 @@ const BLOCK = 1 << 16;
 export function encodeBlocks(j: EncodeJob): boolean {
   const counter = new Int32Array(j.buffer, j.counter, 1);
   const size = bytesPerElement(j.dt);
-  // bf16 with SIMD (4-5x the JS loop) where the job has the memory; JS takes the n % 8 tail
-  const simd = j.dt === 'BF16' && j.memory !== undefined ? bf16Encoder(j.memory) : null;
+  // bf16/f16 with SIMD (several times the JS loop) where the job has the memory; JS takes the n % 8 tail
+  const simd = j.memory === undefined ? null : simdEncoder(j.memory, j.dt);
   let nonFinite = false;
   for (let start = Atomics.add(counter, 0, 1) * BLOCK; start < j.n; start = Atomics.add(counter, 0, 1) * BLOCK) {
     const m = Math.min(BLOCK, j.n - start);

@@ -1,12 +1,12 @@
 /**
- * The SIMD float64 -> bf16 encoder (kernels.ts, used by encodeBlocks) gives exactly the bytes of
- * `encode`: every bf16 value, the midpoints between neighbours and the float64s next to them,
- * float32 ties (double-rounding traps), NaNs of either sign and any payload, infinities,
- * overflow, subnormals, zeros, random bit patterns, and lengths that leave a JS tail.
+ * The SIMD float64 -> bf16 / f16 encoders (kernels.ts, used by encodeBlocks) give exactly the
+ * bytes of `encode`: every bf16 and f16 value, the midpoints between neighbours and the float64s
+ * next to them, float32 ties (double-rounding traps), NaNs of either sign and any payload,
+ * infinities, overflow, subnormals, zeros, random bit patterns, and lengths that leave a JS tail.
  */
 import { describe, expect, it } from 'vitest';
 import { encodeBlocks } from '../../src/engine/encoder.js';
-import { Arena, bf16Encoder, memoryOf } from '../../src/engine/kernels.js';
+import { Arena, memoryOf, simdEncoder } from '../../src/engine/kernels.js';
 import { encode, firstNonFinite } from '../../src/io/safetensors/dtype.js';
 
 const bits = new BigUint64Array(1);
@@ -17,94 +17,111 @@ const toBits = (x: number): bigint => ((f[0] = x), bits[0]);
 const nextUp = (x: number): number => (x === 0 ? 5e-324 : x > 0 ? fromBits(toBits(x) + 1n) : fromBits(toBits(x) - 1n));
 const nextDown = (x: number): number => -nextUp(-x);
 const bf16 = (h: number): number => new Float32Array(new Uint32Array([h << 16]).buffer)[0];
+const f16 = (h: number): number => {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 31) return m === 0 ? s * Infinity : NaN;
+  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+};
 
-function cases(): number[] {
+/** Every value of a 16-bit format, the midpoints to the next one up in magnitude, neighbours. */
+function formatCases(value: (h: number) => number, maxFinite: number, overflowMid: number, inf: number): number[] {
   const v: number[] = [];
   for (let h = 0; h < 0x10000; h++) {
-    const a = bf16(h);
+    const a = value(h);
     v.push(a);
-    if (!Number.isFinite(a)) continue;
-    const b = bf16(h + 1); // the next bf16 in magnitude (sign kept; 0x7f7f+1 is Inf)
-    if (!Number.isFinite(b) && (h & 0x7fff) !== 0x7f7f) continue;
-    // the midpoint, with the top bf16's "next" past max being 2^128 (the overflow edge)
-    const mid = (h & 0x7fff) === 0x7f7f ? Math.sign(a) * (2 ** 128 - 2 ** 119) : (a + b) / 2;
-    v.push(mid, nextUp(mid), nextDown(mid), nextUp(a), nextDown(a));
+    if (!Number.isFinite(a) || (h & 0x7fff) > maxFinite) continue;
+    // the midpoint; past the largest finite value it is the overflow edge (rounds to Inf)
+    const mid = (h & 0x7fff) === maxFinite ? Math.sign(1 / a) * overflowMid : (a + value(h + 1)) / 2;
+    v.push(mid, nextUp(mid), nextDown(mid));
+    if (a !== 0) v.push(nextUp(a), nextDown(a));
   }
-  // values whose RNE float32 is itself a bf16 tie: x = tie +- tiny rounds to the tie in f32
-  for (let h = 0; h < 0x7f80; h += 7) {
-    const a = bf16(h), b = bf16(h + 1);
+  // values whose RNE float32 is itself a tie: x = tie * (1 +- tiny) rounds to the tie in f32
+  for (let h = 0; h < inf; h += 7) {
+    const a = value(h), b = value(h + 1);
     const mid = (a + b) / 2;
     for (const s of [1, -1]) for (const d of [2 ** -24, 2 ** -25, 2 ** -26, 2 ** -30, 2 ** -40, 2 ** -52]) {
       v.push(s * mid * (1 + d), s * mid * (1 - d));
     }
   }
+  return v;
+}
+
+function cases(): number[] {
+  const v = [...formatCases(bf16, 0x7f7f, 2 ** 128 - 2 ** 119, 0x7f80), ...formatCases(f16, 0x7bff, 65520, 0x7c00)];
   // NaNs: both signs, quiet and signalling payloads
   for (const b of [0x7ff8000000000000n, 0xfff8000000000000n, 0x7ff0000000000001n, 0xfff0000000000001n, 0x7fffffffffffffffn, 0xffffffffffffffffn, 0x7ff4000000000000n, 0x7ff00000ffffffffn, 0xfff8000012345678n]) v.push(fromBits(b));
   v.push(Infinity, -Infinity, 0, -0, 5e-324, -5e-324, 2 ** -149, 2 ** -150, 2 ** -150 * 1.5, -(2 ** -126), 2 ** -133, 3 * 2 ** -134, 1.7976931348623157e308, -1.7976931348623157e308);
+  for (const m of [2 ** -25, 2 ** -24, 3 * 2 ** -25, 2 ** -14 - 2 ** -25, 2 ** -14, 65504, 65519.99, 65520, 1e5]) v.push(m, -m, nextUp(m), nextDown(m));
   for (const s of [1, -1]) for (const m of [3.3895313892515355e38, 3.3961775292304e38, 3.402823466385289e38, 3.4028235677973366e38, 3.402823669209385e38]) v.push(s * m, s * nextUp(m), s * nextDown(m));
   // random bit patterns (all exponents) and random values near 1 (the merge's usual range)
   let seed = 0x12345678n;
   const rnd = (): bigint => ((seed = (seed * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn), seed);
   for (let i = 0; i < 200_000; i++) v.push(fromBits(rnd()), fromBits(rnd() >> 12n | 0x3f00000000000000n) * (i & 1 ? 1 : -1));
+  for (let i = 0; i < 100_000; i++) v.push(fromBits((rnd() >> 16n) | 0x3e00000000000000n) * (i & 1 ? 1 : -1)); // around the f16 subnormals
   return v;
 }
 
-function simdEncode(values: Float64Array, shared: boolean): Uint8Array {
+function simdEncode(dt: 'BF16' | 'F16', values: Float64Array, shared: boolean): Uint8Array {
   const n = values.length;
   const arena = new Arena(n * 10 + 64, shared);
   const acc = arena.f64(n);
   acc.set(values);
   const out = arena.bytes(n * 2);
   const counter = arena.bytes(8);
-  const nonFinite = encodeBlocks({ dt: 'BF16', buffer: arena.buffer, memory: memoryOf(arena.buffer), acc: acc.byteOffset, out: out.byteOffset, counter: counter.byteOffset, n, check: true });
-  expect(nonFinite).toBe(firstNonFinite('BF16', jsEncode(values)) >= 0); // overflow included
+  const nonFinite = encodeBlocks({ dt, buffer: arena.buffer, memory: memoryOf(arena.buffer), acc: acc.byteOffset, out: out.byteOffset, counter: counter.byteOffset, n, check: true });
+  expect(nonFinite).toBe(firstNonFinite(dt, jsEncode(dt, values)) >= 0); // overflow included
   return out.slice();
 }
 
-function jsEncode(values: Float64Array): Uint8Array {
+function jsEncode(dt: 'BF16' | 'F16', values: Float64Array): Uint8Array {
   const out = new Uint8Array(Math.ceil((values.length * 2) / 8) * 8);
-  encode('BF16', values, out);
+  encode(dt, values, out);
   return out.subarray(0, values.length * 2);
 }
 
-describe('SIMD bf16 encode', () => {
+describe('SIMD bf16 and f16 encode', () => {
   const values = Float64Array.from(cases());
 
-  it('is compiled and reachable from an Arena', () => {
-    const a = new Arena(1 << 16);
-    expect(bf16Encoder(memoryOf(a.buffer)!)).not.toBeNull();
-    expect(bf16Encoder(memoryOf(new Arena(1 << 16, true).buffer)!)).not.toBeNull();
-  });
-
-  for (const shared of [false, true]) {
-    it(`matches encode byte for byte (${values.length} values, ${shared ? 'shared' : 'plain'} memory)`, () => {
-      const got = simdEncode(values, shared);
-      const want = jsEncode(values);
-      const bad: string[] = [];
-      for (let i = 0; i < values.length && bad.length < 10; i++) {
-        const g = got[2 * i] | (got[2 * i + 1] << 8), w = want[2 * i] | (want[2 * i + 1] << 8);
-        if (g !== w) bad.push(`${toBits(values[i]).toString(16)} (${values[i]}): simd ${g.toString(16)} js ${w.toString(16)}`);
-      }
-      expect(bad).toEqual([]);
-      expect(Buffer.compare(got, want)).toBe(0);
-    });
-  }
-
-  it('handles lengths that are not multiples of 8 (JS tail) and blocks', () => {
-    for (const n of [0, 1, 7, 8, 9, 15, 17, 65535, 65537, 131079]) {
-      const v = values.subarray(values.length - n);
-      expect(Buffer.compare(simdEncode(v, true), jsEncode(v))).toBe(0);
+  it('is compiled and reachable from an Arena, plain or shared', () => {
+    for (const shared of [false, true]) {
+      const m = memoryOf(new Arena(1 << 16, shared).buffer)!;
+      expect(simdEncoder(m, 'BF16')).not.toBeNull();
+      expect(simdEncoder(m, 'F16')).not.toBeNull();
+      expect(simdEncoder(m, 'F32')).toBeNull();
     }
   });
 
-  it('leaves the bytes after the output alone', () => {
-    const n = 13;
-    const arena = new Arena(4096);
-    const acc = arena.f64(n);
-    acc.set(values.subarray(0, n));
-    const out = arena.bytes(n * 2 + 16);
-    out.fill(0xab);
-    bf16Encoder(memoryOf(arena.buffer)!)!(acc.byteOffset, out.byteOffset, 8);
-    expect(Array.from(out.subarray(16))).toEqual(new Array(n * 2).fill(0xab));
-  });
+  for (const dt of ['BF16', 'F16'] as const) {
+    for (const shared of [false, true]) {
+      it(`${dt}: matches encode byte for byte (${values.length} values, ${shared ? 'shared' : 'plain'} memory)`, () => {
+        const got = simdEncode(dt, values, shared);
+        const want = jsEncode(dt, values);
+        const bad: string[] = [];
+        for (let i = 0; i < values.length && bad.length < 10; i++) {
+          const g = got[2 * i] | (got[2 * i + 1] << 8), w = want[2 * i] | (want[2 * i + 1] << 8);
+          if (g !== w) bad.push(`${toBits(values[i]).toString(16)} (${values[i]}): simd ${g.toString(16)} js ${w.toString(16)}`);
+        }
+        expect(bad).toEqual([]);
+        expect(Buffer.compare(got, want)).toBe(0);
+      });
+    }
+
+    it(`${dt}: lengths that are not multiples of 8 (JS tail) and several blocks`, () => {
+      for (const n of [0, 1, 7, 8, 9, 15, 17, 65535, 65537, 131079]) {
+        const v = values.subarray(values.length - n);
+        expect(Buffer.compare(simdEncode(dt, v, true), jsEncode(dt, v))).toBe(0);
+      }
+    });
+
+    it(`${dt}: leaves the bytes after the output alone`, () => {
+      const n = 13;
+      const arena = new Arena(4096);
+      const acc = arena.f64(n);
+      acc.set(values.subarray(0, n));
+      const out = arena.bytes(n * 2 + 16);
+      out.fill(0xab);
+      simdEncoder(memoryOf(arena.buffer)!, dt)!(acc.byteOffset, out.byteOffset, 8);
+      expect(Array.from(out.subarray(16))).toEqual(new Array(n * 2).fill(0xab));
+    });
+  }
 });
