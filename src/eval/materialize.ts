@@ -11,7 +11,7 @@ import ort from 'onnxruntime-node';
 import { ioError } from '../errors.js';
 import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/file-pool.js';
-import { elementBytes, encodeModel, externalRef, numel, onnx, setExternal, tensorBytes, type LoadedModel, type ModelProto } from '../io/onnx/model.js';
+import { copyModel, elementBytes, encodeModel, externalRef, numel, onnx, setExternal, tensorBytes, type LoadedModel, type ModelProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
@@ -33,7 +33,7 @@ interface Layout {
 
 /** A copy of the graph whose bound (and externally stored) initializers point into `weights.bin`. */
 async function layout(model: LoadedModel, binding: Binding, slots: readonly WeightSlot[], newest: Checkpoint, pool: FilePool): Promise<Layout> {
-  const proto = onnx.ModelProto.decode(encodeModel(model.proto));
+  const proto = copyModel(model);
   let end = 0;
   const reserve = (length: number) => {
     const at = Math.ceil(end / ALIGN) * ALIGN;
@@ -119,7 +119,7 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
 export async function writeBakedModel(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, vector: WeightVector, output: string, force: boolean): Promise<void> {
   const pool = new FilePool();
   try {
-    const proto = onnx.ModelProto.decode(encodeModel(model.proto));
+    const proto = copyModel(model);
     const parts = supportOf(vector, new Map(checkpoints.map((ck) => [ck.step, ck])));
     const bySlot = new Map<string, Uint8Array>();
     for (const slot of weightSlots(binding.weights)) {

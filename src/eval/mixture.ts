@@ -13,7 +13,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
 import type onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
-import { encodeModel, externalRef, numel, onnx, ONNX_DTYPE, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
+import { copyModel, encodeModel, externalRef, numel, onnx, ONNX_DTYPE, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
@@ -75,7 +75,7 @@ function int64Const(name: string, values: readonly number[]): TensorProto {
  * Both point into the same files, relative to `folder`.
  */
 export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, split: boolean): Promise<{ mixer?: Uint8Array; scorer: Uint8Array; folder: string }> {
-  const proto = onnx.ModelProto.decode(encodeModel(model.proto));
+  const proto = copyModel(model);
   const graph = proto.graph!;
   const real = new Map<string, string>();
   const files: string[] = [];

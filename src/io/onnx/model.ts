@@ -68,6 +68,11 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   return { path, dir: dirname(resolve(path)), proto };
 }
 
+/** A deep copy of a model to rewrite, leaving the loaded one as it was. */
+export function copyModel(model: LoadedModel): ModelProto {
+  return onnx.ModelProto.decode(encodeModel(model.proto));
+}
+
 export function encodeModel(proto: ModelProto): Uint8Array {
   return onnx.ModelProto.encode(proto).finish();
 }
