@@ -2,7 +2,7 @@
  * `merge`: materialise one weight vector over a checkpoint series into a checkpoint that loads
  * anywhere (same layout and dtype, config files copied), written atomically.
  */
-import { realpath, writeFile, open } from 'node:fs/promises';
+import { realpath, stat, writeFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { AvgCkptError, ioError } from '../errors.js';
 import { AtomicOutput } from '../io/atomic-output.js';
@@ -71,17 +71,9 @@ async function checkNotAnInput(output: string, checkpoints: readonly Checkpoint[
   }
 }
 
+/** stat, not open: opening an existing FIFO at the output path would block forever. */
 async function existsAsDir(p: string): Promise<boolean> {
-  try {
-    const fh = await open(p, 'r');
-    try {
-      return (await fh.stat()).isDirectory();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return false;
-  }
+  return stat(p).then((st) => st.isDirectory(), () => false);
 }
 
 async function writeFilePlan(pool: FilePool, path: string, shownAs: string, tensors: PlannedTensor[], meta: Record<string, string>, opts: MergeOptions, plan: MergePlan, base: StreamProgress): Promise<void> {
