@@ -3,6 +3,8 @@
  * end at each checkpoint, with one evaluator (the mixture engine makes each point one run), and
  * measure how many steps each average saves to reach a target.
  */
+import { evaluationInputs } from '../eval/inputs.js';
+import { checkpointInputs, guardOutputs, type GuardedOutput } from '../io/output-guard.js';
 import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
 import type { Metrics } from '../eval/metrics.js';
 import { AvgCkptError } from '../errors.js';
@@ -26,6 +28,8 @@ export interface CurveOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'st
   readonly every?: number;
   /** The metric value to reach (default: the best value of the raw model). */
   readonly target?: number;
+  /** Files the caller writes after the curve (report, chart, page): checked against every input first. */
+  readonly reportFiles?: readonly GuardedOutput[];
   readonly onNote?: (line: string) => void;
   readonly onProgress?: (done: number, total: number, what: string) => void;
 }
@@ -119,6 +123,7 @@ export async function curve(opts: CurveOptions): Promise<CurveReport> {
 
   const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints });
   try {
+    await guardOutputs(opts.reportFiles ?? [], [...checkpointInputs(series.checkpoints), ...await evaluationInputs(evaluator.model, opts.data)]);
     evaluator.deviceNotes.forEach(note);
     note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
     evaluator.data.notes.forEach(note);

@@ -7,7 +7,7 @@ import type { CommandModule } from 'yargs';
 import { formatCurveSummary, writeCurveOutputs } from '../report/curve-report.js';
 import { formatCommand } from '../report/recipe-command.js';
 import { writeReportFile } from '../report/write.js';
-import { evalOptions, evaluatorOptions, numberList, scoringFeedback, type EvalArgs } from './eval-options.js';
+import { evalOptions, evaluatorOptions, reportFiles, numberList, scoringFeedback, type EvalArgs } from './eval-options.js';
 import { globalOptions } from './shared-options.js';
 
 /** The options that change the report, as a command line that makes it again. */
@@ -60,6 +60,7 @@ export const curveCommand: CommandModule = {
       ema: numberList('ema', a.ema),
       every: a.every,
       target: a.target,
+      reportFiles: reportFiles(a),
       onNote: feedback.onNote,
       onProgress: feedback.onProgress,
     });

@@ -5,6 +5,7 @@
 import type { Argv } from 'yargs';
 import { AvgCkptError } from '../errors.js';
 import type { EvaluatorOptions } from '../eval/evaluator.js';
+import type { GuardedOutput } from '../io/output-guard.js';
 import { startProgress, type Progress } from '../report/progress.js';
 import { parseSize } from './merge.js';
 
@@ -104,4 +105,10 @@ export function scoringFeedback(a: EvalArgs): { onNote: (line: string) => void; 
     },
     stop: () => bar?.stop(),
   };
+}
+
+/** The files --report, --plot and --html name, for the output guard. */
+export function reportFiles(a: { report?: string; plot?: string; html?: string }): GuardedOutput[] {
+  const files: [string | undefined, string][] = [[a.report, 'report (--report)'], [a.plot, 'chart (--plot)'], [a.html, 'page (--html)']];
+  return files.filter(([path]) => path !== undefined).map(([path, role]) => ({ path: path!, role }));
 }

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { AvgCkptError } from '../errors.js';
 import { mergeToOutput } from '../engine/merge.js';
 import { resolveMerge } from '../engine/merge-run.js';
+import { checkpointInputs } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/safetensors/dtype.js';
 import type { MethodSpec } from '../recipes/from-spec.js';
 import { formatBytes, startProgress } from '../report/progress.js';
@@ -46,7 +47,7 @@ export const mergeCommand: CommandModule = {
       json: boolean; quiet: boolean; fromStep?: number; toStep?: number; every?: number; last?: number;
     };
     if (!a.dryRun && a.output === undefined) throw new AvgCkptError('usage', 'merge needs -o OUTPUT (a .safetensors file or a folder), or --dry-run');
-    const { selected, vector } = await resolveMerge(a.run, selectionFrom(a), a);
+    const { series, selected, vector } = await resolveMerge(a.run, selectionFrom(a), a);
     const rows = selected.map((c, i) => ({ step: c.step, weight: vector.weights[i], path: c.path }));
     if (a.dryRun) {
       if (a.json) process.stdout.write(`${JSON.stringify({ method: vector.method, name: vector.name, params: vector.params, checkpoints: rows }, null, 2)}\n`);
@@ -64,6 +65,7 @@ export const mergeCommand: CommandModule = {
       dtype: a.dtype === undefined ? undefined : OUTPUT_DTYPES[a.dtype],
       shardSize: a.shardSize === undefined ? undefined : parseSize(a.shardSize),
       allowNonfinite: a.allowNonfinite,
+      inputs: checkpointInputs(series.checkpoints),
       onProgress: (p, plan) => {
         bar ??= startProgress(plan.bytesToRead, 'bytes', !a.quiet && !a.json);
         bar.update(p.bytesRead, `${p.tensorsDone} tensors`);

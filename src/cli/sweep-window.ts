@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import type { SweepReport } from '../eval/sweep.js';
 import { writeSweepOutputs } from '../report/sweep-outputs.js';
 import { writeReportFile } from '../report/write.js';
-import { evalOptions, evaluatorOptions, numberList, scoringFeedback, type EvalArgs } from './eval-options.js';
+import { evalOptions, evaluatorOptions, reportFiles, numberList, scoringFeedback, type EvalArgs } from './eval-options.js';
 import { OUTPUT_DTYPES } from './merge.js';
 import { globalOptions, selectionFrom, selectionOptions } from './shared-options.js';
 
@@ -75,6 +75,7 @@ export const sweepWindowCommand: CommandModule = {
       greedy: a.greedy,
       writeBest: a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: a.dtype === undefined ? undefined : OUTPUT_DTYPES[a.dtype] },
       emitOnnx: a.emitOnnx === undefined ? undefined : { output: a.emitOnnx, force: a.force },
+      reportFiles: reportFiles(a),
       onNote: feedback.onNote,
       onProgress: feedback.onProgress,
     });

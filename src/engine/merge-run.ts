@@ -1,4 +1,5 @@
 /** The library's `merge`: discover a run, select, build the weight vector, write the average. */
+import { checkpointInputs } from '../io/output-guard.js';
 import { vectorFromSpec, type MethodSpec } from '../recipes/from-spec.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import { discoverSeries, type Series } from '../series/discover.js';
@@ -26,6 +27,7 @@ export async function resolveMerge(inputs: string[] | Series, select: SelectionO
 }
 
 export async function merge(inputs: string[] | Series, options: MergeRunOptions): Promise<MergeResult> {
-  const { selected, vector } = await resolveMerge(inputs, options.select, options.method);
-  return mergeToOutput(selected, vector, options);
+  const { series, selected, vector } = await resolveMerge(inputs, options.select, options.method);
+  // every checkpoint of the run, not only the selected ones, is safe from the output
+  return mergeToOutput(selected, vector, { ...options, inputs: [...checkpointInputs(series.checkpoints), ...(options.inputs ?? [])] });
 }

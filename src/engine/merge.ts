@@ -2,11 +2,12 @@
  * `merge`: materialise one weight vector over a checkpoint series into a checkpoint that loads
  * anywhere (same layout and dtype, config files copied), written atomically.
  */
-import { realpath, stat, writeFile } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
-import { AvgCkptError, ioError } from '../errors.js';
+import { stat, writeFile } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { ioError } from '../errors.js';
 import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/file-pool.js';
+import { checkpointInputs, guardOutputs, type GuardedInput } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/safetensors/dtype.js';
 import { byteLengthOf, layoutSafetensors, SafetensorsWriter } from '../io/safetensors/writer.js';
 import { INDEX_FILE, type Checkpoint } from '../series/checkpoint.js';
@@ -25,6 +26,11 @@ export interface MergeOptions {
   /** Folder output: shard at this many bytes. */
   shardSize?: number;
   allowNonfinite?: boolean;
+  /**
+   * What else the caller read (the rest of the run, a model, data): the output may not be, hold
+   * or lie inside any of them, nor inside the checkpoints averaged (see io/output-guard).
+   */
+  inputs?: readonly GuardedInput[];
   onProgress?: (p: StreamProgress, plan: MergePlan) => void;
 }
 
@@ -48,27 +54,6 @@ function recipeMetadata(plan: MergePlan, newest: Checkpoint): Record<string, str
   if (newest.metadata.format !== undefined) meta.format = newest.metadata.format;
   meta.avg_ckpt = JSON.stringify({ version: VERSION, method: v.method, name: v.name, params: v.params, steps: v.steps, weights: v.weights });
   return meta;
-}
-
-async function realOrResolved(p: string): Promise<string> {
-  try {
-    return await realpath(p);
-  } catch {
-    return resolve(p);
-  }
-}
-
-/** Refuses an output that is one of the inputs or would replace a folder holding inputs. */
-async function checkNotAnInput(output: string, checkpoints: readonly Checkpoint[]): Promise<void> {
-  const out = await realOrResolved(output);
-  for (const ck of checkpoints) {
-    for (const f of [...ck.files, ck.path, ...(ck.index ? [ck.index] : [])]) {
-      const real = await realOrResolved(f);
-      if (real === out || real.startsWith(out + sep)) {
-        throw new AvgCkptError('output-is-input', `is (or holds) an input checkpoint (${f}); write the average somewhere else`, { file: output });
-      }
-    }
-  }
 }
 
 /** stat, not open: opening an existing FIFO at the output path would block forever. */
@@ -98,7 +83,7 @@ async function writeFilePlan(pool: FilePool, path: string, shownAs: string, tens
 export async function mergeToOutput(checkpoints: readonly Checkpoint[], vector: WeightVector, opts: MergeOptions): Promise<MergeResult> {
   const kind = outputKindOf(opts.output, await existsAsDir(opts.output));
   const plan = planMerge(checkpoints, vector, { dtype: opts.dtype, shardSize: opts.shardSize, outputKind: kind });
-  await checkNotAnInput(opts.output, checkpoints);
+  await guardOutputs([{ path: opts.output, role: 'output' }], [...checkpointInputs(checkpoints), ...(opts.inputs ?? [])]);
   const meta = recipeMetadata(plan, plan.newest);
   const out = await AtomicOutput.begin(opts.output, kind, opts.force ?? false);
   const pool = new FilePool();

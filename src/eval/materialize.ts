@@ -11,10 +11,12 @@ import ort from 'onnxruntime-node';
 import { ioError } from '../errors.js';
 import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/file-pool.js';
+import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { copyModel, elementBytes, encodeModel, externalRef, numel, onnx, setExternal, tensorBytes, type LoadedModel, type ModelProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
+import { evaluationInputs } from './inputs.js';
 import { sessionProviders, type Device } from './device.js';
 import { averageSlot, ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
 import { onnxTypeOf, readBytes } from './tensor-read.js';
@@ -117,6 +119,7 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
 
 /** Writes the graph with `vector`'s average baked in: a self-contained .onnx a server can load. */
 export async function writeBakedModel(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, vector: WeightVector, output: string, force: boolean): Promise<void> {
+  await guardOutputs([{ path: output, role: 'ONNX output' }], [...checkpointInputs(checkpoints), ...await evaluationInputs(model, {})]);
   const pool = new FilePool();
   try {
     const proto = copyModel(model);

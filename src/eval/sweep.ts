@@ -3,6 +3,7 @@
  * rank them, and optionally write the winner (as `merge` would) and a ready-to-serve ONNX.
  */
 import { mergeToOutput } from '../engine/merge.js';
+import { checkpointInputs, guardOutputs, type GuardedOutput } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/safetensors/dtype.js';
 import { greedySoup } from '../recipes/greedy-soup.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
@@ -10,6 +11,7 @@ import { checkCompatible } from '../series/compatible.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 import { candidateGrid, touchedSteps, type GridOptions } from './candidates.js';
+import { evaluationInputs } from './inputs.js';
 import { Evaluator, type EvaluatorOptions } from './evaluator.js';
 import type { Metrics } from './metrics.js';
 
@@ -23,6 +25,11 @@ export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'st
   readonly writeBest?: { readonly output: string; readonly force?: boolean; readonly dtype?: WritableFloat };
   /** Write the graph with the winner's weights baked in. */
   readonly emitOnnx?: { readonly output: string; readonly force?: boolean };
+  /**
+   * Files the caller writes after the sweep (report, chart, page): checked with the sweep's own
+   * outputs against every input before anything is scored or written.
+   */
+  readonly reportFiles?: readonly GuardedOutput[];
   /** Lines for the user as soon as they are known (device, engine, data matching). */
   readonly onNote?: (line: string) => void;
   readonly onProgress?: (done: number, total: number, candidate: string) => void;
@@ -79,6 +86,13 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
   const results: CandidateResult[] = [];
   let bestIndex = 0;
   try {
+    const outputs = [
+      ...(opts.writeBest ? [{ path: opts.writeBest.output, role: 'output (--write-best)' }] : []),
+      ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
+      ...(opts.reportFiles ?? []),
+    ];
+    const inputs = [...checkpointInputs(series.checkpoints), ...await evaluationInputs(evaluator.model, opts.data)];
+    await guardOutputs(outputs, inputs);
     evaluator.deviceNotes.forEach((n) => note(n));
     note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
     evaluator.data.notes.forEach(note);
@@ -108,7 +122,7 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
       written.push(opts.emitOnnx.output);
     }
     if (opts.writeBest) {
-      const merged = await mergeToOutput(selected, winner, { output: opts.writeBest.output, force: opts.writeBest.force, dtype: opts.writeBest.dtype });
+      const merged = await mergeToOutput(selected, winner, { output: opts.writeBest.output, force: opts.writeBest.force, dtype: opts.writeBest.dtype, inputs });
       written.push(merged.output);
     }
     return {
