@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'validation-overflow'
   | 'tensor-invalid-info'
   | 'metadata-incomplete-buffer'
+  // checkpoint formats
+  | 'unknown-format'
   // sharded checkpoints
   | 'invalid-index'
   | 'missing-shard'

@@ -7,7 +7,8 @@ import { basename } from 'node:path';
 import { AvgCkptError } from '../errors.js';
 import { type DType, isIntegerKind, isReadableFloat, isWritableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
 import { byteLengthOf, type OutputTensor } from '../io/safetensors/writer.js';
-import { SINGLE_FILE, type Checkpoint, type TensorSource } from '../series/checkpoint.js';
+import { SAFETENSORS_SINGLE_FILE } from '../io/safetensors/format.js';
+import type { Checkpoint, TensorSource } from '../series/checkpoint.js';
 import { checkCompatible } from '../series/compatible.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 
@@ -82,7 +83,7 @@ export function planMerge(checkpoints: readonly Checkpoint[], vector: WeightVect
   }
 
   const sharded = opts.outputKind === 'dir' && (opts.shardSize !== undefined || newest.index !== undefined);
-  const files = opts.outputKind === 'file' || !sharded ? [{ name: SINGLE_FILE, tensors }] : shard(tensors, newest, opts.shardSize);
+  const files = opts.outputKind === 'file' || !sharded ? [{ name: SAFETENSORS_SINGLE_FILE, tensors }] : shard(tensors, newest, opts.shardSize);
   const bytesToWrite = tensors.reduce((a, t) => a + byteLengthOf(t), 0);
   return { vector, contributing, newest, files, sharded, bytesToRead, bytesToWrite };
 }

@@ -2,13 +2,11 @@
  * Keeps several positional reads in flight while the caller accumulates: the reads run in
  * libuv's thread pool, so disk I/O overlaps with the arithmetic on the main thread.
  */
-import type { FilePool } from '../io/file-pool.js';
+import { rangeBytes, readElements, type ElementRange } from '../io/formats/read-elements.js';
+import type { FilePool } from '../io/storage/file-pool.js';
 
-export interface ReadJob {
-  readonly file: string;
-  readonly position: number;
-  readonly length: number;
-}
+/** Elements [start, start + count) of a tensor source, in C order. */
+export type ReadJob = ElementRange;
 
 export class ReadAhead {
   private readonly inFlight: Array<Promise<Uint8Array>> = [];
@@ -18,7 +16,7 @@ export class ReadAhead {
   /**
    * @param jobs read jobs, consumed lazily in order
    * @param depth reads in flight at most
-   * @param maxLength the largest job's length: buffers are this size and recycled
+   * @param maxLength the largest job's length in bytes: buffers are this size and recycled
    * @param alloc makes a buffer of that size, 8-byte aligned: at most `depth` plus the number
    *   the caller holds (has not released) at once are made
    */
@@ -41,7 +39,8 @@ export class ReadAhead {
       }
       const job = next.value;
       const buf = this.free.pop() ?? this.alloc(this.maxLength);
-      const p = this.pool.read(job.file, job.position, buf, job.length).then(() => buf.subarray(0, job.length));
+      const length = rangeBytes(job);
+      const p = readElements(this.pool, job.source, job.start, job.count, buf).then(() => buf.subarray(0, length));
       p.catch(() => undefined); // surfaced when awaited in order
       this.inFlight.push(p);
     }

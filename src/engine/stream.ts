@@ -5,7 +5,9 @@
  * encode on a second thread (encoder.ts) while the next chunk is accumulated.
  */
 import { AvgCkptError } from '../errors.js';
-import type { FilePool } from '../io/file-pool.js';
+import { readElements } from '../io/formats/read-elements.js';
+import { elementBytes, numelOf } from '../io/formats/tensor-source.js';
+import type { FilePool } from '../io/storage/file-pool.js';
 import { bytesPerElement, decode, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
 import type { SafetensorsWriter } from '../io/safetensors/writer.js';
 import type { PlannedTensor } from './plan.js';
@@ -15,7 +17,7 @@ import { ReadAhead, type ReadJob } from './read-ahead.js';
 
 /** Elements per chunk: 16 MiB of float64 accumulator. */
 export const CHUNK_ELEMENTS = 2 << 20;
-/** Integer tensors are copied in chunks of this many bytes. */
+/** Integer tensors are copied in chunks of (at most) this many bytes. */
 const COPY_BYTES = 16 << 20;
 const READ_DEPTH = 4;
 
@@ -31,20 +33,25 @@ export interface StreamOptions {
 
 interface Chunk {
   readonly tensor: PlannedTensor;
-  /** First element (average) or byte (copy) of the chunk. */
+  /** First element of the chunk. */
   readonly start: number;
   readonly count: number;
   readonly last: boolean;
 }
 
 function numel(t: PlannedTensor): number {
-  return t.shape.reduce((a, b) => a * b, 1);
+  return numelOf(t.shape);
+}
+
+/** Elements per chunk of a tensor. */
+function chunkElements(t: PlannedTensor): number {
+  return t.mode === 'average' ? CHUNK_ELEMENTS : Math.max(1, Math.floor(COPY_BYTES / elementBytes(t.contributions[0].source)));
 }
 
 function* chunks(tensors: readonly PlannedTensor[]): Generator<Chunk> {
   for (const t of tensors) {
-    const total = t.mode === 'average' ? numel(t) : t.contributions[0].source.byteLength;
-    const step = t.mode === 'average' ? CHUNK_ELEMENTS : COPY_BYTES;
+    const total = numel(t);
+    const step = chunkElements(t);
     if (total === 0) {
       yield { tensor: t, start: 0, count: 0, last: true };
       continue;
@@ -57,14 +64,7 @@ function* chunks(tensors: readonly PlannedTensor[]): Generator<Chunk> {
 
 function readsOf(c: Chunk): ReadJob[] {
   if (c.count === 0) return []; // an empty tensor reads nothing (and must not queue empty reads)
-  if (c.tensor.mode === 'copy') {
-    const s = c.tensor.contributions[0].source;
-    return [{ file: s.file, position: s.position + c.start, length: c.count }];
-  }
-  return c.tensor.contributions.map(({ source }) => {
-    const size = bytesPerElement(source.dtype as ReadableFloat);
-    return { file: source.file, position: source.position + c.start * size, length: c.count * size };
-  });
+  return c.tensor.contributions.map(({ source }) => ({ source, start: c.start, count: c.count }));
 }
 
 function* allReads(tensors: readonly PlannedTensor[]): Generator<ReadJob> {
@@ -74,8 +74,7 @@ function* allReads(tensors: readonly PlannedTensor[]): Generator<ReadJob> {
 function maxReadLength(tensors: readonly PlannedTensor[]): number {
   let m = 1;
   for (const t of tensors) {
-    const s = t.contributions[0].source;
-    m = Math.max(m, t.mode === 'copy' ? Math.min(COPY_BYTES, s.byteLength) : Math.min(CHUNK_ELEMENTS, numel(t)) * bytesPerElement(s.dtype as ReadableFloat));
+    m = Math.max(m, Math.min(chunkElements(t), numel(t)) * elementBytes(t.contributions[0].source));
   }
   return m;
 }
@@ -84,9 +83,8 @@ function maxReadLength(tensors: readonly PlannedTensor[]): number {
 async function findNonFinite(pool: FilePool, c: Chunk): Promise<AvgCkptError> {
   for (const { source } of c.tensor.contributions) {
     const d = source.dtype as ReadableFloat;
-    const size = bytesPerElement(d);
-    const bytes = new Uint8Array(c.count * size);
-    await pool.read(source.file, source.position + c.start * size, bytes);
+    const bytes = new Uint8Array(c.count * bytesPerElement(d));
+    await readElements(pool, source, c.start, c.count, bytes);
     const values = decode(d, bytes);
     const i = values.findIndex((v) => !Number.isFinite(v));
     if (i >= 0) {
@@ -150,7 +148,7 @@ export async function streamTensors(pool: FilePool, tensors: readonly PlannedTen
           await flush();
           await writing;
           writing = background(writer.write(bytes).then(() => reads.release(bytes)));
-          progress.bytesRead += c.count;
+          progress.bytesRead += bytes.byteLength;
         }
       } else {
         // This accumulator's previous chunk (k-2) was encoded before k-1 went to the encoder.

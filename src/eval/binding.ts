@@ -6,7 +6,7 @@
  * so it is refused unless the user allows it.
  */
 import { AvgCkptError } from '../errors.js';
-import { FilePool } from '../io/file-pool.js';
+import { FilePool } from '../io/storage/file-pool.js';
 import { dimsOf, dtypeName, floatValues, isFloatType, loadModel, numel, tensorBytes, type LoadedModel, type TensorProto } from '../io/onnx/model.js';
 import { isFloatKind, isReadableFloat } from '../io/safetensors/dtype.js';
 import type { Checkpoint, TensorSource } from '../series/checkpoint.js';

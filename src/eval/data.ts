@@ -11,7 +11,7 @@ import { readNpy, readNpz, type NpyArray, type NpyData, type NpyDType } from '..
 import { floatValues, type LoadedModel } from '../io/onnx/model.js';
 import { encode, type DType } from '../io/safetensors/dtype.js';
 import { readSafetensorsHeader } from '../io/safetensors/reader.js';
-import { FilePool } from '../io/file-pool.js';
+import { FilePool } from '../io/storage/file-pool.js';
 
 /** A graph input the data must feed. */
 export interface InputSpec {

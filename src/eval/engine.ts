@@ -1,7 +1,7 @@
 /** What the two scoring engines share: their interface, and the float64 average of one weight. */
 import type ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
-import type { FilePool } from '../io/file-pool.js';
+import type { FilePool } from '../io/storage/file-pool.js';
 import { elementBytes, numel, ONNX_DTYPE } from '../io/onnx/model.js';
 import { accumulate, encode, isReadableFloat } from '../io/safetensors/dtype.js';
 import type { WeightVector } from '../recipes/weight-vector.js';

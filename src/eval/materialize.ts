@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { ioError } from '../errors.js';
 import { AtomicOutput } from '../io/atomic-output.js';
-import { FilePool } from '../io/file-pool.js';
+import { FilePool } from '../io/storage/file-pool.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { copyModel, elementBytes, encodeModel, externalRef, numel, onnx, setExternal, tensorBytes, type LoadedModel, type ModelProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';

@@ -1,14 +1,15 @@
 /** Reading checkpoint tensors into memory, and the dtype correspondences with ONNX. */
 import { AvgCkptError } from '../errors.js';
-import type { FilePool } from '../io/file-pool.js';
+import { readElements } from '../io/formats/read-elements.js';
+import { numelOf, type TensorSource } from '../io/formats/tensor-source.js';
 import { ONNX_DTYPE } from '../io/onnx/model.js';
 import { decode, isReadableFloat, type DType } from '../io/safetensors/dtype.js';
-import type { TensorSource } from '../series/checkpoint.js';
+import type { FilePool } from '../io/storage/file-pool.js';
 
-/** Reads a tensor's bytes into a fresh 8-aligned buffer. */
+/** A tensor's elements in C order, little-endian, in a fresh 8-aligned buffer. */
 export async function readBytes(pool: FilePool, src: TensorSource): Promise<Uint8Array> {
   const out = new Uint8Array(src.byteLength);
-  await pool.read(src.file, src.position, out, src.byteLength);
+  await readElements(pool, src, 0, numelOf(src.shape), out);
   return out;
 }
 

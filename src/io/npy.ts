@@ -4,7 +4,7 @@
  */
 import { inflateRawSync } from 'node:zlib';
 import { AvgCkptError, ioError } from '../errors.js';
-import { readRegularFile } from './regular-file.js';
+import { readWhole } from './storage/storage.js';
 
 export type NpyDType = 'float64' | 'float32' | 'float16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
@@ -72,7 +72,7 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
 export async function readNpy(path: string): Promise<NpyArray> {
   let bytes: Uint8Array;
   try {
-    bytes = await readRegularFile(path);
+    bytes = await readWhole(path);
   } catch (e) {
     throw ioError(path, e, 'read');
   }
@@ -138,7 +138,7 @@ function zipEntries(zip: Uint8Array, file: string): Map<string, Uint8Array> {
 export async function readNpz(path: string): Promise<Map<string, NpyArray>> {
   let zip: Uint8Array;
   try {
-    zip = await readRegularFile(path);
+    zip = await readWhole(path);
   } catch (e) {
     throw ioError(path, e, 'read');
   }

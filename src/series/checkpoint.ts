@@ -1,150 +1,127 @@
 /**
- * One checkpoint of a series: a single safetensors file, a folder with one, or a folder of
- * shards described by `model.safetensors.index.json` (the index is trusted, not a glob).
+ * One checkpoint of a series: a single file in any format the registry reads, a folder with
+ * one, or a folder of shards described by an index (the index is trusted, not a glob).
  */
-import { readdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve, isAbsolute, sep } from 'node:path';
-import { AvgCkptError, ioError } from '../errors.js';
-import type { DType } from '../io/safetensors/dtype.js';
-import { readRegularFile } from '../io/regular-file.js';
-import { readSafetensorsHeader, type SafetensorsFile } from '../io/safetensors/reader.js';
+import { basename, dirname, join } from 'node:path';
+import { AvgCkptError } from '../errors.js';
+import type { FormatFile, OpenOptions } from '../io/formats/format.js';
+import { INDEX_FILE_NAMES, SINGLE_FILE_NAMES, holdsCheckpoint, isCandidateName, openCheckpointFile } from '../io/formats/registry.js';
+import type { TensorSource } from '../io/formats/tensor-source.js';
+import { listDir, statPath, storageError } from '../io/storage/storage.js';
+import { readShardIndex } from './shard-index.js';
+import { resolveStep } from './step.js';
 
-export const INDEX_FILE = 'model.safetensors.index.json';
-export const SINGLE_FILE = 'model.safetensors';
-const SHARD_NAME = /^model-\d+-of-\d+\.safetensors$/;
-
-/** Where one tensor's bytes are. */
-export interface TensorSource {
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  readonly file: string;
-  /** Absolute position of the first byte in `file`. */
-  readonly position: number;
-  readonly byteLength: number;
-}
+export type { TensorSource } from '../io/formats/tensor-source.js';
 
 export type StepSource = 'name' | 'metadata' | 'trainer_state' | 'order';
 
-export interface Checkpoint {
-  step: number;
-  stepSource: StepSource;
+/** A checkpoint's files and tensors, validated, before its place in a series is known. */
+export interface CheckpointFiles {
   /** The file or folder as found (what messages show). */
   readonly path: string;
   /** The folder whose config and tokenizer files belong with this checkpoint. */
   readonly dir: string;
   readonly isFolder: boolean;
-  /** safetensors files, in index (or single-file) order. */
+  /** The format of its files (of the first, for a sharded checkpoint). */
+  readonly format: string;
+  /** Tensor files, in index (or single-file) order. */
   readonly files: readonly string[];
   readonly index?: string;
   /** Tensors by name, in the order the files list them. */
   readonly tensors: ReadonlyMap<string, TensorSource>;
-  /** `__metadata__` of the first file. */
+  /** Metadata of the first file. */
   readonly metadata: Readonly<Record<string, string>>;
   /** Total bytes of tensor data. */
   readonly bytes: number;
 }
 
+export interface Checkpoint extends CheckpointFiles {
+  readonly step: number;
+  readonly stepSource: StepSource;
+}
+
 /** True when a folder holds a checkpoint itself (rather than being a run of checkpoints). */
 export async function isCheckpointFolder(dir: string): Promise<boolean> {
-  let names: string[];
   try {
-    names = await readdir(dir);
+    return holdsCheckpoint((await listDir(dir)).map((e) => e.name));
   } catch {
     return false;
   }
-  return names.includes(INDEX_FILE) || names.includes(SINGLE_FILE) || names.some((n) => SHARD_NAME.test(n));
 }
 
-/** Loads and validates the headers of a checkpoint at `path` (a file or a folder). */
+/**
+ * Loads one checkpoint on its own: its step from its name, metadata or trainer_state.json,
+ * else 1 (as the only checkpoint of a series whose steps are unknown).
+ */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
+  const files = await readCheckpointFiles(path);
+  const step = await resolveStep(files);
+  return { ...files, step: step?.step ?? 1, stepSource: step?.source ?? 'order' };
+}
+
+/** Opens and validates the files of the checkpoint at `path` (a file or a folder). */
+export async function readCheckpointFiles(path: string, options: OpenOptions = {}): Promise<CheckpointFiles> {
   let isFolder: boolean;
   try {
-    isFolder = (await stat(path)).isDirectory();
+    isFolder = (await statPath(path)).kind === 'dir';
   } catch (e) {
-    throw ioError(path, e, 'open the checkpoint');
+    throw storageError(path, e, 'open the checkpoint');
   }
-  if (!isFolder) return fromFiles(path, dirname(path), false, [await readSafetensorsHeader(path)], undefined);
+  if (!isFolder) return fromFiles(path, dirname(path), false, [await openCheckpointFile(path, options)], undefined);
 
   let names: string[];
   try {
-    names = (await readdir(path)).sort();
+    names = (await listDir(path)).map((e) => e.name).sort();
   } catch (e) {
-    throw ioError(path, e, 'list the checkpoint folder'); // e.g. deleted by checkpoint rotation
+    throw storageError(path, e, 'list the checkpoint folder'); // e.g. deleted by checkpoint rotation
   }
-  if (names.includes(INDEX_FILE)) return fromIndex(path, join(path, INDEX_FILE));
-  if (names.includes(SINGLE_FILE)) return fromFiles(path, path, true, [await readSafetensorsHeader(join(path, SINGLE_FILE))], undefined);
-  const st = names.filter((n) => n.endsWith('.safetensors') && !n.startsWith('.'));
-  if (st.length === 1) return fromFiles(path, path, true, [await readSafetensorsHeader(join(path, st[0]))], undefined);
-  if (st.length === 0) {
-    throw new AvgCkptError('no-checkpoints', 'folder holds no .safetensors file', { file: path });
+  const index = INDEX_FILE_NAMES.find((n) => names.includes(n));
+  if (index !== undefined) return fromIndex(path, join(path, index), options);
+  const single = SINGLE_FILE_NAMES.find((n) => names.includes(n));
+  const candidates = single !== undefined ? [single] : names.filter(isCandidateName);
+  if (candidates.length === 1) return fromFiles(path, path, true, [await openCheckpointFile(join(path, candidates[0]), options)], undefined);
+  if (candidates.length === 0) {
+    throw new AvgCkptError('no-checkpoints', 'folder holds no checkpoint file (e.g. model.safetensors)', { file: path });
   }
-  throw new AvgCkptError('invalid-index', `folder holds ${st.length} .safetensors files but no ${INDEX_FILE} saying how they fit together`, { file: path });
+  throw new AvgCkptError('invalid-index', `folder holds ${candidates.length} checkpoint files (${candidates.join(', ')}) but no index (${INDEX_FILE_NAMES.join(' or ')}) saying how they fit together`, { file: path });
 }
 
-function fromFiles(path: string, dir: string, isFolder: boolean, files: SafetensorsFile[], index: string | undefined, only?: Map<string, string>): Checkpoint {
+function fromFiles(path: string, dir: string, isFolder: boolean, files: readonly FormatFile[], index: string | undefined, placement?: ReadonlyMap<string, string>): CheckpointFiles {
   const tensors = new Map<string, TensorSource>();
   const owner = new Map<string, string>();
   let bytes = 0;
   for (const f of files) {
-    for (const t of f.header.tensors) {
+    for (const t of f.tensors) {
       const prev = owner.get(t.name);
       if (prev !== undefined) {
         throw new AvgCkptError('tensor-in-two-shards', `is stored in both ${basename(prev)} and ${basename(f.path)}`, { file: index ?? path, tensor: t.name });
       }
       owner.set(t.name, f.path);
-      if (only !== undefined && only.get(t.name) !== f.path) continue; // shard holds a tensor the index does not list
-      tensors.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, file: f.path, position: f.position(t), byteLength: t.end - t.begin });
-      bytes += t.end - t.begin;
+      if (placement !== undefined && placement.get(t.name) !== f.path) continue; // shard holds a tensor the index does not list
+      tensors.set(t.name, t);
+      bytes += t.byteLength;
     }
   }
-  if (only !== undefined) {
-    for (const [name, file] of only) {
+  if (placement !== undefined) {
+    for (const [name, file] of placement) {
       if (!tensors.has(name)) {
-        throw new AvgCkptError('tensor-missing-from-shard', `is listed in ${INDEX_FILE} but absent from ${basename(file)}`, { file, tensor: name });
+        throw new AvgCkptError('tensor-missing-from-shard', `is listed in ${basename(index ?? '')} but absent from ${basename(file)}`, { file, tensor: name });
       }
     }
   }
-  return { step: NaN, stepSource: 'order', path, dir, isFolder, files: files.map((f) => f.path), index, tensors, metadata: files[0]?.header.metadata ?? {}, bytes };
+  return { path, dir, isFolder, format: files[0].format, files: files.map((f) => f.path), index, tensors, metadata: files[0].metadata, bytes };
 }
 
-async function fromIndex(dir: string, indexPath: string): Promise<Checkpoint> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse((await readRegularFile(indexPath)).toString('utf8'));
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new AvgCkptError('invalid-index', `not valid JSON (${e.message})`, { file: indexPath });
-    throw ioError(indexPath, e, 'read');
-  }
-  const map = (raw as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-    throw new AvgCkptError('invalid-index', 'has no "weight_map" object', { file: indexPath });
-  }
-  const wanted = new Map<string, string>();
-  const shardOrder: string[] = [];
-  const root = resolve(dir);
-  for (const [tensor, shard] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof shard !== 'string' || shard === '') {
-      throw new AvgCkptError('invalid-index', 'weight_map entry is not a file name', { file: indexPath, tensor });
-    }
-    const full = resolve(root, shard);
-    const rel = relative(root, full);
-    if (isAbsolute(shard) || rel === '' || rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('..')) {
-      throw new AvgCkptError('shard-path-escapes', `weight_map names "${shard}", which is outside the checkpoint folder`, { file: indexPath, tensor });
-    }
-    const shardPath = join(dir, rel);
-    if (!shardOrder.includes(shardPath)) shardOrder.push(shardPath);
-    wanted.set(tensor, shardPath);
-  }
-  if (shardOrder.length === 0) throw new AvgCkptError('invalid-index', 'weight_map is empty', { file: indexPath });
-  const files: SafetensorsFile[] = [];
-  for (const shard of shardOrder) {
+async function fromIndex(dir: string, indexPath: string, options: OpenOptions): Promise<CheckpointFiles> {
+  const index = await readShardIndex(dir, indexPath);
+  const files: FormatFile[] = [];
+  for (const shard of index.shards) {
     try {
-      await stat(shard);
+      await statPath(shard);
     } catch {
-      throw new AvgCkptError('missing-shard', `names shard ${basename(shard)}, which does not exist`, { file: indexPath, tensor: [...wanted].find(([, f]) => f === shard)?.[0] });
+      throw new AvgCkptError('missing-shard', `names shard ${basename(shard)}, which does not exist`, { file: indexPath, tensor: [...index.placement].find(([, f]) => f === shard)?.[0] });
     }
-    files.push(await readSafetensorsHeader(shard));
+    files.push(await openCheckpointFile(shard, options));
   }
-  return fromFiles(dir, dir, true, files, indexPath, wanted);
+  return fromFiles(dir, dir, true, files, indexPath, index.placement);
 }

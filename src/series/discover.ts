@@ -3,11 +3,13 @@
  * and folders. Checkpoints are ordered by step, numerically (`checkpoint-100` after
  * `checkpoint-20`); when any step is unknown, the order given is kept.
  */
-import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import fg from 'fast-glob';
-import { AvgCkptError, ioError } from '../errors.js';
-import { isCheckpointFolder, loadCheckpoint, type Checkpoint } from './checkpoint.js';
+import { AvgCkptError } from '../errors.js';
+import type { OpenOptions } from '../io/formats/format.js';
+import { CHECKPOINT_EXTENSIONS, isCandidateName } from '../io/formats/registry.js';
+import { kindOf, listDir, storageError } from '../io/storage/storage.js';
+import { isCheckpointFolder, readCheckpointFiles, type Checkpoint, type CheckpointFiles } from './checkpoint.js';
 import { resolveStep } from './step.js';
 
 export interface Series {
@@ -19,38 +21,33 @@ export interface Series {
   readonly stepsKnown: boolean;
 }
 
-async function kind(p: string): Promise<'file' | 'dir' | undefined> {
-  try {
-    return (await stat(p)).isDirectory() ? 'dir' : 'file';
-  } catch {
-    return undefined;
-  }
-}
-
 /** A sub-folder's names; it can vanish after the run was listed (checkpoint rotation). */
 async function listFolder(dir: string): Promise<string[]> {
   try {
-    return await readdir(dir);
+    return (await listDir(dir)).map((e) => e.name);
   } catch (e) {
-    throw ioError(dir, e, 'list the checkpoint folder');
+    throw storageError(dir, e, 'list the checkpoint folder');
   }
 }
 
-/** The entries of a run folder that are checkpoints: sub-folders holding one, and .safetensors files. */
+/**
+ * The entries of a run folder that are checkpoints: sub-folders holding one, and files whose
+ * names a format claims. Hidden entries (our own temporary outputs among them) never are.
+ */
 async function runEntries(dir: string): Promise<string[]> {
   const out: string[] = [];
   let entries;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = await listDir(dir);
   } catch (e) {
-    throw ioError(dir, e, 'list the run folder');
+    throw storageError(dir, e, 'list the run folder');
   }
   for (const e of entries) {
-    if (e.name.startsWith('.')) continue; // hidden entries, our own temporary outputs among them
+    if (e.name.startsWith('.')) continue;
     const p = join(dir, e.name);
-    if (e.isDirectory()) {
-      if ((await isCheckpointFolder(p)) || (await listFolder(p)).some((n) => n.endsWith('.safetensors'))) out.push(p);
-    } else if (e.name.endsWith('.safetensors')) {
+    if (e.kind === 'dir') {
+      if ((await isCheckpointFolder(p)) || (await listFolder(p)).some(isCandidateName)) out.push(p);
+    } else if (isCandidateName(e.name)) {
       out.push(p);
     }
   }
@@ -60,7 +57,7 @@ async function runEntries(dir: string): Promise<string[]> {
 async function expand(inputs: readonly string[]): Promise<string[]> {
   const paths: string[] = [];
   for (const input of inputs) {
-    const k = await kind(input);
+    const k = await kindOf(input);
     if (k !== undefined) {
       paths.push(input);
       continue;
@@ -76,30 +73,29 @@ async function expand(inputs: readonly string[]): Promise<string[]> {
   return paths;
 }
 
+export interface DiscoverOptions {
+  /** How checkpoint files are opened (e.g. which state dict). */
+  readonly open?: OpenOptions;
+}
+
 /** Discovers and validates the headers of every checkpoint in `inputs`. */
-export async function discoverSeries(inputs: readonly string[]): Promise<Series> {
+export async function discoverSeries(inputs: readonly string[], options: DiscoverOptions = {}): Promise<Series> {
   if (inputs.length === 0) throw new AvgCkptError('usage', 'name a run folder, a glob, or checkpoint files');
   let paths = await expand(inputs);
-  if (paths.length === 1 && (await kind(paths[0])) === 'dir' && !(await isCheckpointFolder(paths[0]))) {
+  if (paths.length === 1 && (await kindOf(paths[0])) === 'dir' && !(await isCheckpointFolder(paths[0]))) {
     paths = await runEntries(paths[0]);
     if (paths.length === 0) {
-      throw new AvgCkptError('no-checkpoints', 'holds no checkpoints (no .safetensors files or checkpoint folders)', { file: inputs[0] });
+      throw new AvgCkptError('no-checkpoints', `holds no checkpoints (no ${CHECKPOINT_EXTENSIONS.join(', ')} files or checkpoint folders)`, { file: inputs[0] });
     }
   }
-  const checkpoints: Checkpoint[] = [];
-  for (const p of paths) checkpoints.push(await loadCheckpoint(p));
+  const found: CheckpointFiles[] = [];
+  for (const p of paths) found.push(await readCheckpointFiles(p, options.open));
 
-  const steps = await Promise.all(checkpoints.map(resolveStep));
+  const steps = await Promise.all(found.map(resolveStep));
   const stepsKnown = steps.every((s) => s !== undefined);
-  checkpoints.forEach((ck, i) => {
+  const checkpoints: Checkpoint[] = found.map((ck, i) => {
     const s = steps[i];
-    if (stepsKnown && s !== undefined) {
-      ck.step = s.step;
-      ck.stepSource = s.source;
-    } else {
-      ck.step = i + 1;
-      ck.stepSource = 'order';
-    }
+    return stepsKnown && s !== undefined ? { ...ck, step: s.step, stepSource: s.source } : { ...ck, step: i + 1, stepSource: 'order' };
   });
   if (stepsKnown) {
     checkpoints.sort((a, b) => a.step - b.step);

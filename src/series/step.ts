@@ -1,7 +1,8 @@
 /** Training step of a checkpoint: from its name, else its metadata, else trainer_state.json. */
 import { basename, join } from 'node:path';
-import { readRegularFile } from '../io/regular-file.js';
-import { SINGLE_FILE, type Checkpoint, type StepSource } from './checkpoint.js';
+import { stripCheckpointExtension, SINGLE_FILE_NAMES } from '../io/formats/registry.js';
+import { readWhole } from '../io/storage/storage.js';
+import type { CheckpointFiles, StepSource } from './checkpoint.js';
 
 const STEP_PATTERNS = [
   /(?:^|[^a-z])(?:global_)?step[_=-]?(\d+)/i, // step_000500, ckpt_step_1000, epoch=3-step=1200
@@ -11,7 +12,7 @@ const STEP_PATTERNS = [
 
 /** The step a name states, or undefined (`model.safetensors`, `final`). */
 export function stepFromName(path: string): number | undefined {
-  const name = basename(path).replace(/\.safetensors$/, '');
+  const name = stripCheckpointExtension(basename(path));
   for (const re of STEP_PATTERNS) {
     const m = re.exec(name);
     if (m) return Number(m[1]);
@@ -25,9 +26,9 @@ function asStep(v: unknown): number | undefined {
 }
 
 /** Resolves the step of a checkpoint in the documented order of sources. */
-export async function resolveStep(ck: Checkpoint): Promise<{ step: number; source: StepSource } | undefined> {
+export async function resolveStep(ck: CheckpointFiles): Promise<{ step: number; source: StepSource } | undefined> {
   // `checkpoint-500/model.safetensors` named as a file: the folder carries the step
-  const inOwnFolder = ck.isFolder || basename(ck.path) === SINGLE_FILE;
+  const inOwnFolder = ck.isFolder || SINGLE_FILE_NAMES.includes(basename(ck.path));
   const fromName = stepFromName(inOwnFolder ? ck.dir : ck.path);
   if (fromName !== undefined) return { step: fromName, source: 'name' };
   const fromMeta = asStep(ck.metadata.step) ?? asStep(ck.metadata.global_step);
@@ -35,7 +36,7 @@ export async function resolveStep(ck: Checkpoint): Promise<{ step: number; sourc
   if (inOwnFolder) {
     try {
       const statePath = join(ck.dir, 'trainer_state.json');
-      const state = JSON.parse((await readRegularFile(statePath)).toString('utf8')) as { global_step?: unknown };
+      const state = JSON.parse(new TextDecoder().decode(await readWhole(statePath))) as { global_step?: unknown };
       const s = asStep(state.global_step);
       if (s !== undefined) return { step: s, source: 'trainer_state' };
     } catch {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FilePool } from '../../src/io/file-pool.js';
+import { FilePool } from '../../src/io/storage/file-pool.js';
 import { loadCheckpoint } from '../../src/series/checkpoint.js';
 import { ensureBuilt, listAll, runCli } from '../helpers/cli.js';
 import { f32, put, putSparse, stFile, tempDir, u16, type HandTensor } from '../helpers/st-bytes.js';

@@ -72,7 +72,7 @@ describe('malformed .npy: exit 1, one line naming the file, nothing written', ()
 
 describe('FIFOs where the model or data is expected', () => {
   // Regression: readFile on a FIFO blocked forever, keeping the process alive past SIGTERM;
-  // every reader now refuses anything but a regular file (src/io/regular-file.ts).
+  // every reader now refuses anything but a regular file (src/io/storage/local.ts).
   it.each([
     ['the ONNX model', model],
     ['the input .npy', input],

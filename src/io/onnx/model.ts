@@ -2,11 +2,10 @@
  * ONNX models: decode and encode a ModelProto, and read an initializer's bytes wherever they
  * are (raw_data, the typed repeated fields, or external data beside the model).
  */
-import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { AvgCkptError, ioError } from '../../errors.js';
-import { readRegularFile } from '../regular-file.js';
+import { openReader, readWhole, storageError } from '../storage/storage.js';
 
 export const onnx = onnxProto.onnx;
 export type ModelProto = onnxProto.onnx.ModelProto;
@@ -54,7 +53,7 @@ export interface LoadedModel {
 export async function loadModel(path: string): Promise<LoadedModel> {
   let bytes: Uint8Array;
   try {
-    bytes = await readRegularFile(path);
+    bytes = await readWhole(path);
   } catch (e) {
     throw ioError(path, e, 'read the ONNX model');
   }
@@ -119,15 +118,15 @@ export async function tensorBytes(t: TensorProto, model: LoadedModel): Promise<U
   const ext = externalRef(t, model.dir, model.path);
   if (ext !== undefined) {
     const out = new Uint8Array(ext.length);
-    let fh;
     try {
-      fh = await open(ext.file, 'r');
-      const { bytesRead } = await fh.read(out, 0, ext.length, ext.offset);
-      if (bytesRead !== ext.length) throw new Error(`file ends before byte ${ext.offset + ext.length}`);
+      const reader = await openReader(ext.file);
+      try {
+        await reader.read(ext.offset, out);
+      } finally {
+        await reader.close();
+      }
     } catch (e) {
-      throw ioError(ext.file, e, `read external data of initializer "${t.name}"`);
-    } finally {
-      await fh?.close();
+      throw storageError(ext.file, e, `read external data of initializer "${t.name}"`);
     }
     return out;
   }

@@ -1,7 +1,5 @@
 /** Opens a safetensors file and validates its header without reading the tensor data. */
-import { open } from 'node:fs/promises';
-import { ioError } from '../../errors.js';
-import { regularFileSize } from '../regular-file.js';
+import { openReader, storageError, type RangedReader } from '../storage/storage.js';
 import { parseHeader, parseHeaderSize, type SafetensorsHeader, type TensorEntry } from './header.js';
 
 export interface SafetensorsFile {
@@ -13,40 +11,29 @@ export interface SafetensorsFile {
 }
 
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsFile> {
-  let fileSize: number;
+  let reader: RangedReader;
   try {
-    fileSize = await regularFileSize(path);
+    reader = await openReader(path);
   } catch (e) {
-    throw ioError(path, e, 'open');
-  }
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw ioError(path, e, 'open');
+    throw storageError(path, e, 'open');
   }
   // A failing disk (EIO) is an io error naming the file, not an internal bug.
-  const read = async (into: Uint8Array, offset: number, length: number, position: number) => {
+  const read = async (position: number, length: number): Promise<Uint8Array> => {
+    const into = new Uint8Array(length);
     try {
-      return (await fh.read(into, offset, length, position)).bytesRead;
+      await reader.read(position, into, length);
     } catch (e) {
-      throw ioError(path, e, 'read');
+      throw storageError(path, e, 'read');
     }
+    return into;
   };
   try {
-    const prefix = new Uint8Array(8);
-    const bytesRead = await read(prefix, 0, 8, 0);
-    const n = parseHeaderSize(prefix.subarray(0, bytesRead), bytesRead < 8 ? bytesRead : fileSize, path);
-    const json = new Uint8Array(n);
-    let done = 0;
-    while (done < n) {
-      const r = await read(json, done, n - done, 8 + done);
-      if (r === 0) break;
-      done += r;
-    }
-    const header = parseHeader(json.subarray(0, done), fileSize, path);
+    const fileSize = reader.size;
+    const prefix = await read(0, Math.min(8, fileSize));
+    const n = parseHeaderSize(prefix, fileSize, path);
+    const header = parseHeader(await read(8, n), fileSize, path);
     return { path, fileSize, header, position: (t) => header.dataStart + t.begin };
   } finally {
-    await fh.close();
+    await reader.close();
   }
 }
