@@ -11,8 +11,8 @@ const MAXRSS_HOOK = join(ROOT, 'test', 'helpers', 'report-maxrss.mjs');
 
 /** The e2e tests run the built CLI: build once if dist/ is missing. */
 export function ensureBuilt(): void {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js')) || !existsSync(join(ROOT, 'dist', 'engine', 'kernels.wasm'))) {
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
   }
 }
 
