@@ -45,6 +45,9 @@ export type ErrorCode =
   | 'unmapped-initializers'
   | 'device-unavailable'
   | 'out-of-memory'
+  // --eval-cmd: a candidate's command failed (timeout, exit code, no metric); no space for candidates
+  | 'eval-command'
+  | 'scratch-space'
   // process
   | 'interrupted'
   | 'internal';
