@@ -1,38 +1,14 @@
 /**
- * `curve` as a library call: along the run, score the raw model and the LAWA / EMA averages that
- * end at each checkpoint, with one evaluator (the mixture engine makes each point one run), and
- * measure how many steps each average saves to reach a target.
+ * The arithmetic of `curve`: the weight vectors of the raw model and the LAWA / EMA averages that
+ * end at each checkpoint, the steps evaluated, and how many steps each average saves to reach a
+ * target. Scoring and writing are the command's (src/commands/curve.ts).
  */
-import { evaluationInputs } from '../eval/inputs.js';
-import { checkpointInputs, guardOutputs, type GuardedOutput } from '../io/output-guard.js';
-import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
 import type { Metrics } from '../eval/metrics.js';
 import { AvgCkptError } from '../errors.js';
 import { ema } from '../recipes/ema.js';
 import { lawa, raw } from '../recipes/lawa.js';
 import { weightVector, type Method, type WeightVector } from '../recipes/weight-vector.js';
-import { checkCompatible } from '../series/compatible.js';
-import { discoverSeries } from '../series/discover.js';
-import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
-import { bestRawTarget, timeToTarget, type Direction, type Target, type TimeToTarget } from '../report/time-to-target.js';
-
-export interface CurveOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
-  readonly inputs: readonly string[];
-  /** The part of the run to look at (--from-step, --to-step). */
-  readonly selection?: Pick<SelectionOptions, 'fromStep' | 'toStep'>;
-  /** LAWA windows k: the k checkpoints ending at each point. */
-  readonly windows?: readonly number[];
-  /** EMA decays per saved checkpoint, from the first selected checkpoint up to each point. */
-  readonly ema?: readonly number[];
-  /** Evaluate at every N-th checkpoint, counted back from the newest (default 1: all). */
-  readonly every?: number;
-  /** The metric value to reach (default: the best value of the raw model). */
-  readonly target?: number;
-  /** Files the caller writes after the curve (report, chart, page): checked against every input first. */
-  readonly reportFiles?: readonly GuardedOutput[];
-  readonly onNote?: (line: string) => void;
-  readonly onProgress?: (done: number, total: number, what: string) => void;
-}
+import { bestRawTarget, timeToTarget, type Direction, type Target, type TimeToTarget } from './time-to-target.js';
 
 export interface CurvePoint {
   readonly step: number;
@@ -63,10 +39,12 @@ export interface CurveReport {
   readonly methods: readonly CurveMethod[];
   readonly target: Target;
   readonly time_to_target: readonly CurveTimeToTarget[];
+  /** The files the command wrote (--plot, --html), when any. */
+  readonly written?: readonly string[];
 }
 
 /** One line of the curve: a method, and its vector ending at checkpoint i (undefined: not defined there). */
-interface Family {
+export interface Family {
   readonly name: string;
   readonly method: Method;
   readonly params: Record<string, number>;
@@ -84,7 +62,7 @@ export function curveIndexes(n: number, every = 1): number[] {
   return Array.from({ length: n }, (_, i) => i).filter((i) => (n - 1 - i) % every === 0);
 }
 
-function families(steps: readonly number[], windows: readonly number[], decays: readonly number[]): Family[] {
+export function families(steps: readonly number[], windows: readonly number[], decays: readonly number[]): Family[] {
   const out: Family[] = [{ name: 'raw', method: 'raw', params: {}, at: (i) => raw(steps, steps[i]) }];
   for (const k of [...new Set(windows)]) {
     if (k > steps.length) throw new AvgCkptError('usage', `--window ${k} is longer than the ${steps.length} selected checkpoints`);
@@ -105,42 +83,4 @@ export function curveTimeToTarget(methods: readonly CurveMethod[], metric: strin
   const rest = methods.slice(1);
   const ttt = timeToTarget(values(methods[0]), rest.map(values), target.value, direction);
   return { target, ttt: ttt.map((t, i) => ({ ...t, method: rest[i].method, params: rest[i].params })) };
-}
-
-export async function curve(opts: CurveOptions): Promise<CurveReport> {
-  const note = opts.onNote ?? (() => undefined);
-  const windows = opts.windows ?? [];
-  const decays = opts.ema ?? [];
-  if (windows.length === 0 && decays.length === 0) throw new AvgCkptError('usage', 'curve needs an average to compare with the raw model: --window K and/or --ema G');
-  if (opts.target !== undefined && !Number.isFinite(opts.target)) throw new AvgCkptError('usage', `--target must be a number, got ${opts.target}`);
-  const series = await discoverSeries(opts.inputs);
-  const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
-  checkCompatible(selected);
-  const steps = selected.map((c) => c.step);
-  const fams = families(steps, windows, decays);
-  const indexes = curveIndexes(steps.length, opts.every);
-  const jobs = indexes.flatMap((i) => fams.map((f, fi) => ({ fi, step: steps[i], vector: f.at(i) }))).filter((j) => j.vector !== undefined);
-
-  const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints });
-  try {
-    await guardOutputs(opts.reportFiles ?? [], [...checkpointInputs(series.checkpoints), ...await evaluationInputs(evaluator.model, opts.data)]);
-    evaluator.deviceNotes.forEach(note);
-    note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
-    evaluator.data.notes.forEach(note);
-    for (const u of evaluator.binding.unmapped) note(`scoring "${u.initializer}" as exported (--allow-unmapped): ${u.why}`);
-    const points: CurvePoint[][] = fams.map(() => []);
-    for (const [n, j] of jobs.entries()) {
-      opts.onProgress?.(n, jobs.length, `step ${j.step}`);
-      points[j.fi].push({ step: j.step, metrics: await evaluator.score(j.vector!) });
-    }
-    opts.onProgress?.(jobs.length, jobs.length, '');
-    const methods = fams.map((f, fi) => ({ name: f.name, method: f.method, params: f.params, points: points[fi] }));
-    const { target, ttt } = curveTimeToTarget(methods, evaluator.rankMetric, evaluator.direction, opts.target);
-    return {
-      metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind, engine_reason: evaluator.engineReason,
-      steps: indexes.map((i) => steps[i]), methods, target, time_to_target: ttt,
-    };
-  } finally {
-    await evaluator.close();
-  }
 }

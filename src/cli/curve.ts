@@ -3,36 +3,17 @@
  * and the LAWA / EMA averages ending there; when each reaches the target, and how many steps
  * that saves.
  */
-import type { CommandModule } from 'yargs';
-import { formatCurveSummary, writeCurveOutputs } from '../report/curve-report.js';
-import { formatCommand } from '../report/recipe-command.js';
-import { writeReportFile } from '../report/write.js';
-import { evalOptions, evaluatorOptions, reportFiles, numberList, scoringFeedback, type EvalArgs } from './eval-options.js';
-import { globalOptions } from './shared-options.js';
+import { formatCurveSummary } from '../report/curve-report.js';
+import { defineCommand } from './command.js';
+import { globalOptions, runPositional } from './common-options.js';
+import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
+import { numberList } from './values.js';
 
-/** The options that change the report, as a command line that makes it again. */
-function commandLine(a: Record<string, unknown> & { run: string[] }): string[] {
-  const flags: [string, unknown][] = [
-    ['onnx', a.onnx], ['data', a.data], ['input', a.input], ['labels', a.labels], ['batch-size', a.batchSize === 256 ? undefined : a.batchSize],
-    ['metric', a.metric], ['maximize', a.maximize], ['minimize', a.minimize], ['window', a.window], ['ema', a.ema], ['every', a.every],
-    ['from-step', a.fromStep], ['to-step', a.toStep], ['target', a.target], ['map', a.map], ['allow-unmapped', a.allowUnmapped],
-    ['engine', a.engine === 'auto' ? undefined : a.engine], ['device', a.device === 'auto' ? undefined : a.device],
-  ];
-  const words = ['avg-ckpt', 'curve', ...a.run];
-  for (const [f, v] of flags) {
-    if (v === true) words.push(`--${f}`);
-    else if (Array.isArray(v)) for (const x of v) words.push(`--${f}`, String(x));
-    else if (v !== undefined && v !== false) words.push(`--${f}`, String(v));
-  }
-  return words;
-}
-
-export const curveCommand: CommandModule = {
+export const curveCommand = defineCommand({
   command: 'curve <run..>',
   describe: 'Score the raw model and the LAWA/EMA averages ending at each checkpoint; how many steps averaging saves',
   builder: (y) =>
-    evalOptions(globalOptions(y))
-      .positional('run', { type: 'string', array: true, describe: 'A run folder, a glob, or checkpoint files/folders' })
+    runPositional(evalOptions(globalOptions(y)))
       .option('window', { type: 'string', describe: 'LAWA windows k, e.g. 5 or 5,10: the k checkpoints ending at each step' })
       .option('ema', { type: 'string', describe: 'EMA decays per saved checkpoint, e.g. 0.9: from the first checkpoint to each step' })
       .option('every', { type: 'number', describe: 'Evaluate at every N-th checkpoint only, counted back from the newest (windows still count every checkpoint)' })
@@ -44,14 +25,11 @@ export const curveCommand: CommandModule = {
       .option('html', { type: 'string', describe: 'Write one self-contained HTML page: time to target, chart, table, command' })
       .example('$0 curve runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --window 5,10 --ema 0.9 --plot curve.svg', 'Raw vs LAWA(5), LAWA(10), EMA(0.9) along the run')
       .example('$0 curve runs/exp1 --onnx model.onnx --data val/ --window 20 --every 5 --target 3.28 --html curve.html', 'Every 5th checkpoint; steps to a loss of 3.28'),
-  handler: async (argv) => {
-    const a = argv as unknown as EvalArgs & Record<string, unknown> & {
-      run: string[]; window?: string; ema?: string; every?: number; fromStep?: number; toStep?: number; target?: number; report?: string; plot?: string; html?: string;
-    };
+  handler: async (a) => {
     const scoring = evaluatorOptions(a, 'curve');
     const feedback = scoringFeedback(a);
     // onnxruntime's native libraries take a second to load: only the commands that score pay for them
-    const { curve } = await import('../analysis/curve.js');
+    const { curve } = await import('../commands/curve.js');
     const report = await curve({
       ...scoring,
       inputs: a.run,
@@ -60,16 +38,12 @@ export const curveCommand: CommandModule = {
       ema: numberList('ema', a.ema),
       every: a.every,
       target: a.target,
-      reportFiles: reportFiles(a),
+      outputs: { report: a.report, plot: a.plot, html: a.html },
       onNote: feedback.onNote,
       onProgress: feedback.onProgress,
     });
     feedback.stop();
-    const json = `${JSON.stringify(report, null, 2)}\n`;
-    if (a.report !== undefined) await writeReportFile(a.report, json);
-    const command = formatCommand(commandLine(a));
-    const written = await writeCurveOutputs(report, { plot: a.plot, html: a.html, command, run: a.run.join(' ') });
-    process.stdout.write(a.json ? json : `${formatCurveSummary(report)}\n`);
-    if (!a.quiet && !a.json) for (const w of written) process.stderr.write(`avg-ckpt: wrote ${w}\n`);
+    process.stdout.write(a.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCurveSummary(report)}\n`);
+    if (!a.quiet && !a.json) for (const w of report.written ?? []) process.stderr.write(`avg-ckpt: wrote ${w}\n`);
   },
-};
+});

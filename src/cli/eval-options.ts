@@ -5,27 +5,9 @@
 import type { Argv } from 'yargs';
 import { AvgCkptError } from '../errors.js';
 import type { EvaluatorOptions } from '../eval/evaluator.js';
-import type { GuardedOutput } from '../io/output-guard.js';
 import { startProgress, type Progress } from '../report/progress.js';
-import { parseSize } from './merge.js';
-
-export interface EvalArgs {
-  onnx: string;
-  data?: string;
-  input?: string[];
-  labels?: string;
-  batchSize: number;
-  metric?: string;
-  maximize?: boolean;
-  minimize?: boolean;
-  map?: string[];
-  allowUnmapped: boolean;
-  engine: 'auto' | 'mixture' | 'materialize';
-  memoryBudget?: string;
-  device: 'auto' | 'cpu' | 'webgpu' | 'cuda';
-  quiet: boolean;
-  json: boolean;
-}
+import type { ArgsOf } from './command.js';
+import { inputPairs, parseSize } from './values.js';
 
 export function evalOptions<T>(y: Argv<T>) {
   return y
@@ -39,31 +21,14 @@ export function evalOptions<T>(y: Argv<T>) {
     .option('minimize', { type: 'boolean', describe: 'Lower is better for --metric' })
     .option('map', { type: 'string', array: true, describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (repeatable)" })
     .option('allow-unmapped', { type: 'boolean', default: false, describe: 'Score float initializers no checkpoint tensor matches as exported' })
-    .option('engine', { choices: ['auto', 'mixture', 'materialize'], default: 'auto', describe: 'mixture: one session, the checkpoints resident (cheap per average); materialize: a session per average' })
+    .option('engine', { choices: ['auto', 'mixture', 'materialize'] as const, default: 'auto' as const, describe: 'mixture: one session, the checkpoints resident (cheap per average); materialize: a session per average' })
     .option('memory-budget', { type: 'string', describe: 'Memory the mixture may use (e.g. 8GB); default half the free RAM, or of the free GPU memory (80% with CUDA)' })
-    .option('device', { choices: ['auto', 'cpu', 'webgpu', 'cuda'], default: 'auto', describe: 'Execution provider; auto tries cuda, webgpu, then cpu' })
+    .option('device', { choices: ['auto', 'cpu', 'webgpu', 'cuda'] as const, default: 'auto' as const, describe: 'Execution provider; auto tries cuda, webgpu, then cpu' })
     .conflicts('maximize', 'minimize');
 }
 
-/** `1,2,4` or repeated flags -> numbers. */
-export function numberList(flag: string, v: unknown): number[] | undefined {
-  if (v === undefined) return undefined;
-  const items = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(',')).map((s) => s.trim()).filter((s) => s !== '');
-  const nums = items.map(Number);
-  if (nums.some((n) => !Number.isFinite(n))) throw new AvgCkptError('usage', `--${flag} takes numbers separated by commas, got '${items.join(',')}'`);
-  return nums;
-}
-
-/** `NAME=FILE` pairs. */
-export function inputPairs(v: readonly string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of v ?? []) {
-    const at = item.indexOf('=');
-    if (at <= 0) throw new AvgCkptError('usage', `--input takes NAME=FILE, got '${item}'`);
-    out[item.slice(0, at)] = item.slice(at + 1);
-  }
-  return out;
-}
+/** What every scoring command's handler receives of these options (and the global ones). */
+export type EvalArgs = ArgsOf<(y: Argv) => ReturnType<typeof evalOptions<object>>>;
 
 type ScoringOptions = Pick<EvaluatorOptions, 'onnx' | 'data' | 'metric' | 'direction' | 'maps' | 'allowUnmapped' | 'engine' | 'memoryBudget' | 'device'>;
 
@@ -71,14 +36,7 @@ type ScoringOptions = Pick<EvaluatorOptions, 'onnx' | 'data' | 'metric' | 'direc
 export function evaluatorOptions(a: EvalArgs, command: string): ScoringOptions {
   if (!(Number.isSafeInteger(a.batchSize) && a.batchSize >= 1)) throw new AvgCkptError('usage', `--batch-size must be a whole number >= 1, got ${a.batchSize}`);
   if (a.data === undefined && a.input === undefined) throw new AvgCkptError('usage', `${command} needs validation data: --data DIR or --input NAME=FILE`);
-  let memoryBudget: number | undefined;
-  if (a.memoryBudget !== undefined) {
-    try {
-      memoryBudget = parseSize(a.memoryBudget);
-    } catch {
-      throw new AvgCkptError('usage', `--memory-budget: "${a.memoryBudget}" is not a size (e.g. 8GB, 512MiB)`);
-    }
-  }
+  const memoryBudget = a.memoryBudget === undefined ? undefined : parseSize('memory-budget', a.memoryBudget);
   return {
     onnx: a.onnx,
     data: { dataDir: a.data, inputs: inputPairs(a.input), labels: a.labels, batchSize: a.batchSize },
@@ -93,7 +51,7 @@ export function evaluatorOptions(a: EvalArgs, command: string): ScoringOptions {
 }
 
 /** Notes on stderr (unless --quiet) and a progress bar over the averages scored (on a TTY). */
-export function scoringFeedback(a: EvalArgs): { onNote: (line: string) => void; onProgress: (done: number, total: number, what: string) => void; stop: () => void } {
+export function scoringFeedback(a: { quiet: boolean; json: boolean }): { onNote: (line: string) => void; onProgress: (done: number, total: number, what: string) => void; stop: () => void } {
   let bar: Progress | undefined;
   return {
     onNote: (line) => {
@@ -105,10 +63,4 @@ export function scoringFeedback(a: EvalArgs): { onNote: (line: string) => void; 
     },
     stop: () => bar?.stop(),
   };
-}
-
-/** The files --report, --plot and --html name, for the output guard. */
-export function reportFiles(a: { report?: string; plot?: string; html?: string }): GuardedOutput[] {
-  const files: [string | undefined, string][] = [[a.report, 'report (--report)'], [a.plot, 'chart (--plot)'], [a.html, 'page (--html)']];
-  return files.filter(([path]) => path !== undefined).map(([path, role]) => ({ path: path!, role }));
 }

@@ -4,7 +4,7 @@
  * machine.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import type { Direction, Target, TimeToTarget } from './time-to-target.js';
+import type { Direction, Target, TimeToTarget } from '../analysis/time-to-target.js';
 
 /** What a chart needs of one evaluated candidate (a sweep-window candidate has these fields). */
 export interface ScoredCandidate {

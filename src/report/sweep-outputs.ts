@@ -3,10 +3,9 @@
  * the winner's recipe and the `merge` command that writes it.
  */
 import { AvgCkptError } from '../errors.js';
-import type { CandidateResult, SweepReport } from '../eval/sweep.js';
+import type { CandidateResult, SweepReport } from '../analysis/sweep-report.js';
 import { weightVector, type Method, type WeightVector } from '../recipes/weight-vector.js';
-import { discoverSeries } from '../series/discover.js';
-import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
+import type { SelectionOptions } from '../series/select.js';
 import { renderSvg, sweepChartSpec } from './charts.js';
 import { htmlPage, type Section } from './html.js';
 import { writeReportFile } from './write.js';
@@ -32,15 +31,14 @@ function change(value: number, base: number): string {
   return base === 0 ? `${sign}${d.toPrecision(3)}` : `${sign}${d.toPrecision(3)} (${sign}${((100 * d) / Math.abs(base)).toFixed(1)}%)`;
 }
 
-export async function sweepHtml(report: SweepReport, svg: string | undefined, opts: SweepOutputOptions): Promise<string> {
-  const selected = selectCheckpoints((await discoverSeries(opts.inputs)).checkpoints, opts.selection);
-  const steps = selected.map((c) => c.step);
+export function sweepHtml(report: SweepReport, svg: string | undefined, opts: SweepOutputOptions): string {
+  const steps = report.checkpoints.map((c) => c.step);
   const best = report.candidates.find((c) => c.name === report.best)!;
   const base = report.candidates.find((c) => c.name === report.baseline)!;
   const metrics = Object.keys(best.metrics);
   const m = report.metric;
   const command = formatCommand(mergeCommandFor(opts.inputs, opts.selection, overSelection(best, steps), `${best.name}.safetensors`));
-  const pathOf = new Map(selected.map((c) => [c.step, c.path]));
+  const pathOf = new Map(report.checkpoints.map((c) => [c.step, c.path]));
   const sections: Section[] = [
     {
       title: 'Result',
@@ -80,7 +78,7 @@ export async function writeSweepOutputs(report: SweepReport, opts: SweepOutputOp
     written.push(opts.plot);
   }
   if (opts.html !== undefined) {
-    await writeReportFile(opts.html, await sweepHtml(report, svg, opts));
+    await writeReportFile(opts.html, sweepHtml(report, svg, opts));
     written.push(opts.html);
   }
   return written;

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { merge } from '../../src/engine/merge-run.js';
+import { merge } from '../../src/commands/merge.js';
 import { AvgCkptError } from '../../src/errors.js';
 import { bf16ToNumber, bits16, f16ToNumber, f32Bytes, i64Bytes, isNearestEven16, readRef, readRefDir, values, writeRef } from '../helpers/st-reference.js';
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
-import { sweepWindow } from '../../src/eval/sweep.js';
+import { sweepWindow } from '../../src/commands/sweep.js';
 import { gammaOf } from '../../src/recipes/phema.js';
 
 const raw = (oracle as unknown as { cases: Record<string, { raw: { step: number; loss: number }[] }> }).cases['digits-mlp'].raw;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CandidateResult, SweepReport } from '../../src/eval/sweep.js';
+import type { CandidateResult, SweepReport } from '../../src/analysis/sweep-report.js';
 import { escapeHtml, htmlPage } from '../../src/report/html.js';
 import { writeSweepOutputs } from '../../src/report/sweep-outputs.js';
 
@@ -22,6 +22,7 @@ const cand = (name: string, method: string, params: Record<string, number>, step
 // --last 10 selects steps 1020..1200.
 const report: SweepReport = {
   metric: 'loss', direction: 'min', device: 'cpu', engine: 'mixture', engine_reason: 'mixture: fits',
+  checkpoints: Array.from({ length: 10 }, (_, i) => 1020 + 20 * i).map((step) => ({ step, path: `${RUN}/checkpoint-${step}` })),
   candidates: [
     cand('raw-1200', 'raw', { step: 1200 }, [1200], 0.3),
     cand('lawa-2', 'lawa', { k: 2 }, [1180, 1200], 0.12),

@@ -1,6 +1,7 @@
 /** Time to target on hand-made curves; every expected step and share is worked out in the comments. */
 import { describe, expect, it } from 'vitest';
-import { bestRawTarget, describeTimeToTarget, firstReach, timeToTarget, type SeriesValues } from '../../src/report/time-to-target.js';
+import { bestRawTarget, firstReach, timeToTarget, type SeriesValues } from '../../src/analysis/time-to-target.js';
+import { describeTimeToTarget } from '../../src/report/time-to-target.js';
 
 const series = (name: string, values: number[], steps = [200, 400, 600, 800, 1000]): SeriesValues => ({
   name,

@@ -1,18 +1,17 @@
-/** Options every command shares: output modes and the checkpoint selection. */
+/** Options every command shares: output modes, the run, and the checkpoint selection. */
 import type { Argv } from 'yargs';
 import type { SelectionOptions } from '../series/select.js';
-
-export interface GlobalArgs {
-  json: boolean;
-  quiet: boolean;
-  verbose: boolean;
-}
 
 export function globalOptions<T>(y: Argv<T>) {
   return y
     .option('json', { type: 'boolean', default: false, describe: 'Print machine-readable JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress bar or notes on stderr' })
     .option('verbose', { type: 'boolean', default: false, describe: 'Show stack traces with errors' });
+}
+
+/** The `<run..>` positional of every command. */
+export function runPositional<T>(y: Argv<T>) {
+  return y.positional('run', { type: 'string', array: true, demandOption: true, describe: 'A run folder, a glob, or checkpoint files/folders' });
 }
 
 export function selectionOptions<T>(y: Argv<T>) {

@@ -1,19 +1,22 @@
 /**
- * `sweep-window` as a library call: score every candidate average of a run with one evaluator,
- * rank them, and optionally write the winner (as `merge` would) and a ready-to-serve ONNX.
+ * `sweep-window`, the whole job: score every candidate average of a run with one evaluator, rank
+ * them, and write what was asked for: the winner (as `merge` would), a ready-to-serve ONNX, the
+ * chart, the page and the JSON report.
  */
+import { candidateResult, median, type CandidateResult, type SweepReport } from '../analysis/sweep-report.js';
 import { mergeToOutput } from '../engine/merge.js';
-import { checkpointInputs, guardOutputs, type GuardedOutput } from '../io/output-guard.js';
+import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidates.js';
+import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
+import { evaluationInputs } from '../eval/inputs.js';
+import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/safetensors/dtype.js';
 import { greedySoup } from '../recipes/greedy-soup.js';
-import type { WeightVector } from '../recipes/weight-vector.js';
+import { writeSweepOutputs } from '../report/sweep-outputs.js';
+import { writeReportFile } from '../report/write.js';
 import { checkCompatible } from '../series/compatible.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
-import { candidateGrid, touchedSteps, type GridOptions } from './candidates.js';
-import { evaluationInputs } from './inputs.js';
-import { Evaluator, type EvaluatorOptions } from './evaluator.js';
-import type { Metrics } from './metrics.js';
+import { reportOutputs, type ReportFiles } from './report-files.js';
 
 export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
   readonly inputs: readonly string[];
@@ -25,56 +28,24 @@ export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'st
   readonly writeBest?: { readonly output: string; readonly force?: boolean; readonly dtype?: WritableFloat };
   /** Write the graph with the winner's weights baked in. */
   readonly emitOnnx?: { readonly output: string; readonly force?: boolean };
-  /**
-   * Files the caller writes after the sweep (report, chart, page): checked with the sweep's own
-   * outputs against every input before anything is scored or written.
-   */
-  readonly reportFiles?: readonly GuardedOutput[];
+  /** Files to write: the JSON report, the SVG chart, the HTML page (checked against every input before scoring). */
+  readonly outputs?: ReportFiles;
   /** Lines for the user as soon as they are known (device, engine, data matching). */
   readonly onNote?: (line: string) => void;
   readonly onProgress?: (done: number, total: number, candidate: string) => void;
 }
 
-export interface CandidateResult {
-  readonly name: string;
-  readonly method: string;
-  readonly params: Readonly<Record<string, number | string>>;
-  /** The steps the average reads, and their weights. */
-  readonly steps: readonly number[];
-  readonly weights: readonly number[];
-  readonly metrics: Metrics;
-  /** Milliseconds scoring it took (set by sweepWindow; optional for reports built by hand). */
-  readonly ms?: number;
-}
-
-export interface SweepReport {
-  readonly metric: string;
-  readonly direction: 'max' | 'min';
-  readonly device: string;
-  readonly engine: string;
-  readonly engine_reason: string;
-  /** Milliseconds creating the engine, and the median per candidate (set by sweepWindow). */
-  readonly setup_ms?: number;
-  readonly ms_per_candidate?: number;
-  readonly candidates: readonly CandidateResult[];
-  readonly baseline: string;
-  readonly best: string;
-  readonly written?: readonly string[];
-}
-
-function result(v: WeightVector, metrics: Metrics, ms: number): CandidateResult {
-  const used = v.steps.map((s, i) => [s, v.weights[i]] as const).filter(([, w]) => w > 0);
-  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics, ms: Math.round(ms) };
-}
-
-/** The median, robust to the first candidate's one-off cost (shader compilation on WebGPU). */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
+/** Scores the grid; writes the winner, the ONNX, chart, page and report asked for; `written` lists them (not the report). */
 export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
+  const scored = await scoreSweep(opts);
+  const outputs = await writeSweepOutputs(scored, { inputs: opts.inputs, selection: opts.selection ?? {}, plot: opts.outputs?.plot, html: opts.outputs?.html });
+  const written = [...(scored.written ?? []), ...outputs];
+  const report = written.length > 0 ? { ...scored, written } : scored;
+  if (opts.outputs?.report !== undefined) await writeReportFile(opts.outputs.report, `${JSON.stringify(report, null, 2)}\n`);
+  return report;
+}
+
+async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
   const note = opts.onNote ?? (() => undefined);
   const series = await discoverSeries(opts.inputs);
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
@@ -84,12 +55,13 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
   grid.notes.forEach(note);
   const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []) });
   const results: CandidateResult[] = [];
+  const ms: number[] = [];
   let bestIndex = 0;
   try {
     const outputs = [
       ...(opts.writeBest ? [{ path: opts.writeBest.output, role: 'output (--write-best)' }] : []),
       ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
-      ...(opts.reportFiles ?? []),
+      ...reportOutputs(opts.outputs),
     ];
     const inputs = [...checkpointInputs(series.checkpoints), ...await evaluationInputs(evaluator.model, opts.data)];
     await guardOutputs(outputs, inputs);
@@ -101,7 +73,8 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
       opts.onProgress?.(i, grid.candidates.length, v.name);
       const t0 = performance.now();
       const metrics = await evaluator.score(v);
-      results.push(result(v, metrics, performance.now() - t0));
+      ms.push(performance.now() - t0);
+      results.push(candidateResult(v, metrics, ms[i]));
       if (i > 0 && evaluator.better(results[i].metrics, results[bestIndex].metrics)) bestIndex = i;
     }
     const candidates = [...grid.candidates];
@@ -111,7 +84,8 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
       const t0 = performance.now();
       const soup = await greedySoup(steps, opts.greedy, (v) => evaluator.score(v), (a, b) => evaluator.better(a, b));
       candidates.push(soup.vector);
-      results.push(result(soup.vector, soup.score, performance.now() - t0));
+      ms.push(performance.now() - t0);
+      results.push(candidateResult(soup.vector, soup.score, ms[ms.length - 1]));
       if (evaluator.better(soup.score, results[bestIndex].metrics)) bestIndex = results.length - 1;
     }
     opts.onProgress?.(candidates.length, candidates.length, '');
@@ -127,7 +101,8 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
     }
     return {
       metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind,
-      engine_reason: evaluator.engineReason, setup_ms: Math.round(evaluator.setupMs), ms_per_candidate: Math.round(median(results.map((c) => c.ms!))), candidates: results, baseline: results[0].name, best: results[bestIndex].name,
+      engine_reason: evaluator.engineReason, setup_ms: Math.round(evaluator.setupMs), ms_per_candidate: Math.round(median(ms)),
+      checkpoints: selected.map((c) => ({ step: c.step, path: c.path })), candidates: results, baseline: results[0].name, best: results[bestIndex].name,
       ...(written.length > 0 ? { written } : {}),
     };
   } finally {

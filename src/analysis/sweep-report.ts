@@ -1,0 +1,54 @@
+/**
+ * What a sweep found: every candidate's recipe and metrics, the baseline and the winner, and the
+ * checkpoints of the selection (so the outputs that follow never discover the run again).
+ */
+import type { Metrics } from '../eval/metrics.js';
+import type { WeightVector } from '../recipes/weight-vector.js';
+
+export interface CandidateResult {
+  readonly name: string;
+  readonly method: string;
+  readonly params: Readonly<Record<string, number | string>>;
+  /** The steps the average reads, and their weights. */
+  readonly steps: readonly number[];
+  readonly weights: readonly number[];
+  readonly metrics: Metrics;
+  /** Milliseconds scoring it took (set by sweepWindow; optional for reports built by hand). */
+  readonly ms?: number;
+}
+
+/** A checkpoint of the selection: its step and where it is. */
+export interface SelectedCheckpoint {
+  readonly step: number;
+  readonly path: string;
+}
+
+export interface SweepReport {
+  readonly metric: string;
+  readonly direction: 'max' | 'min';
+  readonly device: string;
+  readonly engine: string;
+  readonly engine_reason: string;
+  /** Milliseconds creating the engine, and the median per candidate (set by sweepWindow). */
+  readonly setup_ms?: number;
+  readonly ms_per_candidate?: number;
+  /** The selected checkpoints in step order: the steps every candidate's weights refer to. */
+  readonly checkpoints: readonly SelectedCheckpoint[];
+  readonly candidates: readonly CandidateResult[];
+  readonly baseline: string;
+  readonly best: string;
+  readonly written?: readonly string[];
+}
+
+/** A scored vector as the report keeps it: only the steps with weight. */
+export function candidateResult(v: WeightVector, metrics: Metrics, ms: number): CandidateResult {
+  const used = v.steps.map((s, i) => [s, v.weights[i]] as const).filter(([, w]) => w > 0);
+  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics, ms: Math.round(ms) };
+}
+
+/** The median, robust to the first candidate's one-off cost (shader compilation on WebGPU). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

@@ -1,0 +1,119 @@
+/**
+ * `curve`, the whole job: along the run, score the raw model and the LAWA / EMA averages that end
+ * at each checkpoint with one evaluator (the mixture engine makes each point one run), measure
+ * how many steps each average saves to reach a target, and write the JSON, chart and page asked for.
+ */
+import { curveIndexes, curveTimeToTarget, families, type CurvePoint, type CurveReport } from '../analysis/curve.js';
+import { AvgCkptError } from '../errors.js';
+import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
+import { evaluationInputs } from '../eval/inputs.js';
+import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
+import { writeCurveOutputs } from '../report/curve-report.js';
+import { formatCommand } from '../report/recipe-command.js';
+import { writeReportFile } from '../report/write.js';
+import { checkCompatible } from '../series/compatible.js';
+import { discoverSeries } from '../series/discover.js';
+import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
+import { reportOutputs, type ReportFiles } from './report-files.js';
+
+export interface CurveOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
+  readonly inputs: readonly string[];
+  /** The part of the run to look at (--from-step, --to-step). */
+  readonly selection?: Pick<SelectionOptions, 'fromStep' | 'toStep'>;
+  /** LAWA windows k: the k checkpoints ending at each point. */
+  readonly windows?: readonly number[];
+  /** EMA decays per saved checkpoint, from the first selected checkpoint up to each point. */
+  readonly ema?: readonly number[];
+  /** Evaluate at every N-th checkpoint, counted back from the newest (default 1: all). */
+  readonly every?: number;
+  /** The metric value to reach (default: the best value of the raw model). */
+  readonly target?: number;
+  /** Files to write: the JSON report, the SVG chart, the HTML page (checked against every input before scoring). */
+  readonly outputs?: ReportFiles;
+  readonly onNote?: (line: string) => void;
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+}
+
+/** The options that change the report, as the command line that makes it again. */
+export function curveCommandLine(o: CurveOptions): string[] {
+  const words = ['avg-ckpt', 'curve', ...o.inputs];
+  const flag = (name: string, value: string | number | boolean | undefined) => {
+    if (value === true) words.push(`--${name}`);
+    else if (value !== undefined && value !== false) words.push(`--${name}`, String(value));
+  };
+  const list = (xs: readonly number[] | undefined) => (xs === undefined || xs.length === 0 ? undefined : xs.join(','));
+  flag('onnx', o.onnx);
+  flag('data', o.data.dataDir);
+  for (const [name, file] of Object.entries(o.data.inputs ?? {})) flag('input', `${name}=${file}`);
+  flag('labels', o.data.labels);
+  flag('batch-size', o.data.batchSize === 256 ? undefined : o.data.batchSize);
+  flag('metric', o.metric);
+  flag('maximize', o.direction === 'max');
+  flag('minimize', o.direction === 'min');
+  flag('window', list(o.windows));
+  flag('ema', list(o.ema));
+  flag('every', o.every);
+  flag('from-step', o.selection?.fromStep);
+  flag('to-step', o.selection?.toStep);
+  flag('target', o.target);
+  for (const rule of o.maps ?? []) flag('map', rule);
+  flag('allow-unmapped', o.allowUnmapped);
+  flag('engine', o.engine === 'auto' ? undefined : o.engine);
+  flag('device', o.device === 'auto' ? undefined : o.device);
+  return words;
+}
+
+/** Scores the curves; writes `outputs`; the report lists the chart and page it wrote. */
+export async function curve(opts: CurveOptions): Promise<CurveReport> {
+  const scored = await scoreCurve(opts);
+  const written = await writeCurveOutputs(scored, {
+    plot: opts.outputs?.plot,
+    html: opts.outputs?.html,
+    command: formatCommand(curveCommandLine(opts)),
+    run: opts.inputs.join(' '),
+  });
+  const report = written.length > 0 ? { ...scored, written } : scored;
+  if (opts.outputs?.report !== undefined) await writeReportFile(opts.outputs.report, `${JSON.stringify(report, null, 2)}\n`);
+  return report;
+}
+
+async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
+  const note = opts.onNote ?? (() => undefined);
+  const windows = opts.windows ?? [];
+  const decays = opts.ema ?? [];
+  if (windows.length === 0 && decays.length === 0) throw new AvgCkptError('usage', 'curve needs an average to compare with the raw model: --window K and/or --ema G');
+  if (opts.target !== undefined && !Number.isFinite(opts.target)) throw new AvgCkptError('usage', `--target must be a number, got ${opts.target}`);
+  const series = await discoverSeries(opts.inputs);
+  const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
+  checkCompatible(selected);
+  const steps = selected.map((c) => c.step);
+  const fams = families(steps, windows, decays);
+  const indexes = curveIndexes(steps.length, opts.every);
+  const jobs = indexes.flatMap((i) => fams.flatMap((f, fi) => {
+    const vector = f.at(i);
+    return vector === undefined ? [] : [{ fi, step: steps[i], vector }];
+  }));
+
+  const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints });
+  try {
+    await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(evaluator.model, opts.data)]);
+    evaluator.deviceNotes.forEach(note);
+    note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
+    evaluator.data.notes.forEach(note);
+    for (const u of evaluator.binding.unmapped) note(`scoring "${u.initializer}" as exported (--allow-unmapped): ${u.why}`);
+    const points: CurvePoint[][] = fams.map(() => []);
+    for (const [n, j] of jobs.entries()) {
+      opts.onProgress?.(n, jobs.length, `step ${j.step}`);
+      points[j.fi].push({ step: j.step, metrics: await evaluator.score(j.vector) });
+    }
+    opts.onProgress?.(jobs.length, jobs.length, '');
+    const methods = fams.map((f, fi) => ({ name: f.name, method: f.method, params: f.params, points: points[fi] }));
+    const { target, ttt } = curveTimeToTarget(methods, evaluator.rankMetric, evaluator.direction, opts.target);
+    return {
+      metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind,
+      engine_reason: evaluator.engineReason, steps: indexes.map((i) => steps[i]), methods, target, time_to_target: ttt,
+    };
+  } finally {
+    await evaluator.close();
+  }
+}
