@@ -2,7 +2,7 @@
 /**
  * Would `merge --device gpu` pay? One merge chunk (AVG_WSUM_ELEMENTS, default 2 Mi elements, the
  * engine's CHUNK_ELEMENTS) of K = AVG_WSUM_K (16) float32 checkpoints, combined four ways:
- *   js       the engine's own float64 accumulate (dist/io/safetensors/dtype.js), the reference;
+ *   js       the engine's own float64 accumulate (dist/io/float-codec.js), the reference;
  *   ort-EP   an ONNX graph y = Sum_k(a_k * X_k) fed per chunk, float32 (WebGPU has no float64),
  *            timed with the upload and download a merge would need, on every EP that works.
  * For each it reports ms per chunk, GB/s of input, and how many of the chunk's float32 / bf16
@@ -12,7 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
-import { accumulate, encode } from '../dist/io/safetensors/dtype.js';
+import { accumulate, encode } from '../dist/io/float-codec.js';
 
 const K = Number(process.env.AVG_WSUM_K ?? 16);
 const N = Number(process.env.AVG_WSUM_ELEMENTS ?? 2 << 20);

@@ -6,7 +6,8 @@ import { startProgress } from '../report/progress.js';
 import { defineCommand } from './command.js';
 import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 import { methodOptions } from './method-options.js';
-import { OUTPUT_DTYPES, outputDtype, parseSize } from './values.js';
+import { OUTPUT_DTYPES } from '../io/dtype.js';
+import { outputDtype, parseSize } from './values.js';
 
 export const mergeCommand = defineCommand({
   command: 'merge <run..>',

@@ -3,7 +3,8 @@ import { formatSweepTable } from '../report/sweep-table.js';
 import { defineCommand } from './command.js';
 import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
-import { numberList, OUTPUT_DTYPES, outputDtype } from './values.js';
+import { OUTPUT_DTYPES } from '../io/dtype.js';
+import { numberList, outputDtype } from './values.js';
 
 export const sweepWindowCommand = defineCommand({
   command: 'sweep-window <run..>',

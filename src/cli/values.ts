@@ -1,9 +1,6 @@
 /** The values users type into options, parsed: sizes, number lists, NAME=FILE pairs, dtype names. */
 import { AvgCkptError } from '../errors.js';
-import type { WritableFloat } from '../io/safetensors/dtype.js';
-
-/** `--dtype` values. */
-export const OUTPUT_DTYPES: Record<string, WritableFloat> = { f32: 'F32', f16: 'F16', bf16: 'BF16', f64: 'F64' };
+import { OUTPUT_DTYPES, type WritableFloat } from '../io/dtype.js';
 
 /** The dtype for a `--dtype` word (validated by yargs' choices). */
 export function outputDtype(word: string | undefined): WritableFloat | undefined {

@@ -9,7 +9,7 @@ import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidate
 import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
 import { evaluationInputs } from '../eval/inputs.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
-import type { WritableFloat } from '../io/safetensors/dtype.js';
+import type { WritableFloat } from '../io/dtype.js';
 import { greedySoup } from '../recipes/greedy-soup.js';
 import { writeSweepOutputs } from '../report/sweep-outputs.js';
 import { writeReportFile } from '../report/write.js';

@@ -10,7 +10,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { bytesPerElement, encode, firstNonFinite, type WritableFloat } from '../io/safetensors/dtype.js';
+import { bytesPerElement, type WritableFloat } from '../io/dtype.js';
+import { encode, firstNonFinite } from '../io/float-codec.js';
 import { memoryOf, simdEncoder } from './kernels.js';
 
 /**

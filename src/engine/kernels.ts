@@ -12,7 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AvgCkptError } from '../errors.js';
-import { accumulate, type ReadableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
+import type { ReadableFloat, WritableFloat } from '../io/dtype.js';
+import { accumulate } from '../io/float-codec.js';
 
 /**
  * The kernels' binaries, assembled from kernels.wat by scripts/assemble-kernels.js (`npm run

@@ -8,7 +8,7 @@ import { ioError } from '../errors.js';
 import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { checkpointInputs, guardOutputs, type GuardedInput } from '../io/output-guard.js';
-import type { WritableFloat } from '../io/safetensors/dtype.js';
+import type { WritableFloat } from '../io/dtype.js';
 import { byteLengthOf, layoutSafetensors, SafetensorsWriter } from '../io/safetensors/writer.js';
 import { SAFETENSORS_INDEX_FILE as INDEX_FILE } from '../io/safetensors/format.js';
 import type { Checkpoint } from '../series/checkpoint.js';

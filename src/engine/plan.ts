@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import { AvgCkptError } from '../errors.js';
-import { type DType, isIntegerKind, isReadableFloat, isWritableFloat, type WritableFloat } from '../io/safetensors/dtype.js';
+import { type DType, isIntegerKind, isReadableFloat, isWritableFloat, type WritableFloat } from '../io/dtype.js';
 import { byteLengthOf, type OutputTensor } from '../io/safetensors/writer.js';
 import { SAFETENSORS_SINGLE_FILE } from '../io/safetensors/format.js';
 import type { Checkpoint, TensorSource } from '../series/checkpoint.js';

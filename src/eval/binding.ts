@@ -8,7 +8,7 @@
 import { AvgCkptError } from '../errors.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { dimsOf, dtypeName, floatValues, isFloatType, loadModel, numel, tensorBytes, type LoadedModel, type TensorProto } from '../io/onnx/model.js';
-import { isFloatKind, isReadableFloat } from '../io/safetensors/dtype.js';
+import { isFloatKind, isReadableFloat, ONNX_DTYPE } from '../io/dtype.js';
 import type { Checkpoint, TensorSource } from '../series/checkpoint.js';
 import { readFloat64 } from './tensor-read.js';
 
@@ -100,7 +100,7 @@ function byName(init: string, ref: Checkpoint, normalized: Map<string, string[]>
 function valuesMatch(g: Float32Array, type: number, c: Float64Array, transform: Transform, cdims: readonly number[]): boolean {
   if (g.length !== c.length) return false;
   // a float32/float64 graph holds the checkpoint's values exactly; 16-bit graphs round once
-  const rel = type === 16 ? 2 ** -8 : type === 10 ? 2 ** -11 : 0;
+  const rel = type === ONNX_DTYPE.BFLOAT16 ? 2 ** -8 : type === ONNX_DTYPE.FLOAT16 ? 2 ** -11 : 0;
   const [rows, cols] = cdims;
   for (let i = 0; i < g.length; i++) {
     const ci = transform === 'transpose' ? (i % rows) * cols + Math.floor(i / rows) : i;

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { mergeToOutput } from '../engine/merge.js';
 import { AvgCkptError, ioError } from '../errors.js';
 import { trackTemporary, untrackTemporary } from '../io/atomic-output.js';
-import type { WritableFloat } from '../io/safetensors/dtype.js';
+import type { WritableFloat } from '../io/dtype.js';
 import { raw } from '../recipes/lawa.js';
 import { support, type WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';

@@ -3,15 +3,16 @@
  * converted to the types the graph declares, and cut into batches once (every candidate reuses
  * the same ort.Tensors).
  */
-import { readdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { AvgCkptError, ioError } from '../errors.js';
-import { readNpy, readNpz, type NpyArray, type NpyData, type NpyDType } from '../io/npy.js';
-import { floatValues, type LoadedModel } from '../io/onnx/model.js';
-import { encode, type DType } from '../io/safetensors/dtype.js';
+import { bytesPerElement, dtypeOfOnnx } from '../io/dtype.js';
+import { decode, encode } from '../io/float-codec.js';
+import { dtypeOfNpy, npyData, npyDTypeOf, readNpy, readNpz, type NpyArray, type NpyData, type NpyDType } from '../io/npy.js';
+import type { LoadedModel } from '../io/onnx/model.js';
 import { readSafetensorsHeader } from '../io/safetensors/reader.js';
 import { FilePool } from '../io/storage/file-pool.js';
+import { listDir } from '../io/storage/storage.js';
 
 /** A graph input the data must feed. */
 export interface InputSpec {
@@ -44,7 +45,6 @@ export interface DataOptions {
   readonly batchSize?: number;
 }
 
-const ONNX_TO_NPY: Record<number, NpyDType> = { 1: 'float32', 10: 'float16', 11: 'float64', 7: 'int64', 6: 'int32', 5: 'int16', 3: 'int8', 2: 'uint8', 9: 'bool' };
 
 /** The graph inputs that are not initializers (old exporters list initializers as inputs too). */
 export function inputSpecs(model: LoadedModel): InputSpec[] {
@@ -52,14 +52,14 @@ export function inputSpecs(model: LoadedModel): InputSpec[] {
   const inits = new Set((graph.initializer ?? []).map((t) => t.name));
   return (graph.input ?? []).filter((i) => !inits.has(i.name)).map((i) => {
     const tt = i.type?.tensorType;
-    const type = ONNX_TO_NPY[tt?.elemType ?? 0];
+    const st = dtypeOfOnnx(tt?.elemType ?? 0);
+    const type = st === undefined ? undefined : npyDTypeOf(st);
     if (type === undefined) throw new AvgCkptError('invalid-onnx', `graph input "${i.name}" has an element type avg-ckpt cannot feed`, { file: model.path });
     const dims = (tt?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 && !d.dimParam ? Number(d.dimValue) : undefined));
     return { name: i.name ?? '', type, dims };
   });
 }
 
-const ST_TO_NPY: Partial<Record<DType, NpyDType>> = { F64: 'float64', F32: 'float32', F16: 'float16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool' };
 
 async function readSafetensorsArrays(path: string): Promise<Map<string, NpyArray>> {
   const f = await readSafetensorsHeader(path);
@@ -67,29 +67,16 @@ async function readSafetensorsArrays(path: string): Promise<Map<string, NpyArray
   const out = new Map<string, NpyArray>();
   try {
     for (const t of f.header.tensors) {
-      const dtype = ST_TO_NPY[t.dtype];
+      const dtype = npyDTypeOf(t.dtype);
       if (dtype === undefined) throw new AvgCkptError('data-mismatch', `${t.dtype} validation tensors are not supported`, { file: path, tensor: t.name });
       const bytes = new Uint8Array(t.end - t.begin);
       await pool.read(path, f.position(t), bytes);
-      out.set(t.name, { dtype, shape: t.shape, data: typed(dtype, bytes.buffer) });
+      out.set(t.name, { dtype, shape: t.shape, data: npyData(dtype, bytes.buffer) });
     }
   } finally {
     await pool.close();
   }
   return out;
-}
-
-function typed(dtype: NpyDType, buf: ArrayBufferLike): NpyData {
-  switch (dtype) {
-    case 'float64': return new Float64Array(buf);
-    case 'float32': return new Float32Array(buf);
-    case 'float16': return new Uint16Array(buf);
-    case 'int64': return new BigInt64Array(buf);
-    case 'int32': return new Int32Array(buf);
-    case 'int16': return new Int16Array(buf);
-    case 'int8': return new Int8Array(buf);
-    default: return new Uint8Array(buf);
-  }
 }
 
 /** Every array a file holds: a .npy by its file name, .npz and .safetensors by their keys. */
@@ -109,13 +96,12 @@ async function arrayFrom(path: string, name: string): Promise<NpyArray> {
   return a;
 }
 
-const BYTES: Record<NpyDType, number> = { float64: 8, float32: 4, float16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
 
 const SPLIT_PREFIX = /^(val|valid|validation|eval|test|dev)[_-]/;
 const LABEL_NAMES = ['labels', 'label', 'targets', 'target', 'y'];
 
 function numbers(a: NpyArray): Float64Array {
-  if (a.dtype === 'float16') return Float64Array.from(floatValues(10, new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength)));
+  if (a.dtype === 'float16') return decode('F16', new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
   if (a.dtype === 'int64') return Float64Array.from(a.data as BigInt64Array, Number);
   return Float64Array.from(a.data as ArrayLike<number>);
 }
@@ -136,7 +122,7 @@ function convert(a: NpyArray, want: NpyDType, name: string, file: string): NpyDa
     }
     case 'int64': return BigInt64Array.from(v, (x) => BigInt(x));
     default: {
-      const out = typed(want, new ArrayBuffer(v.length * BYTES[want])) as Int32Array;
+      const out = npyData(want, new ArrayBuffer(v.length * bytesPerElement(dtypeOfNpy(want)))) as Int32Array;
       out.set(v);
       return out;
     }
@@ -162,7 +148,7 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
   if (opts.dataDir !== undefined) {
     let names: string[];
     try {
-      names = (await readdir(opts.dataDir)).filter((n) => /\.(npy|npz|safetensors)$/i.test(n)).sort();
+      names = (await listDir(opts.dataDir)).map((e) => e.name).filter((n) => /\.(npy|npz|safetensors)$/i.test(n)).sort();
     } catch (e) {
       throw ioError(opts.dataDir, e, 'list the data folder');
     }

@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
+import { ONNX_DTYPE } from '../io/dtype.js';
 import { encodeModel, onnx } from '../io/onnx/model.js';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
@@ -34,7 +35,7 @@ export function sessionProviders(device: Device): ort.InferenceSession.Execution
 }
 
 function probeModel(): Uint8Array {
-  const vi = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } });
+  const vi = (name: string) => ({ name, type: { tensorType: { elemType: ONNX_DTYPE.FLOAT, shape: { dim: [{ dimValue: 1 }] } } } });
   return encodeModel(onnx.ModelProto.fromObject({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],

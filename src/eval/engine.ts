@@ -2,8 +2,9 @@
 import type ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
 import type { FilePool } from '../io/storage/file-pool.js';
-import { elementBytes, numel, ONNX_DTYPE } from '../io/onnx/model.js';
-import { accumulate, encode, isReadableFloat } from '../io/safetensors/dtype.js';
+import { dtypeOfOnnx, isReadableFloat, isWritableFloat } from '../io/dtype.js';
+import { elementBytes, numel } from '../io/onnx/model.js';
+import { accumulate, encode } from '../io/float-codec.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Batch } from './data.js';
@@ -115,7 +116,8 @@ export async function averageSlot(slot: WeightSlot, parts: readonly { ck: Checkp
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) values[c * rows + r] = acc[r * cols + c];
   }
   const out = new Uint8Array(n * elementBytes(b.type));
-  const dtype = b.type === ONNX_DTYPE.FLOAT ? 'F32' : b.type === ONNX_DTYPE.DOUBLE ? 'F64' : b.type === ONNX_DTYPE.FLOAT16 ? 'F16' : 'BF16';
+  const dtype = dtypeOfOnnx(b.type);
+  if (dtype === undefined || !isWritableFloat(dtype)) throw new AvgCkptError('internal', `weight slot of ONNX type ${b.type} is not a float`, { tensor: b.source });
   encode(dtype, values, out);
   return out;
 }

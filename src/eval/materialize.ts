@@ -12,6 +12,7 @@ import { ioError } from '../errors.js';
 import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
+import { onnxCodeOf } from '../io/dtype.js';
 import { copyModel, elementBytes, encodeModel, externalRef, numel, onnx, setExternal, tensorBytes, type LoadedModel, type ModelProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
@@ -19,7 +20,7 @@ import type { Binding } from './binding.js';
 import { evaluationInputs } from './inputs.js';
 import { sessionProviders, type Device } from './device.js';
 import { averageSlot, ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
-import { onnxTypeOf, readBytes } from './tensor-read.js';
+import { readBytes } from './tensor-read.js';
 import { trackTemporary, untrackTemporary } from '../io/atomic-output.js';
 
 const DATA_FILE = 'weights.bin';
@@ -51,7 +52,7 @@ async function layout(model: LoadedModel, binding: Binding, slots: readonly Weig
     const src = integer && newest.tensors.get(integer.source);
     if (slot) {
       setExternal(t, DATA_FILE, offsets.get(slot)!, numel(slot.first.dims) * elementBytes(slot.first.type));
-    } else if (src && onnxTypeOf(src.dtype) === t.dataType) {
+    } else if (src && onnxCodeOf(src.dtype) === t.dataType) {
       const bytes = await readBytes(pool, src);
       fixed.push({ offset: reserve(bytes.byteLength), bytes });
       setExternal(t, DATA_FILE, fixed[fixed.length - 1].offset, bytes.byteLength);
@@ -132,7 +133,7 @@ export async function writeBakedModel(model: LoadedModel, binding: Binding, chec
     for (const t of proto.graph!.initializer ?? []) {
       const integer = binding.integers.find((i) => i.initializer === t.name);
       const src = integer && newest.tensors.get(integer.source);
-      const raw = bySlot.get(t.name ?? '') ?? (src && onnxTypeOf(src.dtype) === t.dataType ? await readBytes(pool, src) : externalRef(t, model.dir, model.path) ? await tensorBytes(t, model) : undefined);
+      const raw = bySlot.get(t.name ?? '') ?? (src && onnxCodeOf(src.dtype) === t.dataType ? await readBytes(pool, src) : externalRef(t, model.dir, model.path) ? await tensorBytes(t, model) : undefined);
       if (raw === undefined) continue;
       Object.assign(t, { rawData: raw, floatData: [], int32Data: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [], dataLocation: onnx.TensorProto.DataLocation.DEFAULT });
     }

@@ -5,6 +5,7 @@
  */
 import type ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
+import { ONNX_DTYPE } from '../io/dtype.js';
 import { floatValues } from '../io/onnx/model.js';
 import type { Batch } from './data.js';
 
@@ -37,7 +38,7 @@ function floats(t: ort.Tensor): Float32Array | Float64Array {
   if (t.type === 'float64') return t.data as Float64Array;
   if (t.type === 'float16') {
     const d = t.data as Uint16Array;
-    return floatValues(10, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    return floatValues(ONNX_DTYPE.FLOAT16, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
   throw new AvgCkptError('data-mismatch', `graph output is ${t.type}, expected floats`);
 }

@@ -13,13 +13,13 @@ import { realpath } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
 import type onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
-import { copyModel, encodeModel, externalRef, numel, onnx, ONNX_DTYPE, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
+import { ONNX_DTYPE, onnxCodeOf } from '../io/dtype.js';
+import { copyModel, encodeModel, externalRef, numel, onnx, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
 import { sessionProviders, type Device } from './device.js';
 import { ortError, runSession, supportOf, weightSlots, type ScoringEngine } from './engine.js';
-import { onnxTypeOf } from './tensor-read.js';
 
 type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
 
@@ -44,7 +44,7 @@ export function largestStack(binding: Binding, k: number): { name: string; bytes
 export function mixtureUnsupported(binding: Binding, newest: Checkpoint): string | undefined {
   for (const slot of weightSlots(binding.weights)) {
     const d = newest.tensors.get(slot.first.source)?.dtype;
-    if (d === undefined || ![ONNX_DTYPE.FLOAT, ONNX_DTYPE.FLOAT16, ONNX_DTYPE.BFLOAT16, ONNX_DTYPE.DOUBLE].includes(onnxTypeOf(d) as 1)) {
+    if (d === undefined || ![ONNX_DTYPE.FLOAT, ONNX_DTYPE.FLOAT16, ONNX_DTYPE.BFLOAT16, ONNX_DTYPE.DOUBLE].includes(onnxCodeOf(d) as 1)) {
       return `tensor "${slot.first.source}" is ${d}, which the runtime cannot cast`;
     }
   }
@@ -99,7 +99,7 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
     if (ext) setExternal(t, rel(ext.file), ext.offset, ext.length);
     const b = binding.integers.find((i) => i.initializer === t.name);
     const src = b && newest.tensors.get(b.source);
-    if (src && onnxTypeOf(src.dtype) === t.dataType) setExternal(t, rel(src.file), src.position, src.byteLength);
+    if (src && onnxCodeOf(src.dtype) === t.dataType) setExternal(t, rel(src.file), src.position, src.byteLength);
   }
 
   const mixInits: TensorProto[] = [];
@@ -115,7 +115,7 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
       const src = ck.tensors.get(b.source)!;
       const name = `${p}/ck${k}`;
       // external bytes take any dims: declaring the row shape [1, n] saves a folded Reshape copy
-      const t: TensorProto = { name, dataType: onnxTypeOf(src.dtype), dims: b.transform === 'transpose' ? [...src.shape] : [1, n] };
+      const t: TensorProto = { name, dataType: onnxCodeOf(src.dtype), dims: b.transform === 'transpose' ? [...src.shape] : [1, n] };
       setExternal(t, rel(src.file), src.position, src.byteLength);
       mixInits.push(t);
       let x = name;

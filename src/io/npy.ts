@@ -4,9 +4,29 @@
  */
 import { inflateRawSync } from 'node:zlib';
 import { AvgCkptError, ioError } from '../errors.js';
+import { bytesPerElement, dtypeOfNumpyDescr, dtypeOfNumpyName, numpyNameOf, typedArrayOf, type DType, type NumpyName } from './dtype.js';
 import { readWhole } from './storage/storage.js';
 
-export type NpyDType = 'float64' | 'float32' | 'float16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+/** The dtypes validation data may have (what onnxruntime can be fed from them). */
+const NPY_DTYPES = ['F64', 'F32', 'F16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'] as const satisfies readonly DType[];
+
+/** A validation array's dtype, by its NumPy name. */
+export type NpyDType = NumpyName<(typeof NPY_DTYPES)[number]>;
+
+/** The NumPy name of `d` when validation data may have it. */
+export function npyDTypeOf(d: DType): NpyDType | undefined {
+  return (NPY_DTYPES as readonly DType[]).includes(d) ? (numpyNameOf(d) as NpyDType) : undefined;
+}
+
+/** The dtype of an NpyDType name. */
+export function dtypeOfNpy(n: NpyDType): DType {
+  return dtypeOfNumpyName(n) as DType;
+}
+
+/** The typed array over a validation array's bytes. */
+export function npyData(n: NpyDType, buffer: ArrayBufferLike): NpyData {
+  return typedArrayOf(dtypeOfNpy(n), buffer) as NpyData;
+}
 
 export type NpyData = Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
@@ -17,11 +37,6 @@ export interface NpyArray {
   readonly data: NpyData;
 }
 
-const DESCR: Record<string, NpyDType> = {
-  '<f8': 'float64', '<f4': 'float32', '<f2': 'float16', '<i8': 'int64', '<i4': 'int32', '<i2': 'int16',
-  '|i1': 'int8', '|u1': 'uint8', '|b1': 'bool', '<u1': 'uint8', '<i1': 'int8',
-};
-const SIZE: Record<NpyDType, number> = { float64: 8, float32: 4, float16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
 
 function bad(file: string, why: string): AvgCkptError {
   return new AvgCkptError('invalid-npy', why, { file });
@@ -42,31 +57,22 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) throw bad(file, `header is not a NumPy dict: ${header.trim()}`);
-  const dtype = DESCR[descr];
-  if (dtype === undefined) throw bad(file, `dtype '${descr}' is not supported (use little-endian float64/32/16, int64/32/16/8, uint8 or bool)`);
+  const st = dtypeOfNumpyDescr(descr);
+  const dtype = st === undefined ? undefined : npyDTypeOf(st);
+  if (st === undefined || dtype === undefined) throw bad(file, `dtype '${descr}' is not supported (use little-endian float64/32/16, int64/32/16/8, uint8 or bool)`);
   if (fortran === 'True') throw bad(file, 'Fortran-order arrays are not supported: save with np.ascontiguousarray');
   const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
   if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(file, `invalid shape (${shapeText})`);
   const count = shape.reduce((a, b) => a * b, 1);
   const dataStart = start + headerLen;
-  const byteLength = count * SIZE[dtype];
+  const byteLength = count * bytesPerElement(st);
   if (!Number.isSafeInteger(byteLength) || dataStart + byteLength > bytes.byteLength) {
     throw bad(file, `holds ${bytes.byteLength - dataStart} data bytes, shape (${shape.join(', ')}) of ${dtype} needs ${byteLength}`);
   }
   // copy into a fresh aligned buffer: typed views need alignment and callers may keep the data
   const copy = new Uint8Array(byteLength); // (Buffer.slice would be a view of a shared pool)
   copy.set(bytes.subarray(dataStart, dataStart + byteLength));
-  const buf = copy.buffer;
-  const data: NpyData =
-    dtype === 'float64' ? new Float64Array(buf)
-    : dtype === 'float32' ? new Float32Array(buf)
-    : dtype === 'float16' ? new Uint16Array(buf)
-    : dtype === 'int64' ? new BigInt64Array(buf)
-    : dtype === 'int32' ? new Int32Array(buf)
-    : dtype === 'int16' ? new Int16Array(buf)
-    : dtype === 'int8' ? new Int8Array(buf)
-    : new Uint8Array(buf);
-  return { dtype, shape, data };
+  return { dtype, shape, data: npyData(dtype, copy.buffer) };
 }
 
 export async function readNpy(path: string): Promise<NpyArray> {

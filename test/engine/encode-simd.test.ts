@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeBlocks } from '../../src/engine/encoder.js';
 import { Arena, memoryOf, simdEncoder } from '../../src/engine/kernels.js';
-import { encode, firstNonFinite } from '../../src/io/safetensors/dtype.js';
+import { encode, firstNonFinite } from '../../src/io/float-codec.js';
 
 const bits = new BigUint64Array(1);
 const f = new Float64Array(bits.buffer);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBlocks } from '../../src/engine/encoder.js';
-import { encode, firstNonFinite } from '../../src/io/safetensors/dtype.js';
+import { encode, firstNonFinite } from '../../src/io/float-codec.js';
 import { ensureBuilt, listAll, runCli } from '../helpers/cli.js';
 import { f32, put, putSparse, stFile, tempDir } from '../helpers/st-bytes.js';
 

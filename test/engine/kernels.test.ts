@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena } from '../../src/engine/kernels.js';
-import { accumulate, type ReadableFloat } from '../../src/io/safetensors/dtype.js';
+import type { ReadableFloat } from '../../src/io/dtype.js';
+import { accumulate } from '../../src/io/float-codec.js';
 
 function randomAcc(n: number, seed: number): number[] {
   let x = seed;

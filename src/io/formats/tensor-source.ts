@@ -1,6 +1,5 @@
 /** Where one tensor's elements are, in whatever format holds them. */
-import type { DType } from '../safetensors/dtype.js';
-import { dtypeBits } from '../safetensors/dtype.js';
+import { bytesPerElement, type DType } from '../dtype.js';
 
 export interface TensorSource {
   readonly name: string;
@@ -28,7 +27,7 @@ export function numelOf(shape: readonly number[]): number {
 
 /** Bytes per element of a source's dtype (whole-byte dtypes only; sub-byte dtypes are never read). */
 export function elementBytes(src: Pick<TensorSource, 'dtype'>): number {
-  return dtypeBits(src.dtype) / 8;
+  return bytesPerElement(src.dtype);
 }
 
 /** True when the elements are one C-order run at `position` (no strides, or strides that say so). */

@@ -5,6 +5,8 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { AvgCkptError, ioError } from '../../errors.js';
+import { bytesPerElement, dtypeBits, dtypeOfOnnx, isReadableFloat, isWritableFloat, ONNX_DTYPE, onnxTypeName } from '../dtype.js';
+import { decode } from '../float-codec.js';
 import { openReader, readWhole, storageError } from '../storage/storage.js';
 
 export const onnx = onnxProto.onnx;
@@ -12,27 +14,21 @@ export type ModelProto = onnxProto.onnx.ModelProto;
 export type TensorProto = onnxProto.onnx.ITensorProto;
 export type NodeProto = onnxProto.onnx.INodeProto;
 
-/** ONNX TensorProto.DataType codes and their element sizes. */
-export const ONNX_DTYPE = {
-  FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9,
-  FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, BFLOAT16: 16,
-} as const;
-
-const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
-const NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string', 9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16' };
-
+/** True for the float element types avg-ckpt averages into a graph (float32/16/64, bfloat16). */
 export function isFloatType(t: number): boolean {
-  return t === ONNX_DTYPE.FLOAT || t === ONNX_DTYPE.FLOAT16 || t === ONNX_DTYPE.DOUBLE || t === ONNX_DTYPE.BFLOAT16;
+  const d = dtypeOfOnnx(t);
+  return d !== undefined && isWritableFloat(d);
 }
 
 export function dtypeName(t: number): string {
-  return NAMES[t] ?? `type ${t}`;
+  return onnxTypeName(t);
 }
 
+/** Bytes per element of an ONNX element type whose elements are whole bytes. */
 export function elementBytes(t: number): number {
-  const n = ELEMENT_BYTES[t];
-  if (n === undefined) throw new AvgCkptError('invalid-onnx', `tensor element type ${dtypeName(t)} is not supported`);
-  return n;
+  const d = dtypeOfOnnx(t);
+  if (d === undefined || dtypeBits(d) % 8 !== 0) throw new AvgCkptError('invalid-onnx', `tensor element type ${dtypeName(t)} is not supported`);
+  return bytesPerElement(d);
 }
 
 export function dimsOf(t: TensorProto): number[] {
@@ -151,23 +147,9 @@ export async function tensorBytes(t: TensorProto, model: LoadedModel): Promise<U
 
 /** float32 values of a float initializer (float16/bfloat16/float64 converted exactly or rounded once). */
 export function floatValues(type: number, bytes: Uint8Array): Float32Array {
+  const d = dtypeOfOnnx(type);
+  if (d === undefined || !isReadableFloat(d)) throw new AvgCkptError('invalid-onnx', `${dtypeName(type)} values are not floats`);
   const aligned = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes); // a copy (Buffer.slice would be a view)
-  const n = aligned.byteLength / elementBytes(type);
-  if (type === ONNX_DTYPE.FLOAT) return new Float32Array(aligned.buffer, aligned.byteOffset, n);
-  if (type === ONNX_DTYPE.DOUBLE) return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, n));
-  const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-  const out = new Float32Array(n);
-  const u = new Uint32Array(out.buffer);
-  if (type === ONNX_DTYPE.BFLOAT16) {
-    for (let i = 0; i < n; i++) u[i] = bits[i] << 16;
-    return out;
-  }
-  for (let i = 0; i < n; i++) {
-    const h = bits[i];
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m === 0 ? Infinity : NaN) : (1 + m / 1024) * 2 ** (e - 15);
-    out[i] = h & 0x8000 ? -v : v;
-  }
-  return out;
+  if (d === 'F32') return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+  return Float32Array.from(decode(d, aligned)); // exact for 16- and 8-bit floats, one rounding from float64
 }

@@ -4,7 +4,7 @@
  * `parseHeader`, so unvalidated metadata never exists.
  */
 import { AvgCkptError } from '../../errors.js';
-import { type DType, dtypeBits, isDType } from './dtype.js';
+import { type DType, dtypeBits, isDType } from '../dtype.js';
 
 export const MAX_HEADER_SIZE = 100_000_000;
 

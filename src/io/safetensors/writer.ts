@@ -5,7 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { AvgCkptError, ioError } from '../../errors.js';
-import { type DType, dtypeBits } from './dtype.js';
+import { type DType, dtypeBits } from '../dtype.js';
 
 export interface OutputTensor {
   readonly name: string;

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AvgCkptError } from '../../../src/errors.js';
-import { DTYPES, dtypeBits, type DType } from '../../../src/io/safetensors/dtype.js';
+import { DTYPES, dtypeBits, type DType } from '../../../src/io/dtype.js';
 import { readSafetensorsHeader } from '../../../src/io/safetensors/reader.js';
 import { layoutSafetensors, SafetensorsWriter, type OutputTensor } from '../../../src/io/safetensors/writer.js';
 import { tempDir } from '../../helpers/st-bytes.js';

@@ -6,10 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  accumulate, decode, DTYPES, dtypeBits, encode, isDType, isFloatKind, isIntegerKind, isReadableFloat, isWritableFloat, valueOf,
-  type WritableFloat,
-} from '../../../src/io/safetensors/dtype.js';
+import { DTYPES, dtypeBits, isDType, isFloatKind, isIntegerKind, isReadableFloat, isWritableFloat, type WritableFloat } from '../../src/io/dtype.js';
+import { accumulate, decode, encode, valueOf } from '../../src/io/float-codec.js';
 
 /** Value of a minifloat bit pattern, from the definition. */
 function minifloat(bits: number, ebits: number, mbits: number, bias: number, kind: 'ieee' | 'fn'): number {

@@ -1,59 +1,12 @@
 /**
- * safetensors dtypes: sizes, kinds, and the exact conversions between stored bits and float64.
+ * Exact conversions between stored float bits and float64: the one f16/bf16/fp8 codec.
  *
  * Decoding goes through lookup tables (every 16-bit or 8-bit pattern maps to its exact float64
  * value). Encoding rounds a float64 to nearest, ties to even, in one step: we round to float32
  * with round-to-odd first, which carries enough sticky information that a second rounding to
  * f16/bf16 is exact (no double-rounding error).
  */
-
-export const DTYPES = [
-  'BOOL', 'U8', 'I8', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64',
-  'C64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'F4', 'F6_E2M3', 'F6_E3M2',
-] as const;
-
-export type DType = (typeof DTYPES)[number];
-
-const BITS: Record<DType, number> = {
-  BOOL: 8, U8: 8, I8: 8, I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32,
-  F64: 64, I64: 64, U64: 64, C64: 64, F8_E4M3: 8, F8_E5M2: 8, F8_E8M0: 8, F8_E4M3FNUZ: 8,
-  F8_E5M2FNUZ: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6,
-};
-
-export function isDType(s: unknown): s is DType {
-  return typeof s === 'string' && (DTYPES as readonly string[]).includes(s);
-}
-
-export function dtypeBits(d: DType): number {
-  return BITS[d];
-}
-
-/** Float dtypes we can decode to float64 and therefore average. */
-export type ReadableFloat = 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2';
-/** Float dtypes we can write. */
-export type WritableFloat = 'F64' | 'F32' | 'F16' | 'BF16';
-
-export function isReadableFloat(d: DType): d is ReadableFloat {
-  return d === 'F64' || d === 'F32' || d === 'F16' || d === 'BF16' || d === 'F8_E4M3' || d === 'F8_E5M2';
-}
-
-export function isWritableFloat(d: DType): d is WritableFloat {
-  return d === 'F64' || d === 'F32' || d === 'F16' || d === 'BF16';
-}
-
-/** Float dtypes that are not averaged-capable (sub-byte, exotic fp8, complex). */
-export function isFloatKind(d: DType): boolean {
-  return d.startsWith('F') || d === 'BF16' || d === 'C64';
-}
-
-/** Integer and bool tensors are never averaged: they are taken from the newest checkpoint. */
-export function isIntegerKind(d: DType): boolean {
-  return !isFloatKind(d);
-}
-
-export function bytesPerElement(d: ReadableFloat | WritableFloat): number {
-  return BITS[d] / 8;
-}
+import { bytesPerElement, type ReadableFloat, type WritableFloat } from './dtype.js';
 
 // ---- decoding tables ---------------------------------------------------------------------------
 
