@@ -40,7 +40,7 @@ describe('readElements', () => {
           fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 0, maxLength: 4 }),
           fc.constantFrom(1, 2, 4, 8),
           fc.boolean(),
-          fc.integer({ min: 0, max: 2 ** 31 }),
+          fc.integer({ min: 0, max: 2 ** 30 }), // below 2^31: `>>` keeps it positive
           async (shape, size, bigEndian, seed) => {
             const numel = shape.reduce((a, b) => a * b, 1);
             // a random order of the dimensions in storage, a random padding per dimension,
