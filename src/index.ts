@@ -11,6 +11,8 @@ export { merge, resolveMerge, type MergeRunOptions, type MergeRunResult } from '
 export { inspect, type InspectOptions, type InspectReport } from './commands/inspect.js';
 export { mergeToOutput, type MergeOptions, type MergeResult } from './engine/merge.js';
 export { vectorFromSpec, METHODS, type MethodSpec } from './recipes/from-spec.js';
+export { METHOD_REGISTRY, methodNamed } from './recipes/registry.js';
+export { defineMethod, type MethodDefinition, type Family, type MethodOption } from './recipes/method.js';
 export { type WeightVector, support } from './recipes/weight-vector.js';
 export { uniform } from './recipes/uniform.js';
 export { lawa, raw } from './recipes/lawa.js';

@@ -5,8 +5,8 @@
  */
 import type { Metrics } from '../eval/metrics.js';
 import { AvgCkptError } from '../errors.js';
-import { ema } from '../recipes/ema.js';
-import { lawa, raw } from '../recipes/lawa.js';
+import { raw } from '../recipes/lawa.js';
+import { FAMILIES } from '../recipes/registry.js';
 import { weightVector, type Method, type WeightVector } from '../recipes/weight-vector.js';
 import { bestRawTarget, timeToTarget, type Direction, type Target, type TimeToTarget } from './time-to-target.js';
 
@@ -44,10 +44,10 @@ export interface CurveReport {
 }
 
 /** One line of the curve: a method, and its vector ending at checkpoint i (undefined: not defined there). */
-export interface Family {
+export interface CurveFamily {
   readonly name: string;
   readonly method: Method;
-  readonly params: Record<string, number>;
+  readonly params: Readonly<Record<string, number | string>>;
   readonly at: (i: number) => WeightVector | undefined;
 }
 
@@ -62,16 +62,22 @@ export function curveIndexes(n: number, every = 1): number[] {
   return Array.from({ length: n }, (_, i) => i).filter((i) => (n - 1 - i) % every === 0);
 }
 
-export function families(steps: readonly number[], windows: readonly number[], decays: readonly number[]): Family[] {
-  const out: Family[] = [{ name: 'raw', method: 'raw', params: {}, at: (i) => raw(steps, steps[i]) }];
-  for (const k of [...new Set(windows)]) {
-    if (k > steps.length) throw new AvgCkptError('usage', `--window ${k} is longer than the ${steps.length} selected checkpoints`);
-    const probe = lawa(steps, k); // validates k
-    out.push({ name: probe.name, method: 'lawa', params: { k }, at: (i) => (i + 1 >= k ? padded(lawa(steps.slice(0, i + 1), k), steps) : undefined) });
-  }
-  for (const g of [...new Set(decays)]) {
-    const probe = ema(steps, g); // validates g
-    out.push({ name: probe.name, method: 'ema', params: { decay: g }, at: (i) => padded(ema(steps.slice(0, i + 1), g), steps) });
+/** The averages `curve` follows, by the family's curve key (`windows`, `ema`): their parameter values. */
+export type CurveAverages = Readonly<Record<string, readonly number[] | undefined>>;
+
+/** The families `curve` can follow (the registry's families with a `curve` entry). */
+export const CURVE_FAMILIES = FAMILIES.flatMap((f) => (f.curve === undefined ? [] : [{ family: f, curve: f.curve }]));
+
+/** The raw model, then each asked-for average of each family, in registry order. */
+export function families(steps: readonly number[], averages: CurveAverages): CurveFamily[] {
+  const out: CurveFamily[] = [{ name: 'raw', method: 'raw', params: {}, at: (i) => raw(steps, steps[i]) }];
+  for (const { family, curve } of CURVE_FAMILIES) {
+    for (const v of [...new Set(averages[curve.key] ?? [])]) {
+      const needs = curve.needs?.(v) ?? 1;
+      if (needs > steps.length) throw new AvgCkptError('usage', `--${curve.flag} ${v} is longer than the ${steps.length} selected checkpoints`);
+      const probe = family.vector(steps, v); // validates v
+      out.push({ name: probe.name, method: probe.method, params: probe.params, at: (i) => (i + 1 >= needs ? padded(family.vector(steps.slice(0, i + 1), v), steps) : undefined) });
+    }
   }
   return out;
 }

@@ -7,15 +7,13 @@ import { formatCurveSummary } from '../report/curve-report.js';
 import { defineCommand } from './command.js';
 import { globalOptions, runPositional } from './common-options.js';
 import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
-import { numberList } from './values.js';
+import { CURVE_FLAGS, familyOptions, familyValues } from './method-options.js';
 
 export const curveCommand = defineCommand({
   command: 'curve <run..>',
   describe: 'Score the raw model and the LAWA/EMA averages ending at each checkpoint; how many steps averaging saves',
   builder: (y) =>
-    runPositional(evalOptions(globalOptions(y)))
-      .option('window', { type: 'string', describe: 'LAWA windows k, e.g. 5 or 5,10: the k checkpoints ending at each step' })
-      .option('ema', { type: 'string', describe: 'EMA decays per saved checkpoint, e.g. 0.9: from the first checkpoint to each step' })
+    familyOptions(runPositional(evalOptions(globalOptions(y))), CURVE_FLAGS)
       .option('every', { type: 'number', describe: 'Evaluate at every N-th checkpoint only, counted back from the newest (windows still count every checkpoint)' })
       .option('from-step', { type: 'number', describe: 'First step of the run to use (inclusive)' })
       .option('to-step', { type: 'number', describe: 'Last step of the run to use (inclusive)' })
@@ -34,8 +32,7 @@ export const curveCommand = defineCommand({
       ...scoring,
       inputs: a.run,
       selection: { fromStep: a.fromStep, toStep: a.toStep },
-      windows: numberList('window', a.window),
-      ema: numberList('ema', a.ema),
+      averages: familyValues(a, CURVE_FLAGS),
       every: a.every,
       target: a.target,
       outputs: { report: a.report, plot: a.plot, html: a.html },

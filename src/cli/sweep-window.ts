@@ -4,18 +4,14 @@ import { defineCommand } from './command.js';
 import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
 import { OUTPUT_DTYPES } from '../io/dtype.js';
-import { numberList, outputDtype } from './values.js';
+import { familyOptions, familyValues, SWEEP_FLAGS } from './method-options.js';
+import { outputDtype } from './values.js';
 
 export const sweepWindowCommand = defineCommand({
   command: 'sweep-window <run..>',
   describe: 'Score candidate averages (LAWA windows, EMA decays, uniform) with onnxruntime and keep the best',
   builder: (y) =>
-    runPositional(evalOptions(selectionOptions(globalOptions(y))))
-      .option('windows', { type: 'string', describe: 'LAWA windows ending at the newest checkpoint, e.g. 1,2,4,8,16,32' })
-      .option('ema', { type: 'string', describe: 'EMA decays per saved checkpoint, e.g. 0.5,0.8,0.9' })
-      .option('ema-per-step', { type: 'string', describe: 'EMA decays per optimizer step, e.g. 0.999' })
-      .option('uniform-from', { type: 'string', describe: 'Uniform averages from these steps to the newest' })
-      .option('phema', { type: 'string', describe: 'Post-hoc power EMA widths sigma_rel, e.g. 0.05,0.1 (Karras et al. 2024)' })
+    familyOptions(runPositional(evalOptions(selectionOptions(globalOptions(y)))), SWEEP_FLAGS)
       .option('greedy', { type: 'number', describe: 'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)' })
       .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
       .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
@@ -36,10 +32,7 @@ export const sweepWindowCommand = defineCommand({
       ...scoring,
       inputs: a.run,
       selection: selectionFrom(a),
-      grid: {
-        windows: numberList('windows', a.windows), ema: numberList('ema', a.ema), emaPerStep: numberList('ema-per-step', a.emaPerStep),
-        uniformFrom: numberList('uniform-from', a.uniformFrom), phema: numberList('phema', a.phema),
-      },
+      grid: familyValues(a, SWEEP_FLAGS),
       greedy: a.greedy,
       writeBest: a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: outputDtype(a.dtype) },
       emitOnnx: a.emitOnnx === undefined ? undefined : { output: a.emitOnnx, force: a.force },

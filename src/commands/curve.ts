@@ -3,7 +3,7 @@
  * at each checkpoint with one evaluator (the mixture engine makes each point one run), measure
  * how many steps each average saves to reach a target, and write the JSON, chart and page asked for.
  */
-import { curveIndexes, curveTimeToTarget, families, type CurvePoint, type CurveReport } from '../analysis/curve.js';
+import { CURVE_FAMILIES, curveIndexes, curveTimeToTarget, families, type CurveAverages, type CurvePoint, type CurveReport } from '../analysis/curve.js';
 import { AvgCkptError } from '../errors.js';
 import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
 import { evaluationInputs } from '../eval/inputs.js';
@@ -20,10 +20,11 @@ export interface CurveOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'st
   readonly inputs: readonly string[];
   /** The part of the run to look at (--from-step, --to-step). */
   readonly selection?: Pick<SelectionOptions, 'fromStep' | 'toStep'>;
-  /** LAWA windows k: the k checkpoints ending at each point. */
-  readonly windows?: readonly number[];
-  /** EMA decays per saved checkpoint, from the first selected checkpoint up to each point. */
-  readonly ema?: readonly number[];
+  /**
+   * The averages to follow, by family (recipes/registry.ts): `windows` (LAWA k, the k checkpoints
+   * ending at each point), `ema` (decays per saved checkpoint, from the first selected one).
+   */
+  readonly averages?: CurveAverages;
   /** Evaluate at every N-th checkpoint, counted back from the newest (default 1: all). */
   readonly every?: number;
   /** The metric value to reach (default: the best value of the raw model). */
@@ -50,8 +51,7 @@ export function curveCommandLine(o: CurveOptions): string[] {
   flag('metric', o.metric);
   flag('maximize', o.direction === 'max');
   flag('minimize', o.direction === 'min');
-  flag('window', list(o.windows));
-  flag('ema', list(o.ema));
+  for (const { curve } of CURVE_FAMILIES) flag(curve.flag, list(o.averages?.[curve.key]));
   flag('every', o.every);
   flag('from-step', o.selection?.fromStep);
   flag('to-step', o.selection?.toStep);
@@ -79,15 +79,17 @@ export async function curve(opts: CurveOptions): Promise<CurveReport> {
 
 async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
   const note = opts.onNote ?? (() => undefined);
-  const windows = opts.windows ?? [];
-  const decays = opts.ema ?? [];
-  if (windows.length === 0 && decays.length === 0) throw new AvgCkptError('usage', 'curve needs an average to compare with the raw model: --window K and/or --ema G');
+  const averages = opts.averages ?? {};
+  if (CURVE_FAMILIES.every(({ curve }) => (averages[curve.key] ?? []).length === 0)) {
+    const options = CURVE_FAMILIES.map(({ curve }) => `--${curve.flag} ${curve.placeholder}`).join(' and/or ');
+    throw new AvgCkptError('usage', `curve needs an average to compare with the raw model: ${options}`);
+  }
   if (opts.target !== undefined && !Number.isFinite(opts.target)) throw new AvgCkptError('usage', `--target must be a number, got ${opts.target}`);
   const series = await discoverSeries(opts.inputs);
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
   checkCompatible(selected);
   const steps = selected.map((c) => c.step);
-  const fams = families(steps, windows, decays);
+  const fams = families(steps, averages);
   const indexes = curveIndexes(steps.length, opts.every);
   const jobs = indexes.flatMap((i) => fams.flatMap((f, fi) => {
     const vector = f.at(i);

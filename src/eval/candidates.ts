@@ -1,29 +1,25 @@
 /**
- * The candidate grid of a sweep: LAWA windows ending at the newest checkpoint, EMA decays over
- * the saved checkpoints and per optimizer step, uniform averages from a step, and the newest raw
- * checkpoint as the baseline, and post-hoc power EMAs. Every candidate is a recipe's weight vector.
+ * The candidate grid of a sweep: the newest raw checkpoint as the baseline, then each registered
+ * family's values (LAWA windows ending at the newest checkpoint, EMA decays over the saved
+ * checkpoints and per optimizer step, uniform averages from a step, post-hoc power EMAs). Every
+ * candidate is a recipe's weight vector.
  */
-import { ema, emaPerStep } from '../recipes/ema.js';
-import { lawa, raw } from '../recipes/lawa.js';
-import { phema } from '../recipes/phema.js';
-import { uniform } from '../recipes/uniform.js';
+import { raw } from '../recipes/lawa.js';
+import { FAMILIES } from '../recipes/registry.js';
 import { support, type WeightVector } from '../recipes/weight-vector.js';
 
-export interface GridOptions {
-  readonly windows?: readonly number[];
-  readonly ema?: readonly number[];
-  readonly emaPerStep?: readonly number[];
-  readonly uniformFrom?: readonly number[];
-  /** Post-hoc power EMA widths (sigma_rel). */
-  readonly phema?: readonly number[];
-}
+/** Values per family, by the family's sweep key (`windows`, `ema`, `emaPerStep`, `uniformFrom`, `phema`). */
+export type GridOptions = Readonly<Record<string, readonly number[] | undefined>>;
+
+const SWEPT = FAMILIES.flatMap((f) => (f.sweep === undefined ? [] : [{ family: f, sweep: f.sweep }]));
 
 /**
  * Without options: the averaging guide's findings. The best horizon is about 1% of training and
  * the paper recommends LAWA over ~20 checkpoints and EMA with a checkpoint-level decay of 0.9;
- * a doubling ladder of windows around that and a few decays cover runs saved more or less often.
+ * a doubling ladder of windows around that and a few decays cover runs saved more or less often
+ * (each family's `defaults`).
  */
-export const DEFAULT_GRID = { windows: [2, 4, 8, 16, 20, 32, 64], ema: [0.5, 0.8, 0.9, 0.95] } as const;
+export const DEFAULT_GRID: GridOptions = Object.fromEntries(SWEPT.flatMap(({ sweep }) => (sweep.defaults === undefined ? [] : [[sweep.key, sweep.defaults]])));
 
 export interface Grid {
   /** The baseline first, then the averages. */
@@ -33,23 +29,22 @@ export interface Grid {
 }
 
 export function candidateGrid(steps: readonly number[], opts: GridOptions = {}): Grid {
-  const none = opts.windows === undefined && opts.ema === undefined && opts.emaPerStep === undefined && opts.uniformFrom === undefined && opts.phema === undefined;
-  const windows = none ? DEFAULT_GRID.windows : opts.windows ?? [];
-  const decays = none ? DEFAULT_GRID.ema : opts.ema ?? [];
+  const none = SWEPT.every(({ sweep }) => opts[sweep.key] === undefined);
+  const grid = none ? DEFAULT_GRID : opts;
   const notes: string[] = [];
   const out: WeightVector[] = [raw(steps)];
-  const fits = [...new Set(windows)].filter((k) => k <= steps.length);
-  const tooLong = [...new Set(windows)].filter((k) => k > steps.length);
-  if (tooLong.length > 0) {
-    // with the default ladder, the whole series stands in for the windows it cannot hold
-    if (none && !fits.includes(steps.length)) fits.push(steps.length);
-    notes.push(`window${tooLong.length > 1 ? 's' : ''} ${tooLong.join(', ')} skipped: the selection has ${steps.length} checkpoints`);
+  for (const { family, sweep } of SWEPT) {
+    const values = [...new Set(grid[sweep.key] ?? [])];
+    const fits = values.filter((v) => sweep.fitsIn?.(v, steps.length) ?? true);
+    const skipped = values.filter((v) => !fits.includes(v));
+    if (skipped.length > 0) {
+      // with the default grid, the whole series stands in for the values it cannot hold
+      const whole = sweep.whole?.(steps.length);
+      if (none && whole !== undefined && !fits.includes(whole)) fits.push(whole);
+      notes.push(`${family.method} with ${family.param} = ${skipped.join(', ')} skipped: the selection has ${steps.length} checkpoints`);
+    }
+    for (const v of fits) out.push(family.vector(steps, v));
   }
-  for (const k of fits) out.push(lawa(steps, k));
-  for (const g of decays) out.push(ema(steps, g));
-  for (const b of opts.emaPerStep ?? []) out.push(emaPerStep(steps, b));
-  for (const s of opts.uniformFrom ?? []) out.push(uniform(steps, s));
-  for (const s of opts.phema ?? []) out.push(phema(steps, s));
   return { candidates: out, notes };
 }
 

@@ -8,5 +8,5 @@ export { sweepWindow, type SweepOptions } from '../commands/sweep.js';
 export type { SweepReport, CandidateResult } from '../analysis/sweep-report.js';
 export { describeBinding, type BindingRow } from './binding.js';
 export { curve, type CurveOptions } from '../commands/curve.js';
-export type { CurveReport } from '../analysis/curve.js';
+export type { CurveReport, CurveAverages } from '../analysis/curve.js';
 export { greedySoup } from '../recipes/greedy-soup.js';

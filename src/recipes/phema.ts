@@ -1,4 +1,5 @@
 import { AvgCkptError } from '../errors.js';
+import { defineMethod, required } from './method.js';
 import { label, weightVector, type WeightVector } from './weight-vector.js';
 
 /** EDM2's relative width of a power-function EMA profile with exponent gamma. */
@@ -41,3 +42,18 @@ export function phema(steps: readonly number[], sigmaRel: number): WeightVector 
   const sum = mass.reduce((a, b) => a + b, 0);
   return weightVector(`phema-${label(sigmaRel)}`, 'phema', { sigma_rel: sigmaRel, gamma: Number(gamma.toFixed(4)) }, steps, mass.map((m) => m / sum));
 }
+
+export const phemaMethod = defineMethod({
+  name: 'phema',
+  options: { sigmaRel: { type: 'number', describe: 'phema: relative width of the power EMA profile (EDM2: 0.05-0.10)' } },
+  fromSpec: (o, c) => phema(c.steps, required(o.sigmaRel, '--sigma-rel', 'phema')),
+  produces: ['phema'],
+  families: [{
+    method: 'phema',
+    param: 'sigma_rel',
+    vector: phema,
+    sweep: { key: 'phema', describe: 'Post-hoc power EMA widths sigma_rel, e.g. 0.05,0.1 (Karras et al. 2024)' },
+    chart: { title: 'power EMA: sigma_rel' },
+  }],
+  mergeFlags: (v) => ['--method', 'phema', '--sigma-rel', String(v.params.sigma_rel)],
+});

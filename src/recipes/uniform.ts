@@ -1,4 +1,5 @@
 import { AvgCkptError } from '../errors.js';
+import { defineMethod } from './method.js';
 import { weightVector, type WeightVector } from './weight-vector.js';
 
 /** SWA-style: w_i = 1/m over the m steps in [from, newest]. */
@@ -10,3 +11,18 @@ export function uniform(steps: readonly number[], fromStep?: number): WeightVect
     ? weightVector('uniform', 'uniform', {}, steps, w)
     : weightVector(`uniform-from-${fromStep}`, 'uniform', { from_step: fromStep }, steps, w);
 }
+
+export const uniformMethod = defineMethod({
+  name: 'uniform',
+  options: {},
+  fromSpec: (_o, c) => uniform(c.steps),
+  produces: ['uniform'],
+  families: [{
+    method: 'uniform',
+    param: 'from_step',
+    vector: uniform,
+    sweep: { key: 'uniformFrom', describe: 'Uniform averages from these steps to the newest' },
+  }],
+  // from a step, the weights spell it out (the selection's own --from-step may differ)
+  mergeFlags: (v) => (v.params.from_step === undefined ? ['--method', 'uniform'] : undefined),
+});

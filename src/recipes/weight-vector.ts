@@ -4,7 +4,12 @@
  */
 import { AvgCkptError } from '../errors.js';
 
-export type Method = 'uniform' | 'lawa' | 'ema' | 'ema-per-step' | 'weights' | 'phema' | 'raw' | 'greedy-soup';
+/**
+ * What made a vector: a tag a registered method produces (recipes/registry.ts: `lawa`, `ema`,
+ * `ema-per-step`, ...), or `raw` (one checkpoint) or `greedy-soup`. A string, so that a new
+ * method is its own file and a registry line.
+ */
+export type Method = string;
 
 export interface WeightVector {
   /** A short unique name for reports: `lawa-8`, `ema-0.9`, `raw-1200`. */

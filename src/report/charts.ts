@@ -5,6 +5,7 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { Direction, Target, TimeToTarget } from '../analysis/time-to-target.js';
+import { FAMILIES } from '../recipes/registry.js';
 
 /** What a chart needs of one evaluated candidate (a sweep-window candidate has these fields). */
 export interface ScoredCandidate {
@@ -73,18 +74,13 @@ export function curveChartSpec(lines: readonly CurveLine[], metric: string, dire
 }
 
 /** Window sizes swept as powers of two (1, 2, 4, ... 64) read best on a log2 axis. */
-function xScale(method: string, xs: readonly number[]) {
+function xScale(log2: boolean, xs: readonly number[]) {
   const spread = Math.max(...xs) / Math.min(...xs);
-  return method === 'lawa' && xs.length > 2 && spread >= 16 ? { type: 'log' as const, base: 2 } : { zero: false };
+  return log2 && xs.length > 2 && spread >= 16 ? { type: 'log' as const, base: 2 } : { zero: false };
 }
 
-/** The sweep families a chart shows, each against its own parameter. */
-const FAMILIES: readonly { method: string; param: string; title: string }[] = [
-  { method: 'lawa', param: 'k', title: 'LAWA: window size k (checkpoints)' },
-  { method: 'ema', param: 'decay', title: 'EMA: decay per checkpoint' },
-  { method: 'ema-per-step', param: 'decay_per_step', title: 'EMA: decay per optimizer step' },
-  { method: 'phema', param: 'sigma_rel', title: 'power EMA: sigma_rel' },
-];
+/** The sweep families a chart shows (the registry's families with a chart panel), each against its own parameter. */
+const CHARTED = FAMILIES.flatMap((f) => (f.chart === undefined ? [] : [{ method: f.method, param: f.param, title: f.chart.title, log2: f.chart.log2 ?? false }]));
 
 /**
  * The sweep's metric vs window size and vs EMA decay (and power-EMA width), one panel per family
@@ -92,7 +88,7 @@ const FAMILIES: readonly { method: string; param: string; title: string }[] = [
  */
 export function sweepChartSpec(candidates: readonly ScoredCandidate[], metric: string, direction: Direction): TopLevelSpec | undefined {
   const newestRaw = candidates.filter((c) => c.method === 'raw').sort((a, b) => Number(b.params.step) - Number(a.params.step))[0];
-  const panels = FAMILIES.map((f) => ({
+  const panels = CHARTED.map((f) => ({
     f,
     rows: candidates
       .filter((c) => c.method === f.method && typeof c.params[f.param] === 'number')
@@ -117,7 +113,7 @@ export function sweepChartSpec(candidates: readonly ScoredCandidate[], metric: s
           data: { values: rows },
           mark: { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2 },
           encoding: {
-            x: { field: 'x', type: 'quantitative', title: f.param, scale: xScale(f.method, rows.map((r) => r.x)) },
+            x: { field: 'x', type: 'quantitative', title: f.param, scale: xScale(f.log2, rows.map((r) => r.x)) },
             y,
           },
         },

@@ -1,33 +1,16 @@
 /**
  * The `avg-ckpt merge` command that writes a given average: the same run and selection, and the
- * method's own flags where the method is a function of the selection (LAWA, EMA, power EMA),
- * otherwise the weights themselves (raw, greedy soup, uniform from a step), so the command
- * reproduces the vector exactly.
+ * method's own flags (from the method registry) where the method is a function of the selection
+ * (LAWA, EMA, power EMA), otherwise the weights themselves (raw, greedy soup, uniform from a
+ * step), so the command reproduces the vector exactly.
  */
+import { methodProducing } from '../recipes/registry.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { SelectionOptions } from '../series/select.js';
 
 /** Quotes a word for a POSIX shell when it needs quoting. */
 export function shellWord(w: string): string {
   return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
-}
-
-function methodFlags(v: WeightVector): string[] | undefined {
-  const p = v.params;
-  switch (v.method) {
-    case 'lawa':
-      return ['--method', 'lawa', '--k', String(p.k)];
-    case 'ema':
-      return ['--method', 'ema', '--decay', String(p.decay)];
-    case 'ema-per-step':
-      return ['--method', 'ema', '--decay-per-step', String(p.decay_per_step)];
-    case 'phema':
-      return ['--method', 'phema', '--sigma-rel', String(p.sigma_rel)];
-    case 'uniform':
-      return p.from_step === undefined ? ['--method', 'uniform'] : undefined;
-    default:
-      return undefined;
-  }
 }
 
 function selectionFlags(s: SelectionOptions): string[] {
@@ -61,7 +44,7 @@ function weightFlags(selection: SelectionOptions, v: WeightVector): string[] {
 
 /** The command line, as words, that merges `vector` (over the selection's steps) from `inputs` under `selection`. */
 export function mergeCommandFor(inputs: readonly string[], selection: SelectionOptions, vector: WeightVector, output = 'averaged.safetensors'): string[] {
-  const method = methodFlags(vector);
+  const method = methodProducing(vector.method)?.mergeFlags(vector);
   const flags = method === undefined ? weightFlags(selection, vector) : [...selectionFlags(selection), ...method];
   return ['avg-ckpt', 'merge', ...inputs, ...flags, '-o', output];
 }

@@ -4,7 +4,7 @@
  */
 import { AvgCkptError } from '../errors.js';
 import type { CandidateResult, SweepReport } from '../analysis/sweep-report.js';
-import { weightVector, type Method, type WeightVector } from '../recipes/weight-vector.js';
+import { weightVector, type WeightVector } from '../recipes/weight-vector.js';
 import type { SelectionOptions } from '../series/select.js';
 import { renderSvg, sweepChartSpec } from './charts.js';
 import { htmlPage, type Section } from './html.js';
@@ -22,7 +22,7 @@ export interface SweepOutputOptions {
 /** The candidate as a vector over the whole selection (the report keeps only the steps it reads). */
 function overSelection(c: CandidateResult, steps: readonly number[]): WeightVector {
   const w = new Map(c.steps.map((s, i) => [s, c.weights[i]]));
-  return weightVector(c.name, c.method as Method, { ...c.params }, steps, steps.map((s) => w.get(s) ?? 0));
+  return weightVector(c.name, c.method, { ...c.params }, steps, steps.map((s) => w.get(s) ?? 0));
 }
 
 function change(value: number, base: number): string {
