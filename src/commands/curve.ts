@@ -96,9 +96,10 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     return vector === undefined ? [] : [{ fi, step: steps[i], vector }];
   }));
 
+  await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data)]);
   const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints });
   try {
-    await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(evaluator.model, opts.data)]);
+    await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data, evaluator.model)]);
     evaluator.deviceNotes.forEach(note);
     note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
     evaluator.data.notes.forEach(note);

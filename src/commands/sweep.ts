@@ -53,17 +53,18 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
   const steps = selected.map((c) => c.step);
   const grid = candidateGrid(steps, opts.grid);
   grid.notes.forEach(note);
+  const outputs = [
+    ...(opts.writeBest ? [{ path: opts.writeBest.output, role: 'output (--write-best)' }] : []),
+    ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
+    ...reportOutputs(opts.outputs),
+  ];
+  await guardOutputs(outputs, [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data)]);
   const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []) });
   const results: CandidateResult[] = [];
   const ms: number[] = [];
   let bestIndex = 0;
   try {
-    const outputs = [
-      ...(opts.writeBest ? [{ path: opts.writeBest.output, role: 'output (--write-best)' }] : []),
-      ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
-      ...reportOutputs(opts.outputs),
-    ];
-    const inputs = [...checkpointInputs(series.checkpoints), ...await evaluationInputs(evaluator.model, opts.data)];
+    const inputs = [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data, evaluator.model)];
     await guardOutputs(outputs, inputs);
     evaluator.deviceNotes.forEach((n) => note(n));
     note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);

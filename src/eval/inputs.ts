@@ -5,12 +5,16 @@ import { externalRef, type LoadedModel } from '../io/onnx/model.js';
 import type { GuardedInput } from '../io/output-guard.js';
 import type { DataOptions } from './data.js';
 
-/** The ONNX model, its external data files, and the validation data (folder and its files, input files, labels). */
-export async function evaluationInputs(model: LoadedModel, data: DataOptions): Promise<GuardedInput[]> {
-  const out: GuardedInput[] = [{ path: model.path, role: 'ONNX model' }];
+/**
+ * The ONNX model, its external data files (known once `model` is loaded), and the validation data
+ * (folder and its files, input files, labels). Commands guard their outputs against these before
+ * loading the model, so a refused output costs no device start-up, then again with the model.
+ */
+export async function evaluationInputs(onnx: string, data: DataOptions, model?: LoadedModel): Promise<GuardedInput[]> {
+  const out: GuardedInput[] = [{ path: onnx, role: 'ONNX model' }];
   const external = new Set<string>();
-  for (const t of model.proto.graph?.initializer ?? []) {
-    const ref = externalRef(t, model.dir, model.path);
+  for (const t of model?.proto.graph?.initializer ?? []) {
+    const ref = externalRef(t, model!.dir, model!.path);
     if (ref !== undefined) external.add(ref.file);
   }
   for (const file of external) out.push({ path: file, role: 'external data of the ONNX model' });

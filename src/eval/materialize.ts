@@ -120,7 +120,7 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
 
 /** Writes the graph with `vector`'s average baked in: a self-contained .onnx a server can load. */
 export async function writeBakedModel(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, vector: WeightVector, output: string, force: boolean): Promise<void> {
-  await guardOutputs([{ path: output, role: 'ONNX output' }], [...checkpointInputs(checkpoints), ...await evaluationInputs(model, {})]);
+  await guardOutputs([{ path: output, role: 'ONNX output' }], [...checkpointInputs(checkpoints), ...await evaluationInputs(model.path, {}, model)]);
   const pool = new FilePool();
   try {
     const proto = copyModel(model);
