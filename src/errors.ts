@@ -29,6 +29,7 @@ export type ErrorCode =
   // series
   | 'no-checkpoints'
   | 'duplicate-step'
+  | 'missing-step'
   | 'empty-selection'
   | 'series-mismatch'
   | 'unsupported-dtype'

@@ -16,6 +16,7 @@ export const inspectCommand = defineCommand({
       .example("$0 inspect 'runs/exp1/*.safetensors' --last 5 --json", 'The 5 newest, as JSON'),
   handler: async (a) => {
     const report = await inspect({ inputs: a.run, selection: selectionFrom(a), onnx: a.onnx, maps: a.map });
+    if (!a.quiet) for (const line of report.notes) process.stderr.write(`avg-ckpt: ${line}\n`);
     process.stdout.write(a.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspect(report)}\n`);
   },
 });

@@ -27,10 +27,14 @@ export const mergeCommand = defineCommand({
       .example('$0 merge runs/exp1 --method phema --sigma-rel 0.05 --dry-run', 'Post-hoc power EMA: show the weights only'),
   handler: async (a) => {
     const select = selectionFrom(a);
+    const note = (line: string) => {
+      if (!a.quiet) process.stderr.write(`avg-ckpt: ${line}\n`);
+    };
     if (a.dryRun) {
-      const { vector, checkpoints } = await resolveMerge(a.run, select, a);
-      const json = { method: vector.method, name: vector.name, params: vector.params, checkpoints };
-      process.stdout.write(a.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatDryRun(vector, checkpoints)}\n`);
+      const { vector, checkpoints, selected, series } = await resolveMerge(a.run, select, a);
+      series.notes.forEach(note);
+      const json = { method: vector.method, name: vector.name, params: vector.params, selected: selected.length, checkpoints };
+      process.stdout.write(a.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatDryRun(vector, checkpoints, selected.length)}\n`);
       return;
     }
     if (a.output === undefined) throw new AvgCkptError('usage', 'merge needs -o OUTPUT (a .safetensors file or a folder), or --dry-run');
@@ -43,6 +47,7 @@ export const mergeCommand = defineCommand({
       dtype: outputDtype(a.dtype),
       shardSize: a.shardSize === undefined ? undefined : parseSize('shard-size', a.shardSize),
       allowNonfinite: a.allowNonfinite,
+      onNote: note,
       onProgress: (p, plan) => {
         bar ??= startProgress(plan.bytesToRead, 'bytes', !a.quiet && !a.json);
         bar.update(p.bytesRead, `${p.tensorsDone} tensors`);

@@ -86,6 +86,7 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
   }
   if (opts.target !== undefined && !Number.isFinite(opts.target)) throw new AvgCkptError('usage', `--target must be a number, got ${opts.target}`);
   const series = await discoverSeries(opts.inputs);
+  series.notes.forEach(note);
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
   checkCompatible(selected);
   const steps = selected.map((c) => c.step);

@@ -10,6 +10,8 @@ import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 export interface MergeRunOptions extends MergeOptions {
   select?: SelectionOptions;
   method: MethodSpec;
+  /** Gets what discovery left out or assumed, before the merge starts. */
+  onNote?: (line: string) => void;
 }
 
 /** A selected checkpoint and its weight in the average. */
@@ -23,7 +25,7 @@ export interface ResolvedMerge {
   series: Series;
   selected: Checkpoint[];
   vector: WeightVector;
-  /** The selection with the vector's weights, oldest first. */
+  /** The selected checkpoints that carry weight, with their weights, oldest first. */
   checkpoints: WeightedCheckpoint[];
 }
 
@@ -37,12 +39,13 @@ export async function resolveMerge(inputs: string[] | Series, select: SelectionO
   const series = Array.isArray(inputs) ? await discoverSeries(inputs) : inputs;
   const selected = selectCheckpoints(series.checkpoints, select);
   const vector = vectorFromSpec({ ...method, last: method.last ?? select.last }, selected.map((c) => c.step), series.stepsKnown);
-  const checkpoints = selected.map((c, i) => ({ step: c.step, weight: vector.weights[i], path: c.path }));
+  const checkpoints = selected.map((c, i) => ({ step: c.step, weight: vector.weights[i], path: c.path })).filter((c) => c.weight > 0);
   return { series, selected, vector, checkpoints };
 }
 
 export async function merge(inputs: string[] | Series, options: MergeRunOptions): Promise<MergeRunResult> {
   const resolved = await resolveMerge(inputs, options.select, options.method);
+  resolved.series.notes.forEach((line) => options.onNote?.(line));
   const started = performance.now();
   // every checkpoint of the run, not only the selected ones, is safe from the output
   const guarded = [...checkpointInputs(resolved.series.checkpoints), ...(options.inputs ?? [])];

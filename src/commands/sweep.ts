@@ -48,6 +48,7 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
 async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
   const note = opts.onNote ?? (() => undefined);
   const series = await discoverSeries(opts.inputs);
+  series.notes.forEach(note);
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
   checkCompatible(selected);
   const steps = selected.map((c) => c.step);

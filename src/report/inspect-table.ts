@@ -8,6 +8,8 @@ export interface InspectReport {
   readonly checkpoints: CheckpointSummary[];
   readonly stepsKnown: boolean;
   readonly totalBytes: number;
+  /** What discovery left out or assumed (printed on stderr). */
+  readonly notes: readonly string[];
   /** Always true: incompatible checkpoints throw. */
   readonly compatible: true;
   readonly onnx?: string;

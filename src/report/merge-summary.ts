@@ -8,9 +8,9 @@ export interface WeightRow {
   readonly path: string;
 }
 
-/** `--dry-run`: how many checkpoints carry weight, then one line per selected checkpoint. */
-export function formatDryRun(vector: WeightVector, rows: readonly WeightRow[]): string {
-  const lines = [`${vector.name}: ${rows.filter((r) => r.weight > 0).length} of ${rows.length} checkpoints carry weight`];
+/** `--dry-run`: how many of the selected checkpoints carry weight, then one line for each that does. */
+export function formatDryRun(vector: WeightVector, rows: readonly WeightRow[], selected: number): string {
+  const lines = [`${vector.name}: ${rows.length} of ${selected} selected checkpoints carry weight`];
   for (const r of rows) lines.push(`  step ${String(r.step).padStart(8)}  weight ${r.weight.toFixed(6)}  ${r.path}`);
   return lines.join('\n');
 }

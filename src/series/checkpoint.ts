@@ -15,6 +15,9 @@ export type { TensorSource } from '../io/formats/tensor-source.js';
 
 export type StepSource = 'name' | 'metadata' | 'trainer_state' | 'order';
 
+/** 'named' by the user, or 'listed': found inside a run folder or by a glob. */
+export type FoundHow = 'named' | 'listed';
+
 /** A checkpoint's files and tensors, validated, before its place in a series is known. */
 export interface CheckpointFiles {
   /** The file or folder as found (what messages show). */
@@ -22,6 +25,8 @@ export interface CheckpointFiles {
   /** The folder whose config and tokenizer files belong with this checkpoint. */
   readonly dir: string;
   readonly isFolder: boolean;
+  /** How it was found: a listed checkpoint's own name may carry its step; a named folder is the run. */
+  readonly how: FoundHow;
   /** The format of its files (of the first, for a sharded checkpoint). */
   readonly format: string;
   /** Tensor files, in index (or single-file) order. */
@@ -60,14 +65,14 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
 }
 
 /** Opens and validates the files of the checkpoint at `path` (a file or a folder). */
-export async function readCheckpointFiles(path: string, options: OpenOptions = {}): Promise<CheckpointFiles> {
+export async function readCheckpointFiles(path: string, options: OpenOptions = {}, how: FoundHow = 'named'): Promise<CheckpointFiles> {
   let isFolder: boolean;
   try {
     isFolder = (await statPath(path)).kind === 'dir';
   } catch (e) {
     throw storageError(path, e, 'open the checkpoint');
   }
-  if (!isFolder) return fromFiles(path, dirname(path), false, [await openCheckpointFile(path, options)], undefined);
+  if (!isFolder) return fromFiles({ path, dir: dirname(path), isFolder: false, how }, [await openCheckpointFile(path, options)]);
 
   let names: string[];
   try {
@@ -76,17 +81,21 @@ export async function readCheckpointFiles(path: string, options: OpenOptions = {
     throw storageError(path, e, 'list the checkpoint folder'); // e.g. deleted by checkpoint rotation
   }
   const index = INDEX_FILE_NAMES.find((n) => names.includes(n));
-  if (index !== undefined) return fromIndex(path, join(path, index), options);
+  if (index !== undefined) return fromIndex({ path, dir: path, isFolder: true, how }, join(path, index), options);
   const single = SINGLE_FILE_NAMES.find((n) => names.includes(n));
   const candidates = single !== undefined ? [single] : names.filter(isCandidateName);
-  if (candidates.length === 1) return fromFiles(path, path, true, [await openCheckpointFile(join(path, candidates[0]), options)], undefined);
+  if (candidates.length === 1) return fromFiles({ path, dir: path, isFolder: true, how }, [await openCheckpointFile(join(path, candidates[0]), options)]);
   if (candidates.length === 0) {
     throw new AvgCkptError('no-checkpoints', 'folder holds no checkpoint file (e.g. model.safetensors)', { file: path });
   }
   throw new AvgCkptError('invalid-index', `folder holds ${candidates.length} checkpoint files (${candidates.join(', ')}) but no index (${INDEX_FILE_NAMES.join(' or ')}) saying how they fit together`, { file: path });
 }
 
-function fromFiles(path: string, dir: string, isFolder: boolean, files: readonly FormatFile[], index: string | undefined, placement?: ReadonlyMap<string, string>): CheckpointFiles {
+/** Where a checkpoint is and how it was found. */
+type Place = Pick<CheckpointFiles, 'path' | 'dir' | 'isFolder' | 'how'>;
+
+function fromFiles(place: Place, files: readonly FormatFile[], index?: string, placement?: ReadonlyMap<string, string>): CheckpointFiles {
+  const { path } = place;
   const tensors = new Map<string, TensorSource>();
   const owner = new Map<string, string>();
   let bytes = 0;
@@ -109,11 +118,11 @@ function fromFiles(path: string, dir: string, isFolder: boolean, files: readonly
       }
     }
   }
-  return { path, dir, isFolder, format: files[0].format, files: files.map((f) => f.path), index, tensors, metadata: files[0].metadata, bytes };
+  return { ...place, format: files[0].format, files: files.map((f) => f.path), index, tensors, metadata: files[0].metadata, bytes };
 }
 
-async function fromIndex(dir: string, indexPath: string, options: OpenOptions): Promise<CheckpointFiles> {
-  const index = await readShardIndex(dir, indexPath);
+async function fromIndex(place: Place, indexPath: string, options: OpenOptions): Promise<CheckpointFiles> {
+  const index = await readShardIndex(place.dir, indexPath);
   const files: FormatFile[] = [];
   for (const shard of index.shards) {
     try {
@@ -123,5 +132,5 @@ async function fromIndex(dir: string, indexPath: string, options: OpenOptions): 
     }
     files.push(await openCheckpointFile(shard, options));
   }
-  return fromFiles(dir, dir, true, files, indexPath, index.placement);
+  return fromFiles(place, files, indexPath, index.placement);
 }

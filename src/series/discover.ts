@@ -1,15 +1,17 @@
 /**
- * Finds the checkpoint series in what the user named: a run folder, a glob, or explicit files
- * and folders. Checkpoints are ordered by step, numerically (`checkpoint-100` after
- * `checkpoint-20`); when any step is unknown, the order given is kept.
+ * Finds the checkpoint series in what the user named: run folders, globs, or explicit files and
+ * folders. Checkpoints are ordered by step, numerically (`checkpoint-100` after
+ * `checkpoint-20`). Discovery never guesses silently: what it leaves out is said in `notes`,
+ * and a checkpoint without a step among checkpoints with steps is refused, not slotted in by
+ * the text order of a listing.
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import fg from 'fast-glob';
 import { AvgCkptError } from '../errors.js';
 import type { OpenOptions } from '../io/formats/format.js';
-import { CHECKPOINT_EXTENSIONS, isCandidateName } from '../io/formats/registry.js';
+import { CHECKPOINT_EXTENSIONS, holdsCheckpoint, isCandidateName, isOwnModelFile } from '../io/formats/registry.js';
 import { kindOf, listDir, storageError } from '../io/storage/storage.js';
-import { isCheckpointFolder, readCheckpointFiles, type Checkpoint, type CheckpointFiles } from './checkpoint.js';
+import { isCheckpointFolder, readCheckpointFiles, type Checkpoint, type CheckpointFiles, type FoundHow } from './checkpoint.js';
 import { resolveStep } from './step.js';
 
 export interface Series {
@@ -19,58 +21,8 @@ export interface Series {
   readonly checkpoints: readonly Checkpoint[];
   /** True when every step came from a name, metadata or trainer_state.json. */
   readonly stepsKnown: boolean;
-}
-
-/** A sub-folder's names; it can vanish after the run was listed (checkpoint rotation). */
-async function listFolder(dir: string): Promise<string[]> {
-  try {
-    return (await listDir(dir)).map((e) => e.name);
-  } catch (e) {
-    throw storageError(dir, e, 'list the checkpoint folder');
-  }
-}
-
-/**
- * The entries of a run folder that are checkpoints: sub-folders holding one, and files whose
- * names a format claims. Hidden entries (our own temporary outputs among them) never are.
- */
-async function runEntries(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  let entries;
-  try {
-    entries = await listDir(dir);
-  } catch (e) {
-    throw storageError(dir, e, 'list the run folder');
-  }
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const p = join(dir, e.name);
-    if (e.kind === 'dir') {
-      if ((await isCheckpointFolder(p)) || (await listFolder(p)).some(isCandidateName)) out.push(p);
-    } else if (isCandidateName(e.name)) {
-      out.push(p);
-    }
-  }
-  return out.sort();
-}
-
-async function expand(inputs: readonly string[]): Promise<string[]> {
-  const paths: string[] = [];
-  for (const input of inputs) {
-    const k = await kindOf(input);
-    if (k !== undefined) {
-      paths.push(input);
-      continue;
-    }
-    if (fg.isDynamicPattern(input)) {
-      const matches = await fg(input, { onlyFiles: false, dot: false, followSymbolicLinks: true });
-      if (matches.length === 0) throw new AvgCkptError('no-checkpoints', 'the pattern matches nothing', { file: input });
-      paths.push(...matches.sort());
-      continue;
-    }
-    throw new AvgCkptError('io', 'no such file or folder', { file: input });
-  }
-  return paths;
+  /** What discovery left out or assumed, one line each, for the commands to print. */
+  readonly notes: readonly string[];
 }
 
 export interface DiscoverOptions {
@@ -78,21 +30,119 @@ export interface DiscoverOptions {
   readonly open?: OpenOptions;
 }
 
+interface Found {
+  readonly path: string;
+  readonly how: FoundHow;
+}
+
+/** A folder's entries; a sub-folder can vanish after the run was listed (checkpoint rotation). */
+async function entriesOf(dir: string, doing: string) {
+  try {
+    return await listDir(dir);
+  } catch (e) {
+    throw storageError(dir, e, doing);
+  }
+}
+
+/**
+ * The entries of a run folder that are checkpoints: sub-folders holding one, and files whose
+ * names a format claims. Hidden entries (our own temporary outputs among them) never are.
+ * `strict`: sub-folders count only when they hold a checkpoint by its file names.
+ */
+async function runEntries(dir: string, strict = false): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await entriesOf(dir, 'list the run folder')) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    if (e.kind === 'dir') {
+      if (await isCheckpointFolder(p)) out.push(p);
+      else if (!strict && (await entriesOf(p, 'list the checkpoint folder')).some((n) => isCandidateName(n.name))) out.push(p);
+    } else if (isCandidateName(e.name)) {
+      out.push(p);
+    }
+  }
+  return out.sort();
+}
+
+/**
+ * What a named folder stands for. A folder that holds a model and also checkpoints (a Hugging
+ * Face Trainer `output_dir`: the final model at the top, the series in `checkpoint-*`) stands
+ * for its checkpoints, and the top model is left out with a note; a folder holding only a
+ * model is that checkpoint; any other folder is a run of checkpoints.
+ */
+async function folderMembers(dir: string, notes: string[]): Promise<Found[]> {
+  const names = (await entriesOf(dir, 'list the run folder')).map((e) => e.name);
+  if (holdsCheckpoint(names)) {
+    const own = names.filter(isOwnModelFile).sort();
+    const others = (await runEntries(dir, true)).filter((p) => !own.includes(basename(p)));
+    if (others.length === 0) return [{ path: dir, how: 'named' }];
+    notes.push(`${dir}: the model at its top (${own.join(', ')}) was left out; the series is the ${others.length} checkpoints inside it (name ${join(dir, own[0])} to include it)`);
+    return others.map((path) => ({ path, how: 'listed' }));
+  }
+  const members = await runEntries(dir);
+  if (members.length === 0) {
+    throw new AvgCkptError('no-checkpoints', `holds no checkpoints (no ${CHECKPOINT_EXTENSIONS.join(', ')} files or checkpoint folders)`, { file: dir });
+  }
+  return members.map((path) => ({ path, how: 'listed' }));
+}
+
+/** Every input, each a run folder, a glob, a checkpoint folder or a checkpoint file, as one list. */
+async function expand(inputs: readonly string[], notes: string[]): Promise<Found[]> {
+  const found: Found[] = [];
+  for (const input of inputs) {
+    const k = await kindOf(input);
+    if (k === 'dir') found.push(...(await folderMembers(input, notes)));
+    else if (k !== undefined) found.push({ path: input, how: 'named' });
+    else if (fg.isDynamicPattern(input)) {
+      const matches = await fg(input, { onlyFiles: false, dot: false, followSymbolicLinks: true });
+      if (matches.length === 0) throw new AvgCkptError('no-checkpoints', 'the pattern matches nothing', { file: input });
+      for (const m of matches.sort()) {
+        const dirRun = (await kindOf(m)) === 'dir' && !(await isCheckpointFolder(m));
+        found.push(...(dirRun ? await folderMembers(m, notes) : [{ path: m, how: 'listed' as const }]));
+      }
+    } else throw new AvgCkptError('io', 'no such file or folder', { file: input });
+  }
+  return found;
+}
+
+/** The `name` of an avg-ckpt output from its `avg_ckpt` metadata, or undefined for a training checkpoint. */
+function averageName(ck: CheckpointFiles): string | undefined {
+  const recipe = ck.metadata.avg_ckpt;
+  if (recipe === undefined) return undefined;
+  try {
+    const name = (JSON.parse(recipe) as { name?: unknown }).name;
+    return typeof name === 'string' ? name : 'an average';
+  } catch {
+    return 'an average';
+  }
+}
+
 /** Discovers and validates the headers of every checkpoint in `inputs`. */
 export async function discoverSeries(inputs: readonly string[], options: DiscoverOptions = {}): Promise<Series> {
   if (inputs.length === 0) throw new AvgCkptError('usage', 'name a run folder, a glob, or checkpoint files');
-  let paths = await expand(inputs);
-  if (paths.length === 1 && (await kindOf(paths[0])) === 'dir' && !(await isCheckpointFolder(paths[0]))) {
-    paths = await runEntries(paths[0]);
-    if (paths.length === 0) {
-      throw new AvgCkptError('no-checkpoints', `holds no checkpoints (no ${CHECKPOINT_EXTENSIONS.join(', ')} files or checkpoint folders)`, { file: inputs[0] });
-    }
-  }
+  const notes: string[] = [];
   const found: CheckpointFiles[] = [];
-  for (const p of paths) found.push(await readCheckpointFiles(p, options.open));
+  for (const f of await expand(inputs, notes)) {
+    const ck = await readCheckpointFiles(f.path, options.open, f.how);
+    const average = averageName(ck);
+    if (average !== undefined && f.how === 'listed') {
+      notes.push(`${f.path} was left out: avg-ckpt wrote it (${average}), it is not a training checkpoint (name it to include it)`);
+      continue;
+    }
+    found.push(ck);
+  }
+  if (found.length === 0) throw new AvgCkptError('no-checkpoints', 'holds no training checkpoints, only averages avg-ckpt wrote', { file: inputs[0] });
 
-  const steps = await Promise.all(found.map(resolveStep));
+  const steps = await Promise.all(found.map((ck) => resolveStep(ck)));
   const stepsKnown = steps.every((s) => s !== undefined);
+  if (!stepsKnown) {
+    const without = found.filter((_, i) => steps[i] === undefined);
+    const listed = without.find((ck) => ck.how === 'listed');
+    if (listed !== undefined && without.length < found.length) {
+      throw new AvgCkptError('missing-step', `has no step (none in its name, its metadata or a trainer_state.json) while ${found.length - without.length} other checkpoints have one: move it out of the run, or name the checkpoints to average explicitly`, { file: listed.path });
+    }
+    notes.push(`${without.length === found.length ? 'no checkpoint has' : `${without.map((c) => c.path).join(', ')} ${without.length > 1 ? 'have' : 'has'}`} a step: the checkpoints keep the order given, as steps 1..${found.length}`);
+  }
   const checkpoints: Checkpoint[] = found.map((ck, i) => {
     const s = steps[i];
     return stepsKnown && s !== undefined ? { ...ck, step: s.step, stepSource: s.source } : { ...ck, step: i + 1, stepSource: 'order' };
@@ -105,5 +155,5 @@ export async function discoverSeries(inputs: readonly string[], options: Discove
       }
     }
   }
-  return { inputs, checkpoints, stepsKnown };
+  return { inputs, checkpoints, stepsKnown, notes };
 }

@@ -6,6 +6,7 @@ export interface CheckpointSummary {
   step: number;
   stepSource: string;
   path: string;
+  format: string;
   shards: number;
   bytes: number;
   tensors: number;
@@ -16,10 +17,18 @@ export interface CheckpointSummary {
 export function summarizeCheckpoint(ck: Checkpoint): CheckpointSummary {
   const dtypes: Record<string, number> = {};
   for (const t of ck.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
-  return { step: ck.step, stepSource: ck.stepSource, path: ck.path, shards: ck.files.length, bytes: ck.bytes, tensors: ck.tensors.size, dtypes };
+  return { step: ck.step, stepSource: ck.stepSource, path: ck.path, format: ck.format, shards: ck.files.length, bytes: ck.bytes, tensors: ck.tensors.size, dtypes };
 }
 
-export function summarizeSeries(series: Series, selected: readonly Checkpoint[]): { checkpoints: CheckpointSummary[]; stepsKnown: boolean; totalBytes: number } {
+export interface SeriesSummary {
+  checkpoints: CheckpointSummary[];
+  stepsKnown: boolean;
+  totalBytes: number;
+  /** What discovery left out or assumed. */
+  notes: readonly string[];
+}
+
+export function summarizeSeries(series: Series, selected: readonly Checkpoint[]): SeriesSummary {
   const checkpoints = selected.map(summarizeCheckpoint);
-  return { checkpoints, stepsKnown: series.stepsKnown, totalBytes: checkpoints.reduce((a, c) => a + c.bytes, 0) };
+  return { checkpoints, stepsKnown: series.stepsKnown, totalBytes: checkpoints.reduce((a, c) => a + c.bytes, 0), notes: series.notes };
 }

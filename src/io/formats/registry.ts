@@ -42,9 +42,14 @@ export const SINGLE_FILE_NAMES: readonly string[] = FORMATS.flatMap((f) => f.nam
 /** Index file names of sharded checkpoints, in format order. */
 export const INDEX_FILE_NAMES: readonly string[] = FORMATS.flatMap((f) => f.names.index);
 
+/** True for the files that make a folder a checkpoint: a whole-model file, a shard, an index. */
+export function isOwnModelFile(name: string): boolean {
+  return SINGLE_FILE_NAMES.includes(name) || INDEX_FILE_NAMES.includes(name) || FORMATS.some((f) => f.names.shard?.test(name));
+}
+
 /** True when a folder holding these names is a checkpoint itself (rather than a run of them). */
 export function holdsCheckpoint(names: readonly string[]): boolean {
-  return names.some((n) => SINGLE_FILE_NAMES.includes(n) || INDEX_FILE_NAMES.includes(n) || FORMATS.some((f) => f.names.shard?.test(n)));
+  return names.some(isOwnModelFile);
 }
 
 /**
