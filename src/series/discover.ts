@@ -11,7 +11,8 @@ import { AvgCkptError } from '../errors.js';
 import type { OpenOptions } from '../io/formats/format.js';
 import { CHECKPOINT_EXTENSIONS, holdsCheckpoint, isCandidateName, isOwnModelFile } from '../io/formats/registry.js';
 import { kindOf, listDir, storageError } from '../io/storage/storage.js';
-import { isCheckpointFolder, readCheckpointFiles, type Checkpoint, type CheckpointFiles, type FoundHow } from './checkpoint.js';
+import { isCheckpointFolder, readCheckpointFiles, type FoundHow } from './checkpoint.js';
+import type { Checkpoint, CheckpointFiles } from './checkpoint.js';
 import { resolveStep } from './step.js';
 
 export interface Series {
@@ -56,7 +57,9 @@ async function runEntries(dir: string, strict = false): Promise<string[]> {
     const p = join(dir, e.name);
     if (e.kind === 'dir') {
       if (await isCheckpointFolder(p)) out.push(p);
-      else if (!strict && (await entriesOf(p, 'list the checkpoint folder')).some((n) => isCandidateName(n.name))) out.push(p);
+      else if (!strict && (await entriesOf(p, 'list the checkpoint folder')).some((x) => isCandidateName(x.name))) {
+        out.push(p);
+      }
     } else if (isCandidateName(e.name)) {
       out.push(p);
     }
@@ -76,12 +79,16 @@ async function folderMembers(dir: string, notes: string[]): Promise<Found[]> {
     const own = names.filter(isOwnModelFile).sort();
     const others = (await runEntries(dir, true)).filter((p) => !own.includes(basename(p)));
     if (others.length === 0) return [{ path: dir, how: 'named' }];
-    notes.push(`${dir}: the model at its top (${own.join(', ')}) was left out; the series is the ${others.length} checkpoints inside it (name ${join(dir, own[0])} to include it)`);
+    notes.push(
+      `${dir}: the model at its top (${own.join(', ')}) was left out; the series is the ${others.length} checkpoints `
+        + `inside it (name ${join(dir, own[0])} to include it)`,
+    );
     return others.map((path) => ({ path, how: 'listed' }));
   }
   const members = await runEntries(dir);
   if (members.length === 0) {
-    throw new AvgCkptError('no-checkpoints', `holds no checkpoints (no ${CHECKPOINT_EXTENSIONS.join(', ')} files or checkpoint folders)`, { file: dir });
+    const what = `no ${CHECKPOINT_EXTENSIONS.join(', ')} files or checkpoint folders`;
+    throw new AvgCkptError('no-checkpoints', `holds no checkpoints (${what})`, { file: dir });
   }
   return members.map((path) => ({ path, how: 'listed' }));
 }
@@ -95,7 +102,9 @@ async function expand(inputs: readonly string[], notes: string[]): Promise<Found
     else if (k !== undefined) found.push({ path: input, how: 'named' });
     else if (fg.isDynamicPattern(input)) {
       const matches = await fg(input, { onlyFiles: false, dot: false, followSymbolicLinks: true });
-      if (matches.length === 0) throw new AvgCkptError('no-checkpoints', 'the pattern matches nothing', { file: input });
+      if (matches.length === 0) {
+        throw new AvgCkptError('no-checkpoints', 'the pattern matches nothing', { file: input });
+      }
       for (const m of matches.sort()) {
         const dirRun = (await kindOf(m)) === 'dir' && !(await isCheckpointFolder(m));
         found.push(...(dirRun ? await folderMembers(m, notes) : [{ path: m, how: 'listed' as const }]));
@@ -117,6 +126,39 @@ function averageName(ck: CheckpointFiles): string | undefined {
   }
 }
 
+interface StepsResult {
+  readonly checkpoints: Checkpoint[];
+  readonly stepsKnown: boolean;
+}
+
+/**
+ * Each checkpoint with its step. When some are unknown, a listed one is refused (its place would
+ * be a guess from text order); when only named ones are unknown, the order given is kept.
+ */
+async function withSteps(found: readonly CheckpointFiles[], notes: string[]): Promise<StepsResult> {
+  const steps = await Promise.all(found.map((ck) => resolveStep(ck)));
+  if (steps.every((s) => s !== undefined)) {
+    const checkpoints = found.map((ck, i) => ({ ...ck, step: steps[i].step, stepSource: steps[i].source }));
+    return { checkpoints, stepsKnown: true };
+  }
+  const without = found.filter((_, i) => steps[i] === undefined);
+  const listed = without.find((ck) => ck.how === 'listed');
+  if (listed !== undefined && without.length < found.length) {
+    const others = found.length - without.length;
+    throw new AvgCkptError(
+      'missing-step',
+      `has no step (not in its name, metadata or a trainer_state.json) while ${others} other checkpoints have one: `
+        + 'move it out of the run, or name the checkpoints to average explicitly',
+      { file: listed.path },
+    );
+  }
+  const unknown = without.map((c) => c.path).join(', ');
+  const who = without.length === found.length ? 'no checkpoint has a step' : `no step for ${unknown}`;
+  notes.push(`${who}: the checkpoints keep the order given, as steps 1..${found.length}`);
+  const checkpoints = found.map((ck, i) => ({ ...ck, step: i + 1, stepSource: 'order' as const }));
+  return { checkpoints, stepsKnown: false };
+}
+
 /** Discovers and validates the headers of every checkpoint in `inputs`. */
 export async function discoverSeries(inputs: readonly string[], options: DiscoverOptions = {}): Promise<Series> {
   if (inputs.length === 0) throw new AvgCkptError('usage', 'name a run folder, a glob, or checkpoint files');
@@ -126,27 +168,16 @@ export async function discoverSeries(inputs: readonly string[], options: Discove
     const ck = await readCheckpointFiles(f.path, options.open, f.how);
     const average = averageName(ck);
     if (average !== undefined && f.how === 'listed') {
-      notes.push(`${f.path} was left out: avg-ckpt wrote it (${average}), it is not a training checkpoint (name it to include it)`);
+      notes.push(`${f.path} was left out: avg-ckpt wrote it (${average}), not training (name it to include it)`);
       continue;
     }
     found.push(ck);
   }
-  if (found.length === 0) throw new AvgCkptError('no-checkpoints', 'holds no training checkpoints, only averages avg-ckpt wrote', { file: inputs[0] });
-
-  const steps = await Promise.all(found.map((ck) => resolveStep(ck)));
-  const stepsKnown = steps.every((s) => s !== undefined);
-  if (!stepsKnown) {
-    const without = found.filter((_, i) => steps[i] === undefined);
-    const listed = without.find((ck) => ck.how === 'listed');
-    if (listed !== undefined && without.length < found.length) {
-      throw new AvgCkptError('missing-step', `has no step (none in its name, its metadata or a trainer_state.json) while ${found.length - without.length} other checkpoints have one: move it out of the run, or name the checkpoints to average explicitly`, { file: listed.path });
-    }
-    notes.push(`${without.length === found.length ? 'no checkpoint has' : `${without.map((c) => c.path).join(', ')} ${without.length > 1 ? 'have' : 'has'}`} a step: the checkpoints keep the order given, as steps 1..${found.length}`);
+  if (found.length === 0) {
+    const why = 'holds no training checkpoints, only averages avg-ckpt wrote';
+    throw new AvgCkptError('no-checkpoints', why, { file: inputs[0] });
   }
-  const checkpoints: Checkpoint[] = found.map((ck, i) => {
-    const s = steps[i];
-    return stepsKnown && s !== undefined ? { ...ck, step: s.step, stepSource: s.source } : { ...ck, step: i + 1, stepSource: 'order' };
-  });
+  const { checkpoints, stepsKnown } = await withSteps(found, notes);
   if (stepsKnown) {
     checkpoints.sort((a, b) => a.step - b.step);
     for (let i = 1; i < checkpoints.length; i++) {
