@@ -26,6 +26,11 @@ export type ErrorCode =
   | 'shard-path-escapes'
   | 'tensor-missing-from-shard'
   | 'tensor-in-two-shards'
+  // PyTorch checkpoints
+  | 'invalid-zip'
+  | 'invalid-pickle'
+  | 'unsafe-pickle'
+  | 'no-state-dict'
   // series
   | 'no-checkpoints'
   | 'duplicate-step'

@@ -2,10 +2,10 @@
  * NumPy `.npy` arrays and `.npz` archives (a zip of `.npy` entries, stored or deflated). Only
  * what validation data needs: little-endian numeric dtypes in C order.
  */
-import { inflateRawSync } from 'node:zlib';
 import { AvgCkptError, ioError } from '../errors.js';
 import { bytesPerElement, dtypeOfNumpyDescr, dtypeOfNumpyName, numpyNameOf, typedArrayOf, type DType, type NumpyName } from './dtype.js';
 import { readWhole } from './storage/storage.js';
+import { bytesReader, readRecord, readZipDirectory } from './zip.js';
 
 /** The dtypes validation data may have (what onnxruntime can be fed from them). */
 const NPY_DTYPES = ['F64', 'F32', 'F16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'] as const satisfies readonly DType[];
@@ -85,61 +85,6 @@ export async function readNpy(path: string): Promise<NpyArray> {
   return parseNpy(bytes, path);
 }
 
-/** The entries of a zip archive, from its central directory (zip64 sizes included). */
-function zipEntries(zip: Uint8Array, file: string): Map<string, Uint8Array> {
-  const dv = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
-  let eocd = -1;
-  for (let i = zip.byteLength - 22; i >= Math.max(0, zip.byteLength - 22 - 65535); i--) {
-    if (dv.getUint32(i, true) === 0x06054b50) {
-      eocd = i;
-      break;
-    }
-  }
-  if (eocd < 0) throw bad(file, 'not a zip archive (no end-of-central-directory record)');
-  let count = dv.getUint16(eocd + 10, true);
-  let cdOffset = dv.getUint32(eocd + 16, true);
-  if ((count === 0xffff || cdOffset === 0xffffffff) && eocd >= 20 && dv.getUint32(eocd - 20, true) === 0x07064b50) {
-    const rec = Number(dv.getBigUint64(eocd - 12, true)); // zip64 end-of-central-directory record
-    count = Number(dv.getBigUint64(rec + 32, true));
-    cdOffset = Number(dv.getBigUint64(rec + 48, true));
-  }
-  const out = new Map<string, Uint8Array>();
-  let p = cdOffset;
-  for (let n = 0; n < count; n++) {
-    if (p + 46 > zip.byteLength || dv.getUint32(p, true) !== 0x02014b50) throw bad(file, 'corrupt zip central directory');
-    const method = dv.getUint16(p + 10, true);
-    let csize = dv.getUint32(p + 20, true);
-    let usize = dv.getUint32(p + 24, true);
-    const nameLen = dv.getUint16(p + 28, true);
-    const extraLen = dv.getUint16(p + 30, true);
-    const commentLen = dv.getUint16(p + 32, true);
-    let local = dv.getUint32(p + 42, true);
-    const name = new TextDecoder().decode(zip.subarray(p + 46, p + 46 + nameLen));
-    // zip64 extra field: the 64-bit values appear only for fields that read 0xffffffff
-    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
-      const id = dv.getUint16(e, true);
-      const size = dv.getUint16(e + 2, true);
-      if (id === 0x0001) {
-        let q = e + 4;
-        const next = () => Number(dv.getBigUint64((q += 8) - 8, true));
-        if (usize === 0xffffffff) usize = next();
-        if (csize === 0xffffffff) csize = next();
-        if (local === 0xffffffff) local = next();
-      }
-      e += 4 + size;
-    }
-    if (dv.getUint32(local, true) !== 0x04034b50) throw bad(file, `corrupt zip entry ${name}`);
-    const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
-    const raw = zip.subarray(start, start + csize);
-    if (method === 0) out.set(name, raw);
-    else if (method === 8) out.set(name, inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) })); // the declared size bounds a zip bomb
-    else throw bad(file, `zip entry ${name} uses compression method ${method}; only stored and deflate are supported`);
-    if (out.get(name)!.byteLength !== usize) throw bad(file, `zip entry ${name} is truncated`);
-    p += 46 + nameLen + extraLen + commentLen;
-  }
-  return out;
-}
-
 /** Reads every array of an `.npz` archive, by name without the `.npy` suffix. */
 export async function readNpz(path: string): Promise<Map<string, NpyArray>> {
   let zip: Uint8Array;
@@ -149,17 +94,16 @@ export async function readNpz(path: string): Promise<Map<string, NpyArray>> {
     throw ioError(path, e, 'read');
   }
   const arrays = new Map<string, NpyArray>();
-  let entries: Map<string, Uint8Array>;
+  const reader = bytesReader(zip, path);
   try {
-    entries = zipEntries(zip, path);
+    for (const rec of await readZipDirectory(reader, path)) {
+      if (!rec.name.endsWith('.npy')) continue;
+      arrays.set(rec.name.slice(0, -4), parseNpy(await readRecord(reader, rec, path), `${path}:${rec.name}`));
+    }
   } catch (e) {
-    if (e instanceof AvgCkptError) throw e;
-    // offsets past the end (RangeError from DataView) or a broken deflate stream (zlib)
-    throw bad(path, `corrupt zip archive (${(e as Error).message})`);
-  }
-  for (const [name, bytes] of entries) {
-    if (!name.endsWith('.npy')) continue;
-    arrays.set(name.slice(0, -4), parseNpy(bytes, `${path}:${name}`));
+    // a broken archive is bad validation data, whatever part of the zip is broken
+    if (e instanceof AvgCkptError && (e.code === 'invalid-zip' || e.code === 'io')) throw bad(path, e.message);
+    throw e;
   }
   return arrays;
 }

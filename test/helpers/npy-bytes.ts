@@ -34,8 +34,11 @@ function crc32(b: Uint8Array): number {
   return ~c >>> 0;
 }
 
-/** A zip of the given entries, stored or deflated. */
-export function zipBytes(entries: { name: string; data: Uint8Array; deflate?: boolean }[]): Uint8Array {
+/**
+ * A zip of the given entries, stored or deflated. With `zip64`, the central
+ * directory gives sizes and offsets in ZIP64 extra fields and ends with the ZIP64 records.
+ */
+export function zipBytes(entries: { name: string; data: Uint8Array; deflate?: boolean }[], opts: { zip64?: boolean } = {}): Uint8Array {
   const parts: number[] = [];
   const central: number[] = [];
   const u16 = (a: number[], v: number) => a.push(v & 0xff, (v >> 8) & 0xff);
@@ -49,13 +52,26 @@ export function zipBytes(entries: { name: string; data: Uint8Array; deflate?: bo
     u32(parts, crc); u32(parts, body.length); u32(parts, e.data.length); u16(parts, name.length); u16(parts, 0);
     parts.push(...name, ...body);
     u32(central, 0x02014b50); u16(central, 20); u16(central, 20); u16(central, 0); u16(central, e.deflate ? 8 : 0); u16(central, 0); u16(central, 0);
-    u32(central, crc); u32(central, body.length); u32(central, e.data.length); u16(central, name.length); u16(central, 0); u16(central, 0);
-    u16(central, 0); u16(central, 0); u32(central, 0); u32(central, offset);
+    const big = opts.zip64 === true;
+    u32(central, crc); u32(central, big ? 0xffffffff : body.length); u32(central, big ? 0xffffffff : e.data.length);
+    u16(central, name.length); u16(central, big ? 28 : 0); u16(central, 0);
+    u16(central, 0); u16(central, 0); u32(central, 0); u32(central, big ? 0xffffffff : offset);
     central.push(...name);
+    if (big) {
+      u16(central, 1); u16(central, 24);
+      for (const v of [e.data.length, body.length, offset]) { u32(central, v); u32(central, 0); }
+    }
   }
   const cdOffset = parts.length;
   const eocd: number[] = [];
-  u32(eocd, 0x06054b50); u16(eocd, 0); u16(eocd, 0); u16(eocd, entries.length); u16(eocd, entries.length);
-  u32(eocd, central.length); u32(eocd, cdOffset); u16(eocd, 0);
+  if (opts.zip64) {
+    const at = cdOffset + central.length;
+    u32(eocd, 0x06064b50); u32(eocd, 44); u32(eocd, 0); u16(eocd, 45); u16(eocd, 45); u32(eocd, 0); u32(eocd, 0);
+    for (const v of [entries.length, entries.length, central.length, cdOffset]) { u32(eocd, v); u32(eocd, 0); }
+    u32(eocd, 0x07064b50); u32(eocd, 0); u32(eocd, at); u32(eocd, 0); u32(eocd, 1);
+  }
+  const few = opts.zip64 ? 0xffff : entries.length;
+  u32(eocd, 0x06054b50); u16(eocd, 0); u16(eocd, 0); u16(eocd, few); u16(eocd, few);
+  u32(eocd, opts.zip64 ? 0xffffffff : central.length); u32(eocd, opts.zip64 ? 0xffffffff : cdOffset); u16(eocd, 0);
   return Uint8Array.from([...parts, ...central, ...eocd]);
 }

@@ -3,8 +3,8 @@
  * shapes, then the data is appended in header order, chunk by chunk, so no tensor ever needs to
  * be whole in memory.
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { AvgCkptError, ioError } from '../../errors.js';
+import { AvgCkptError } from '../../errors.js';
+import { AppendFile } from '../append-file.js';
 import { type DType, dtypeBits } from '../dtype.js';
 
 export interface OutputTensor {
@@ -55,90 +55,37 @@ export function layoutSafetensors(tensors: readonly OutputTensor[], metadata: Re
   return { headerBytes, tensors: placed, fileSize: headerBytes.byteLength + offset };
 }
 
-const COALESCE = 4 << 20;
-
 /** Appends a layout's bytes to a file; `close` checks that exactly the planned bytes came. */
 export class SafetensorsWriter {
-  private written = 0;
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-
   /** `path` is shown in messages: the output the user asked for, not a temporary name. */
-  private constructor(private readonly fh: FileHandle, readonly path: string, readonly layout: SafetensorsLayout) {}
+  private constructor(private readonly out: AppendFile, readonly path: string, readonly layout: SafetensorsLayout) {}
 
   /**
    * @param path where the bytes go (often a temporary name)
    * @param shownAs the name errors give, by default `path`
    */
   static async create(path: string, layout: SafetensorsLayout, shownAs = path): Promise<SafetensorsWriter> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'wx');
-    } catch (e) {
-      throw ioError(shownAs, e, 'create');
-    }
-    const w = new SafetensorsWriter(fh, shownAs, layout);
+    const w = new SafetensorsWriter(await AppendFile.create(path, shownAs), shownAs, layout);
     await w.write(layout.headerBytes);
     return w;
   }
 
   /** Appends bytes (copied if they are kept for coalescing, so callers may reuse the buffer). */
   async write(bytes: Uint8Array): Promise<void> {
-    if (bytes.byteLength >= COALESCE) {
-      await this.flush();
-      await this.writeOut(bytes);
-      return;
-    }
-    this.pending.push(bytes.slice());
-    this.pendingBytes += bytes.byteLength;
-    if (this.pendingBytes >= COALESCE) await this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const all = new Uint8Array(this.pendingBytes);
-    let o = 0;
-    for (const p of this.pending) {
-      all.set(p, o);
-      o += p.byteLength;
-    }
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.writeOut(all);
-  }
-
-  private async writeOut(bytes: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < bytes.byteLength) {
-      try {
-        const { bytesWritten } = await this.fh.write(bytes, done, bytes.byteLength - done, this.written);
-        done += bytesWritten;
-        this.written += bytesWritten;
-      } catch (e) {
-        throw ioError(this.path, e, 'write');
-      }
-    }
+    await this.out.append(bytes);
   }
 
   /** Flushes, checks the size, fsyncs and closes. */
   async close(): Promise<void> {
-    try {
-      await this.flush();
-      if (this.written !== this.layout.fileSize) {
-        throw new AvgCkptError('internal', `wrote ${this.written} bytes, planned ${this.layout.fileSize}`, { file: this.path });
-      }
-      try {
-        await this.fh.sync();
-      } catch (e) {
-        throw ioError(this.path, e, 'flush to disk');
-      }
-    } finally {
-      await this.fh.close().catch(() => undefined);
+    if (this.out.size !== this.layout.fileSize) {
+      await this.out.discard();
+      throw new AvgCkptError('internal', `wrote ${this.out.size} bytes, planned ${this.layout.fileSize}`, { file: this.path });
     }
+    await this.out.close();
   }
 
   /** Closes without checks (the caller is abandoning the file). */
   async discard(): Promise<void> {
-    await this.fh.close().catch(() => undefined);
+    await this.out.discard();
   }
 }

@@ -1,0 +1,110 @@
+/**
+ * The torch reader on files written by PyTorch 1.13 for these tests (fixtures/pytorch/extra,
+ * make.py there: tensor i holds (arange(n) + 10 i) / 2), on the malicious reference files, and
+ * on how it chooses the state dict.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { AvgCkptError } from '../../../src/errors.js';
+import { isTorchFile, isTorchLegacy, openTorchFile, type TorchFile } from '../../../src/io/pytorch/torch-file.js';
+import { bytesReader } from '../../../src/io/zip.js';
+import { elementsAt, PT } from '../../helpers/pt-reference.js';
+
+const EXTRA = `${PT}/extra`;
+
+async function open(file: string, key?: string): Promise<{ torch: TorchFile; bytes: Uint8Array }> {
+  const bytes = readFileSync(file);
+  return { torch: await openTorchFile(bytesReader(bytes, file), bytes.subarray(0, 64), file, { key }), bytes };
+}
+
+async function failure(file: string, key?: string): Promise<AvgCkptError> {
+  try {
+    await open(file, key);
+  } catch (e) {
+    if (e instanceof AvgCkptError) return e;
+    throw e;
+  }
+  throw new Error(`${file} opened`);
+}
+
+/** What make.py stored in tensor i of `shape`. */
+const expected = (i: number, n: number) => Array.from({ length: n }, (_, j) => (j + 10 * i) * 0.5);
+
+async function values(file: string, key?: string): Promise<Record<string, number[]>> {
+  const { torch, bytes } = await open(file, key);
+  return Object.fromEntries(torch.tensors.map((t) => [t.name, elementsAt(bytes, t.dtype, t.shape, t.position, t.strides)]));
+}
+
+describe('torch reader: layouts and protocols', () => {
+  it('protocol 5, a legacy file in protocol 4, parameters and a nested --key read the same tensors', async () => {
+    const want = { w: expected(0, 12), b: expected(1, 4) };
+    expect(await values(`${EXTRA}/protocol5.pt`)).toEqual(want);
+    expect(await values(`${EXTRA}/legacy-p4.pt`)).toEqual(want);
+    expect(await values(`${EXTRA}/parameters.pt`)).toEqual(want);
+    expect(await values(`${EXTRA}/nested.pt`, 'ema.module')).toEqual(want);
+    expect(await values(`${EXTRA}/global-step.pt`)).toEqual(want);
+    expect((await open(`${EXTRA}/global-step.pt`)).torch.step).toBe(7);
+    expect((await open(`${EXTRA}/legacy-p4.pt`)).torch.layout).toBe('legacy');
+  });
+
+  it('every dtype torch 1.13 saves', async () => {
+    const { torch, bytes } = await open(`${EXTRA}/dtypes.pt`);
+    expect(torch.tensors.map((t) => t.dtype)).toEqual(['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL']);
+    for (const [i, t] of torch.tensors.entries()) {
+      const got = elementsAt(bytes, t.dtype, t.shape, t.position, t.strides);
+      const want = t.dtype === 'BOOL' ? [0, 1, 0, 1, 0, 1] : t.dtype === 'I8' || t.dtype === 'U8' ? [0, 1, 2, 3, 4, 5].map((j) => j + i) : t.dtype.startsWith('I') ? expected(i, 6).map(Math.trunc) : expected(i, 6);
+      expect(got, t.name).toEqual(want);
+    }
+  });
+
+  it('a big-endian file is marked for byte swapping', async () => {
+    const { torch, bytes } = await open(`${EXTRA}/big-endian.pt`);
+    expect(torch.tensors.every((t) => t.bigEndian)).toBe(true);
+    const w = torch.tensors[0];
+    const swapped = bytes.slice();
+    for (let i = w.position; i < w.position + w.byteLength; i += 4) swapped.subarray(i, i + 4).reverse();
+    expect(elementsAt(swapped, w.dtype, w.shape, w.position)).toEqual(expected(0, 12));
+  });
+
+  it('detects both formats by content', () => {
+    const head = (f: string) => readFileSync(f).subarray(0, 64);
+    expect(isTorchLegacy(head(`${EXTRA}/legacy-p4.pt`))).toBe(true);
+    expect(isTorchLegacy(head(`${PT}/legacy/run/checkpoint_1_20.pt`))).toBe(true);
+    expect(isTorchFile(head(`${EXTRA}/protocol5.pt`))).toBe(true);
+    expect(isTorchFile(head(`${PT}/plainlm/ref.npz`))).toBe(true); // a zip: opening it says it is not torch's
+    expect(isTorchFile(new TextEncoder().encode('{"__metadata__":{}}'))).toBe(false);
+  });
+});
+
+describe('torch reader: choosing the state dict', () => {
+  it('lists the top-level keys with their tensor counts when no usual key holds one', async () => {
+    const e = await failure(`${EXTRA}/two-models.pt`);
+    expect(e.code).toBe('no-state-dict');
+    expect(e.oneLine()).toBe(`${EXTRA}/two-models.pt: holds no state dict under state_dict, model, model_state_dict, module, model_params: pass --key; top-level keys: generator (2 tensors), discriminator (2 tensors), epoch (0 tensors)`);
+    expect(Object.keys(await values(`${EXTRA}/two-models.pt`, 'discriminator'))).toEqual(['w', 'b']);
+  });
+
+  it('a --key that is missing or not a dict says so and lists the keys', async () => {
+    expect((await failure(`${EXTRA}/nested.pt`, 'ema.modul')).oneLine()).toContain('has no entry "ema.modul" (--key); top-level keys: ema (2 tensors), epoch (0 tensors)');
+    expect((await failure(`${EXTRA}/nested.pt`, 'epoch')).oneLine()).toContain('entry "epoch" (--key) is a number, not a state dict');
+  });
+
+  it('refuses an object inside the state dict, naming the global, but not one outside it', async () => {
+    const e = await failure(`${EXTRA}/object-inside.pt`);
+    expect([e.code, e.oneLine()]).toEqual(['unsafe-pickle', `${EXTRA}/object-inside.pt: tensor "cfg": refused: the state dict holds an object of argparse.Namespace, not a tensor; nothing was executed`]);
+    // timm keeps an argparse.Namespace in `args`, outside the state dict: read past, never called
+    expect((await open(`${PT}/timm/run/checkpoint-2.pth.tar`)).torch.tensors).toHaveLength(16);
+  });
+
+  it('refuses the malicious files by the global they name, with nothing executed', async () => {
+    for (const [kind, global] of [['system', 'posix.system'], ['eval', '__builtin__.eval']]) {
+      const file = `${PT}/evil/${kind}/ckpt_step_200.pth`;
+      const e = await failure(file);
+      expect([e.code, e.oneLine()]).toEqual(['unsafe-pickle', `${file}: refused: the pickle names the global ${global} (${kind === 'system' ? 'module posix runs programs or touches files' : 'it evaluates code or reaches any object'}); nothing was executed`]);
+    }
+  });
+
+  it('a Trainer training_args.bin holds no state dict', async () => {
+    expect((await failure(`${PT}/hfbin/run/checkpoint-20/training_args.bin`)).code).toBe('no-state-dict');
+  });
+});
