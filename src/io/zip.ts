@@ -5,19 +5,16 @@
  */
 import { inflateRawSync } from 'node:zlib';
 import { AvgCkptError } from '../errors.js';
+import type { RangedReader as StorageReader } from './storage/storage.js';
 
-/** The least a zip reader needs of a file: its size and positional reads. */
-export interface RangedReader {
-  readonly size: number;
-  /** Reads exactly `length` bytes at `position` into `into` (from its start). */
-  read(position: number, into: Uint8Array, length: number): Promise<void>;
-}
+/** The least a zip reader needs of a file: its size and positional reads (a storage reader, or bytes). */
+export type RangedReader = Pick<StorageReader, 'size' | 'read'>;
 
 /** A RangedReader over bytes already in memory. */
 export function bytesReader(bytes: Uint8Array, file: string): RangedReader {
   return {
     size: bytes.byteLength,
-    async read(position, into, length) {
+    async read(position, into, length = into.byteLength) {
       if (position < 0 || position + length > bytes.byteLength) {
         throw new AvgCkptError('io', `read of ${length} bytes at ${position} runs past the end (${bytes.byteLength} bytes)`, { file });
       }

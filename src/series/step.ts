@@ -7,6 +7,7 @@ import type { CheckpointFiles, StepSource } from './checkpoint.js';
 /** Names that say "step": these are read from any name. */
 const KEYWORD_PATTERNS = [
   /(?:^|[^a-z])(?:global_)?step[_=-]?(\d+)/i, // step_000500, ckpt_step_1000, epoch=3-step=1200
+  /checkpoint_\d+_(\d+)/i, // fairseq checkpoint_<epoch>_<update>
   /checkpoint[-_]?(\d+)/i, // checkpoint-500
 ];
 /** model_01000: the last number, only in a checkpoint's own name (never a run folder's, `rc5/`). */

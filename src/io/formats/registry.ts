@@ -4,11 +4,12 @@
  */
 import { basename } from 'node:path';
 import { AvgCkptError } from '../../errors.js';
+import { pytorchFormat } from '../pytorch/format.js';
 import { safetensorsFormat } from '../safetensors/format.js';
 import { openReader, storageError } from '../storage/storage.js';
 import { HEAD_BYTES, type CheckpointFormat, type FormatFile, type OpenOptions } from './format.js';
 
-export const FORMATS: readonly CheckpointFormat[] = [safetensorsFormat];
+export const FORMATS: readonly CheckpointFormat[] = [safetensorsFormat, pytorchFormat];
 
 const lower = (name: string) => name.toLowerCase();
 

@@ -31,7 +31,7 @@ export function elementBytes(src: Pick<TensorSource, 'dtype'>): number {
 }
 
 /** True when the elements are one C-order run at `position` (no strides, or strides that say so). */
-export function isContiguous(src: TensorSource): boolean {
+export function isContiguous(src: Pick<TensorSource, 'shape' | 'strides'>): boolean {
   if (src.strides === undefined) return true;
   let expected = 1;
   for (let d = src.shape.length - 1; d >= 0; d--) {

@@ -5,25 +5,8 @@
  */
 import { AvgCkptError } from '../../errors.js';
 import { dtypeBits, type DType } from '../safetensors/dtype.js';
+import { isContiguous, type TensorSource } from '../formats/tensor-source.js';
 import type { NamedTensor } from './state-dict.js';
-
-/** A tensor of a torch file, located (the format seam's TensorSource is built from this). */
-export interface TorchTensorSource {
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  readonly file: string;
-  /** Absolute position of element 0 (the storage's data plus the view's offset). */
-  readonly position: number;
-  /** numel x element size: the bytes the tensor's elements occupy when read in C order. */
-  readonly byteLength: number;
-  /** Element strides, only when the tensor is not C-contiguous. */
-  readonly strides?: readonly number[];
-  /** The storage key: tensors with the same storage share bytes (views, tied weights). */
-  readonly storage: string;
-  /** Storage data is big-endian (a `byteorder` record saying `big`). */
-  readonly bigEndian: boolean;
-}
 
 /** Where a storage's bytes are. */
 export interface StoragePlace {
@@ -37,17 +20,8 @@ export function elementSize(dtype: DType, file: string, tensor: string): number 
   return bits / 8;
 }
 
-function isCContiguous(shape: readonly number[], strides: readonly number[]): boolean {
-  let expected = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    if (shape[i] !== 1 && strides[i] !== expected) return false;
-    expected *= shape[i];
-  }
-  return true;
-}
-
 /** Locates `t` in its storage at `place`, checking that the view stays inside the storage. */
-export function placeTensor(t: NamedTensor, place: StoragePlace, file: string, bigEndian: boolean): TorchTensorSource {
+export function placeTensor(t: NamedTensor, place: StoragePlace, file: string, bigEndian: boolean): TensorSource {
   const { tensor } = t;
   const size = elementSize(tensor.dtype, file, t.name);
   const numel = tensor.shape.reduce((a, b) => a * b, 1);
@@ -60,7 +34,7 @@ export function placeTensor(t: NamedTensor, place: StoragePlace, file: string, b
       throw new AvgCkptError('invalid-pickle', `view (offset ${tensor.offset}, shape [${tensor.shape.join(', ')}], strides [${tensor.strides.join(', ')}]) reaches element ${last} of a storage of ${storageElements}`, { file, tensor: t.name });
     }
   }
-  const contiguous = isCContiguous(tensor.shape, tensor.strides);
+  const contiguous = isContiguous({ shape: tensor.shape, strides: tensor.strides });
   return {
     name: t.name,
     dtype: tensor.dtype,
@@ -70,6 +44,6 @@ export function placeTensor(t: NamedTensor, place: StoragePlace, file: string, b
     byteLength: numel * size,
     ...(contiguous ? {} : { strides: tensor.strides }),
     storage: tensor.storage.view?.root ?? tensor.storage.key,
-    bigEndian,
+    ...(bigEndian ? { bigEndian } : {}),
   };
 }

@@ -7,7 +7,8 @@
 import { AvgCkptError } from '../../errors.js';
 import { isZip, readRecord, readZipDirectory, recordDataStart, type RangedReader, type ZipRecord } from '../zip.js';
 import { PickleTruncated, runPickle, type PyValue } from './pickle.js';
-import { placeTensor, elementSize, type StoragePlace, type TorchTensorSource } from './placement.js';
+import type { TensorSource } from '../formats/tensor-source.js';
+import { placeTensor, elementSize, type StoragePlace } from './placement.js';
 import { chooseStateDict, stepEntry } from './state-dict.js';
 import { torchHooks, type TorchStorage } from './torch-pickle.js';
 
@@ -23,7 +24,7 @@ export interface TorchFile {
   readonly layout: 'zip' | 'legacy';
   /** The state dict's key ('' for a plain state dict). */
   readonly key: string;
-  readonly tensors: readonly TorchTensorSource[];
+  readonly tensors: readonly TensorSource[];
   /** A top-level `step` or `global_step` entry, if the file has one. */
   readonly step?: number;
 }
@@ -55,7 +56,7 @@ function locate(root: PyValue, file: string, opts: TorchOpenOptions, place: (s: 
     key: chosen.key,
     step: stepEntry(root),
     tensors: async () => {
-      const out: TorchTensorSource[] = [];
+      const out: TensorSource[] = [];
       for (const t of chosen.tensors) out.push(placeTensor(t, await place(t.tensor.storage), file, bigEndian));
       return out;
     },
