@@ -9,7 +9,9 @@ import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { checkpointInputs, guardOutputs, type GuardedInput } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/dtype.js';
-import { byteLengthOf, layoutSafetensors, SafetensorsWriter } from '../io/safetensors/writer.js';
+import { layoutPt, PtWriter } from '../io/pytorch/writer.js';
+import { tiedNames } from '../io/pytorch/tied.js';
+import { byteLengthOf, layoutSafetensors, SafetensorsWriter, type OutputTensor } from '../io/safetensors/writer.js';
 import { SAFETENSORS_INDEX_FILE as INDEX_FILE } from '../io/safetensors/format.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
@@ -19,7 +21,7 @@ import { planMerge, type MergePlan, type PlannedTensor } from './plan.js';
 import { streamTensors, type StreamProgress } from './stream.js';
 
 export interface MergeOptions {
-  /** A `.safetensors` file, or a folder (written like the input: shards + index, config files). */
+  /** A `.safetensors` or `.pt` file, or a folder (written like the input: shards + index, config files). */
   output: string;
   force?: boolean;
   /** Output dtype for float tensors (default: the input's). */
@@ -42,10 +44,13 @@ export interface MergeResult {
   plan: MergePlan;
 }
 
-/** A folder output is asked for by a trailing slash, an existing folder, or no .safetensors suffix. */
+/** File outputs in PyTorch's format (`torch.save` zip); every other file output is safetensors. */
+const PT_OUTPUT = /\.(pt|pth|bin)$/i;
+
+/** A folder output is asked for by a trailing slash, an existing folder, or no .safetensors/.pt suffix. */
 export function outputKindOf(output: string, existingIsDir: boolean): 'file' | 'dir' {
   if (output.endsWith('/') || output.endsWith(sep) || existingIsDir) return 'dir';
-  return output.endsWith('.safetensors') ? 'file' : 'dir';
+  return output.endsWith('.safetensors') || PT_OUTPUT.test(output) ? 'file' : 'dir';
 }
 
 /** The recipe, recorded in every output file's `__metadata__`. */
@@ -62,12 +67,25 @@ async function existsAsDir(p: string): Promise<boolean> {
   return stat(p).then((st) => st.isDirectory(), () => false);
 }
 
+/** A `.pt` output: tied input names share one storage again, their bytes computed once. */
+async function ptWriter(path: string, shownAs: string, tensors: PlannedTensor[], meta: Record<string, string>): Promise<{ writer: PtWriter; order: readonly OutputTensor[] }> {
+  const aliases = tiedNames(tensors.map((t) => ({ name: t.name, dtype: t.dtype, sources: t.contributions.map((c) => c.source) })));
+  const layout = layoutPt(tensors, meta, aliases);
+  return { writer: await PtWriter.create(path, layout, shownAs), order: layout.tensors };
+}
+
 async function writeFilePlan(pool: FilePool, path: string, shownAs: string, tensors: PlannedTensor[], meta: Record<string, string>, opts: MergeOptions, plan: MergePlan, base: StreamProgress): Promise<void> {
-  const layout = layoutSafetensors(tensors, meta);
   const order = new Map(tensors.map((t) => [t.name, t]));
-  const writer = await SafetensorsWriter.create(path, layout, shownAs);
+  let writer: SafetensorsWriter | PtWriter;
+  let written: readonly OutputTensor[];
+  if (PT_OUTPUT.test(shownAs)) ({ writer, order: written } = await ptWriter(path, shownAs, tensors, meta));
+  else {
+    const layout = layoutSafetensors(tensors, meta);
+    writer = await SafetensorsWriter.create(path, layout, shownAs);
+    written = layout.tensors;
+  }
   try {
-    await streamTensors(pool, layout.tensors.map((t) => order.get(t.name)!), writer, {
+    await streamTensors(pool, written.map((t) => order.get(t.name)!), writer, {
       allowNonfinite: opts.allowNonfinite ?? false,
       onProgress: (p) => opts.onProgress?.({ bytesRead: base.bytesRead + p.bytesRead, tensorsDone: base.tensorsDone + p.tensorsDone }, plan),
     });

@@ -102,7 +102,7 @@ function background(p: Promise<void>): Promise<void> {
 }
 
 /** Streams `tensors` (in the writer's layout order) into `writer`. */
-export async function streamTensors(pool: FilePool, tensors: readonly PlannedTensor[], writer: SafetensorsWriter, opts: StreamOptions): Promise<void> {
+export async function streamTensors(pool: FilePool, tensors: readonly PlannedTensor[], writer: Pick<SafetensorsWriter, 'path' | 'write'>, opts: StreamOptions): Promise<void> {
   const maxLen = maxReadLength(tensors);
   const averaged = tensors.filter((t) => t.mode === 'average');
   const accLen = Math.min(CHUNK_ELEMENTS, Math.max(1, ...averaged.map(numel)));
