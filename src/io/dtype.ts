@@ -189,6 +189,11 @@ export function dtypeOfNumpyDescr(descr: string): DType | undefined {
   return find((i) => i.numpy?.descr === oneByte);
 }
 
+/** The legacy storage class torch pickles for a dtype (`FloatStorage`), if it has one. */
+export function torchStorageOf(d: DType): string | undefined {
+  return INFO[d].torch?.storage;
+}
+
 export function dtypeOfTorchStorage(storageClass: string): DType | undefined {
   return find((i) => i.torch?.storage === storageClass);
 }

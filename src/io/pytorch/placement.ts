@@ -4,7 +4,7 @@
  * hostile file cannot make a reader wander into other records.
  */
 import { AvgCkptError } from '../../errors.js';
-import { dtypeBits, type DType } from '../safetensors/dtype.js';
+import { dtypeBits, type DType } from '../dtype.js';
 import { isContiguous, type TensorSource } from '../formats/tensor-source.js';
 import type { NamedTensor } from './state-dict.js';
 

@@ -3,17 +3,7 @@
  * `torch._utils._rebuild_tensor_v2` from storages named by persistent ids. Only globals that
  * `torch.load(weights_only=True)` allows appear in it.
  */
-import type { DType } from '../safetensors/dtype.js';
-
-const STORAGE_CLASS: Partial<Record<DType, string>> = {
-  F64: 'DoubleStorage', F32: 'FloatStorage', F16: 'HalfStorage', BF16: 'BFloat16Storage', I64: 'LongStorage', I32: 'IntStorage',
-  I16: 'ShortStorage', I8: 'CharStorage', U8: 'ByteStorage', BOOL: 'BoolStorage', C64: 'ComplexFloatStorage',
-  F8_E4M3: 'Float8_e4m3fnStorage', F8_E5M2: 'Float8_e5m2Storage',
-};
-
-export function storageClassOf(dtype: DType): string | undefined {
-  return STORAGE_CLASS[dtype];
-}
+import { torchStorageOf, type DType } from '../dtype.js';
 
 export interface PickledTensor {
   readonly name: string;
@@ -79,7 +69,7 @@ function contiguousStrides(shape: readonly number[]): number[] {
 export function stateDictPickle(tensors: readonly PickledTensor[]): Uint8Array {
   const o = new Ops().op(0x80, 0x02, 0x7d, 0x28); // PROTO 2, EMPTY_DICT, MARK
   for (const t of tensors) {
-    const cls = storageClassOf(t.dtype);
+    const cls = torchStorageOf(t.dtype);
     if (cls === undefined) throw new RangeError(`no torch storage for ${t.dtype}`);
     o.text(t.name).global('torch._utils', '_rebuild_tensor_v2').op(0x28, 0x28); // MARK MARK (persistent id tuple)
     o.text('storage').global('torch', cls).text(t.storage).text('cpu').int(t.storageNumel).op(0x74, 0x51); // TUPLE BINPERSID

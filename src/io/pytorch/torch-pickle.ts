@@ -4,24 +4,8 @@
  * other call stays an inert PyObject (the selected state dict refuses them, see state-dict.ts).
  */
 import { AvgCkptError } from '../../errors.js';
-import type { DType } from '../safetensors/dtype.js';
+import { dtypeOfTorchDtype, dtypeOfTorchStorage, type DType } from '../dtype.js';
 import { globalName, type PickleHooks, type PyGlobal, type PyTuple, type PyValue } from './pickle.js';
-
-/** torch storage class names -> dtype (element sizes follow from the dtype). */
-const STORAGE_DTYPES: Record<string, DType> = {
-  DoubleStorage: 'F64', FloatStorage: 'F32', HalfStorage: 'F16', BFloat16Storage: 'BF16',
-  LongStorage: 'I64', IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',
-  UInt16Storage: 'U16', UInt32Storage: 'U32', UInt64Storage: 'U64', ComplexFloatStorage: 'C64',
-  Float8_e4m3fnStorage: 'F8_E4M3', Float8_e5m2Storage: 'F8_E5M2', Float8_e4m3fnuzStorage: 'F8_E4M3FNUZ', Float8_e5m2fnuzStorage: 'F8_E5M2FNUZ',
-  UntypedStorage: 'U8',
-};
-/** torch dtype objects (`torch.float32`, in `_rebuild_tensor_v3`) -> dtype. */
-const TORCH_DTYPES: Record<string, DType> = {
-  float64: 'F64', double: 'F64', float32: 'F32', float: 'F32', float16: 'F16', half: 'F16', bfloat16: 'BF16',
-  int64: 'I64', long: 'I64', int32: 'I32', int: 'I32', int16: 'I16', short: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
-  uint16: 'U16', uint32: 'U32', uint64: 'U64', complex64: 'C64', cfloat: 'C64',
-  float8_e4m3fn: 'F8_E4M3', float8_e5m2: 'F8_E5M2', float8_e4m3fnuz: 'F8_E4M3FNUZ', float8_e5m2fnuz: 'F8_E5M2FNUZ',
-};
 
 /** One storage of the file: tensors referring to the same key share it (views, tied weights). */
 export interface TorchStorage {
@@ -57,11 +41,12 @@ const isGlobal = (v: PyValue): v is PyGlobal => v !== null && typeof v === 'obje
 /** Storage class or dtype global -> dtype; undefined when it is neither. */
 export function storageDType(g: PyValue): DType | undefined {
   if (!isGlobal(g) || (g.module !== 'torch' && g.module !== 'torch.storage' && g.module !== 'torch.cuda')) return undefined;
-  return STORAGE_DTYPES[g.name];
+  // an untyped storage (torch >= 2) holds bytes; the tensors over it say their dtype
+  return g.name === 'UntypedStorage' ? 'U8' : dtypeOfTorchStorage(g.name);
 }
 
 function torchDType(g: PyValue): DType | undefined {
-  return isGlobal(g) && g.module === 'torch' ? TORCH_DTYPES[g.name] : undefined;
+  return isGlobal(g) && g.module === 'torch' ? dtypeOfTorchDtype(`torch.${g.name}`) : undefined;
 }
 
 export const REBUILD_TENSOR = new Set(['torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor_v3']);

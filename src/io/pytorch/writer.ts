@@ -8,7 +8,7 @@
 import { crc32 } from 'node:zlib';
 import { AvgCkptError } from '../../errors.js';
 import { AppendFile } from '../append-file.js';
-import { dtypeBits, type DType } from '../safetensors/dtype.js';
+import { dtypeBits, type DType } from '../dtype.js';
 import { stateDictPickle, type PickledTensor } from './state-dict-pickle.js';
 
 export interface PtOutputTensor {
