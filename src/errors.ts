@@ -49,6 +49,7 @@ export type ErrorCode =
   | 'invalid-onnx'
   | 'data-mismatch'
   | 'unmapped-initializers'
+  | 'model-mismatch'
   | 'device-unavailable'
   | 'out-of-memory'
   // --eval-cmd: a candidate's command failed (timeout, exit code, no metric); no space for candidates

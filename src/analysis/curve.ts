@@ -3,6 +3,7 @@
  * end at each checkpoint, the steps evaluated, and how many steps each average saves to reach a
  * target. Scoring and writing are the command's (src/commands/curve.ts).
  */
+import type { ExportedInitializer } from '../eval/binding.js';
 import type { Metrics } from '../eval/metrics.js';
 import { AvgCkptError } from '../errors.js';
 import { raw } from '../recipes/lawa.js';
@@ -41,6 +42,8 @@ export interface CurveReport {
   readonly time_to_target: readonly CurveTimeToTarget[];
   /** The files the command wrote (--plot, --html), when any. */
   readonly written?: readonly string[];
+  /** Float initializers no checkpoint supplies, scored as exported at every point (--allow-unmapped). */
+  readonly unmapped?: readonly ExportedInitializer[];
 }
 
 /** One line of the curve: a method, and its vector ending at checkpoint i (undefined: not defined there). */

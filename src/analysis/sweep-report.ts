@@ -2,6 +2,7 @@
  * What a sweep found: every candidate's recipe and metrics, the baseline and the winner, and the
  * checkpoints of the selection (so the outputs that follow never discover the run again).
  */
+import type { ExportedInitializer } from '../eval/binding.js';
 import type { Metrics } from '../eval/metrics.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 
@@ -38,6 +39,8 @@ export interface SweepReport {
   readonly baseline: string;
   readonly best: string;
   readonly written?: readonly string[];
+  /** Float initializers no checkpoint supplies, scored as exported in every candidate (--allow-unmapped). */
+  readonly unmapped?: readonly ExportedInitializer[];
 }
 
 /** A scored vector as the report keeps it: only the steps with weight. */

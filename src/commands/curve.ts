@@ -5,6 +5,7 @@
  */
 import { CURVE_FAMILIES, curveIndexes, curveTimeToTarget, families, type CurveAverages, type CurvePoint, type CurveReport } from '../analysis/curve.js';
 import { AvgCkptError } from '../errors.js';
+import { exportedInitializers } from '../eval/binding.js';
 import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
 import { evaluationInputs } from '../eval/inputs.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
@@ -116,6 +117,7 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     return {
       metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind,
       engine_reason: evaluator.engineReason, steps: indexes.map((i) => steps[i]), methods, target, time_to_target: ttt,
+      ...(evaluator.binding.unmapped.length > 0 ? { unmapped: exportedInitializers(evaluator.binding) } : {}),
     };
   } finally {
     await evaluator.close();

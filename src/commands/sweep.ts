@@ -5,6 +5,7 @@
  */
 import { candidateResult, median, type CandidateResult, type SweepReport } from '../analysis/sweep-report.js';
 import { mergeToOutput } from '../engine/merge.js';
+import { exportedInitializers } from '../eval/binding.js';
 import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidates.js';
 import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
 import { evaluationInputs } from '../eval/inputs.js';
@@ -106,6 +107,7 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
       engine_reason: evaluator.engineReason, setup_ms: Math.round(evaluator.setupMs), ms_per_candidate: Math.round(median(ms)),
       checkpoints: selected.map((c) => ({ step: c.step, path: c.path })), candidates: results, baseline: results[0].name, best: results[bestIndex].name,
       ...(written.length > 0 ? { written } : {}),
+      ...(evaluator.binding.unmapped.length > 0 ? { unmapped: exportedInitializers(evaluator.binding) } : {}),
     };
   } finally {
     await evaluator.close();

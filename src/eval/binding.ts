@@ -163,7 +163,9 @@ export async function bindModel(model: LoadedModel, series: readonly Checkpoint[
       const why = r ?? (holder === undefined ? 'no checkpoint of the run holds the values the graph was exported with' : 'matches no checkpoint tensor by name or value');
       (numel(dims) <= 1 ? constants : unmapped).push({ initializer: t.name ?? '', type: t.dataType ?? 0, dims, why });
     }
-    if (unmapped.length > 0 && !opts.allowUnmapped) throw unmappedError(model.path, unmapped);
+    // nothing bound: every candidate would be the export itself, whatever --allow-unmapped says
+    if (weights.length === 0) throw mismatchError(model.path, [...unmapped, ...constants], ref);
+    if (unmapped.length > 0 && !opts.allowUnmapped) throw unmappedError(model.path, unmapped, weights.length + constants.length + unmapped.length);
     return { weights, integers, constants, unmapped, holderStep: holder?.step };
   } finally {
     await pool.close();
@@ -210,15 +212,45 @@ async function bindByValue(model: LoadedModel, holder: Checkpoint, pending: read
   return out;
 }
 
-function unmappedError(file: string, unmapped: readonly UnboundTensor[]): AvgCkptError {
-  const list = unmapped.slice(0, 10).map((u) => `"${u.initializer}" [${u.dims.join(', ')}]`).join(', ');
-  const more = unmapped.length > 10 ? ` and ${unmapped.length - 10} more` : '';
+/** `"a" [2, 3], "b" [3] and 4 more`: the first few names with their shapes. */
+function someNames(items: readonly { name: string; dims: readonly number[] }[], max: number): string {
+  const list = items.slice(0, max).map((u) => `"${u.name}" [${u.dims.join(', ')}]`).join(', ');
+  return items.length > max ? `${list} and ${items.length - max} more` : list;
+}
+
+/** A graph none of whose float initializers the run can supply: another model, not a folding slip. */
+function mismatchError(file: string, unbound: readonly UnboundTensor[], ref: Checkpoint): AvgCkptError {
+  const graph = someNames(unbound.map((u) => ({ name: u.initializer, dims: u.dims })), 4);
+  const run = someNames([...ref.tensors.values()].filter((t) => isFloatKind(t.dtype)).map((t) => ({ name: t.name, dims: t.shape })), 4);
+  return new AvgCkptError(
+    'model-mismatch',
+    `this model does not belong to these checkpoints: 0 of ${unbound.length} float initializers match a checkpoint tensor by name or by value ` +
+      `(the graph has ${graph || 'no float initializers'}; ${ref.path} has ${run}). ` +
+      "Pass the ONNX export of this run's architecture (exported from any of its checkpoints); if only the names differ, bind them with --map 'REGEX=>CHECKPOINT_NAME'",
+    { file },
+  );
+}
+
+function unmappedError(file: string, unmapped: readonly UnboundTensor[], floats: number): AvgCkptError {
+  const list = someNames(unmapped.map((u) => ({ name: u.initializer, dims: u.dims })), 10);
   return new AvgCkptError(
     'unmapped-initializers',
-    `${unmapped.length} float initializer${unmapped.length === 1 ? '' : 's'} of the graph match no checkpoint tensor, so every candidate would be scored with their exported (stale) values: ${list}${more}. ` +
+    `${unmapped.length} of the graph's ${floats} float initializers match no checkpoint tensor, so every candidate would be scored with their exported (stale) values: ${list}. ` +
       "Re-export without constant folding (torch.onnx.export(..., do_constant_folding=False)), map them with --map 'REGEX=>CHECKPOINT_NAME', or pass --allow-unmapped to score them as exported",
     { file },
   );
+}
+
+/** An initializer scored with its exported values (--allow-unmapped), as the reports list it. */
+export interface ExportedInitializer {
+  readonly initializer: string;
+  readonly shape: readonly number[];
+  readonly why: string;
+}
+
+/** The float initializers every candidate shares as exported: listed in every report, never silently. */
+export function exportedInitializers(b: Binding): ExportedInitializer[] {
+  return b.unmapped.map((u) => ({ initializer: u.initializer, shape: u.dims, why: u.why }));
 }
 
 /** One printable row per initializer, for `avg-ckpt inspect RUN --onnx model.onnx`. */

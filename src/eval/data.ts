@@ -13,6 +13,7 @@ import type { LoadedModel } from '../io/onnx/model.js';
 import { readSafetensorsHeader } from '../io/safetensors/reader.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { listDir } from '../io/storage/storage.js';
+import type { LabelSource } from './metrics.js';
 
 /** A graph input the data must feed. */
 export interface InputSpec {
@@ -33,6 +34,8 @@ export interface ValidationData {
   readonly rows: number;
   readonly batches: readonly Batch[];
   readonly labelKind?: 'class' | 'target';
+  /** The labels' file and dtype, for messages about labels that do not fit the metric. */
+  readonly labelSource?: LabelSource;
   /** How files were matched to inputs, for the user. */
   readonly notes: readonly string[];
 }
@@ -179,9 +182,28 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
   }
   const missing = specs.filter((s) => !chosen.has(s.name));
   if (missing.length > 0) {
-    throw new AvgCkptError('usage', `no data for graph input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m.name}"`).join(', ')}: pass --input NAME=FILE or --data DIR with files named after the inputs`);
+    const what = `no data for graph input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m.name}"`).join(', ')}`;
+    if (opts.dataDir === undefined) throw new AvgCkptError('usage', `${what}: pass --input NAME=FILE or --data DIR with files named after the inputs`);
+    throw new AvgCkptError('data-mismatch', `${what} in the data folder: ${await seenInFolder(opts.dataDir)}; it looks for a .npy/.npz/.safetensors file or array named ${lookedFor(missing)}, and labels named ${LABEL_NAMES.join(', ')}. Rename the files, or pass --input NAME=FILE`, { file: opts.dataDir });
   }
   return batchData(specs, chosen, labels, opts.batchSize, notes);
+}
+
+/** What a data folder holds, for the message when it feeds nothing: every file, and the arrays of the data files. */
+async function seenInFolder(dir: string): Promise<string> {
+  const names = (await listDir(dir)).map((e) => e.name).sort();
+  if (names.length === 0) return 'it is empty';
+  const shown = await Promise.all(names.slice(0, 12).map(async (n) => {
+    if (!/\.(npy|npz|safetensors)$/i.test(n)) return `${n} (not a data file)`;
+    const keys = [...(await readArrays(join(dir, n))).keys()];
+    return extname(n).toLowerCase() === '.npy' ? n : `${n} (arrays ${keys.join(', ') || 'none'})`;
+  }));
+  return `it holds ${shown.join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`;
+}
+
+/** `"pixels" (or val_pixels, test_pixels, ...)`: the names a graph input is matched by. */
+function lookedFor(missing: readonly InputSpec[]): string {
+  return missing.map((m) => `"${m.name}" (or val_${m.name}, test_${m.name}, ...)`).join(' and ');
 }
 
 function batchData(specs: readonly InputSpec[], chosen: Map<string, { array: NpyArray; file: string }>, labels: { array: NpyArray; file: string } | undefined, batchSize: number | undefined, notes: string[]): ValidationData {
@@ -213,5 +235,6 @@ function batchData(specs: readonly InputSpec[], chosen: Map<string, { array: Npy
     batches.push({ feeds, labels: lab, rows: to - from });
   }
   const labelKind = labels === undefined ? undefined : labels.array.dtype.startsWith('float') ? 'target' : 'class';
-  return { rows, batches, labelKind, notes };
+  const labelSource = labels === undefined ? undefined : { file: labels.file, dtype: labels.array.dtype };
+  return { rows, batches, labelKind, labelSource, notes };
 }

@@ -136,7 +136,7 @@ export class Evaluator {
     const data = await loadValidationData(model, opts.data);
     const rankMetric = opts.metric ?? (data.labelKind === 'class' ? 'loss' : data.labelKind === 'target' ? 'mse' : undefined);
     if (rankMetric === undefined) throw new AvgCkptError('usage', 'no labels: pass --labels FILE, or --metric output:NAME for a graph that computes its own loss');
-    const metrics = metricsFor(data.labelKind, rankMetric);
+    const metrics = metricsFor(data.labelKind, rankMetric, data.labelSource);
     const outputs = (model.proto.graph!.output ?? []).map((o) => o.name ?? '');
     for (const m of metrics) {
       if (m.startsWith('output:') && !outputs.includes(m.slice(7))) throw new AvgCkptError('usage', `--metric ${m}: the graph has no output "${m.slice(7)}" (it has ${outputs.join(', ')})`);
@@ -160,7 +160,7 @@ export class Evaluator {
 
   /** The metrics of the average `vector` describes. */
   async score(vector: WeightVector): Promise<Metrics> {
-    const acc = new MetricAccumulator(this.metrics, this.logits);
+    const acc = new MetricAccumulator(this.metrics, this.logits, this.data.labelSource);
     await this.engine.evaluate(vector, this.data.batches, acc.fetches(), (outputs, batch) => acc.add(outputs, batch));
     return acc.result();
   }

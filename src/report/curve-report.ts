@@ -3,6 +3,7 @@ import type { CurveReport } from '../analysis/curve.js';
 import { curveChartSpec, renderSvg } from './charts.js';
 import { formatNumber, htmlPage, type Cell } from './html.js';
 import { describeTimeToTarget } from './time-to-target.js';
+import { unmappedNote } from './unmapped-note.js';
 import { writeReportFile } from './write.js';
 
 function best(values: readonly { step: number; value: number }[], direction: 'min' | 'max') {
@@ -38,7 +39,8 @@ export function formatCurveSummary(r: CurveReport): string {
   const widths = h.map((x, i) => Math.max(x.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const what = r.target.source === 'best-raw' ? `target: the best raw ${r.metric}, ${formatNumber(r.target.value)}` : `target: ${r.metric} ${formatNumber(r.target.value)}`;
-  return [line(h), ...rows.map(line), '', `${what} (${r.direction === 'min' ? 'lower' : 'higher'} is better; ${r.steps.length} steps evaluated, device ${r.device}, engine ${r.engine})`, ...curveSentences(r)].join('\n');
+  const unmapped = unmappedNote(r.unmapped);
+  return [line(h), ...rows.map(line), '', `${what} (${r.direction === 'min' ? 'lower' : 'higher'} is better; ${r.steps.length} steps evaluated, device ${r.device}, engine ${r.engine})`, ...curveSentences(r), ...(unmapped === undefined ? [] : [unmapped])].join('\n');
 }
 
 function curveChart(r: CurveReport): Promise<string> {
@@ -49,7 +51,7 @@ function curveHtml(r: CurveReport, svg: string, command: string, run: string): s
   const names = r.methods.map((m) => m.name);
   const byStep = r.steps.map((s) => [s, ...r.methods.map((m) => m.points.find((p) => p.step === s)?.metrics[r.metric] ?? '-')] as Cell[]);
   return htmlPage(`avg-ckpt curve: ${run}`, `The raw model and the averages ending at each checkpoint, scored on validation ${r.metric}.`, [
-    { title: 'Time to target', text: curveSentences(r), table: { head: head(r), rows: summaryRows(r) } },
+    { title: 'Time to target', text: [...curveSentences(r), ...(r.unmapped === undefined ? [] : [unmappedNote(r.unmapped)!])], table: { head: head(r), rows: summaryRows(r) } },
     { title: `${r.metric} along the run`, svg },
     { title: `${r.metric} at each step`, table: { head: ['step', ...names], rows: byStep } },
     { title: 'Reproduce it', text: [`Scored on ${r.device} with the ${r.engine} engine. This command makes this report again:`], code: command },

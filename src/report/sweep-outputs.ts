@@ -8,6 +8,7 @@ import { weightVector, type WeightVector } from '../recipes/weight-vector.js';
 import type { SelectionOptions } from '../series/select.js';
 import { renderSvg, sweepChartSpec } from './charts.js';
 import { htmlPage, type Section } from './html.js';
+import { unmappedNote } from './unmapped-note.js';
 import { writeReportFile } from './write.js';
 import { formatCommand, mergeCommandFor } from './recipe-command.js';
 
@@ -23,6 +24,10 @@ export interface SweepOutputOptions {
 function overSelection(c: CandidateResult, steps: readonly number[]): WeightVector {
   const w = new Map(c.steps.map((s, i) => [s, c.weights[i]]));
   return weightVector(c.name, c.method, { ...c.params }, steps, steps.map((s) => w.get(s) ?? 0));
+}
+
+function optional(line: string | undefined): string[] {
+  return line === undefined ? [] : [line];
 }
 
 function change(value: number, base: number): string {
@@ -45,6 +50,7 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
       text: [
         `Best: ${best.name}, ${m} ${best.metrics[m].toPrecision(6)} (${report.direction === 'min' ? 'lower' : 'higher'} is better), against ${base.metrics[m].toPrecision(6)} for ${base.name}: ${change(best.metrics[m], base.metrics[m])}.`,
         `${report.candidates.length} candidates over ${steps.length} checkpoints (steps ${steps[0]}..${steps[steps.length - 1]}), scored on ${report.device} with the ${report.engine} engine.`,
+        ...optional(unmappedNote(report.unmapped)),
       ],
     },
     ...(svg === undefined ? [] : [{ title: `${m} by window size and decay`, svg }]),

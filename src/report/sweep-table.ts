@@ -1,5 +1,6 @@
 /** What `sweep-window` prints: one row per candidate, the winner marked, the change against the baseline. */
 import type { SweepReport } from '../analysis/sweep-report.js';
+import { unmappedNote } from './unmapped-note.js';
 
 function fmt(x: number | undefined): string {
   return x === undefined ? '-' : Number.isFinite(x) ? x.toPrecision(6) : String(x);
@@ -26,5 +27,6 @@ export function formatSweepTable(r: SweepReport): string {
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   const better = r.direction === 'max' ? 'higher' : 'lower';
   const timing = r.setup_ms === undefined || r.ms_per_candidate === undefined ? [] : [`time: setup ${seconds(r.setup_ms)}, ${seconds(r.ms_per_candidate)} per candidate (median of ${r.candidates.length})`];
-  return [line(head), ...rows.map(line), '', `best: ${r.best} (${r.metric} ${fmt(r.candidates.find((c) => c.name === r.best)!.metrics[r.metric])}, ${better} is better; device ${r.device}, engine ${r.engine})`, ...timing].join('\n');
+  const unmapped = unmappedNote(r.unmapped);
+  return [line(head), ...rows.map(line), '', ...(unmapped === undefined ? [] : [unmapped]), `best: ${r.best} (${r.metric} ${fmt(r.candidates.find((c) => c.name === r.best)!.metrics[r.metric])}, ${better} is better; device ${r.device}, engine ${r.engine})`, ...timing].join('\n');
 }

@@ -1,7 +1,7 @@
 /** Metrics against float64 references written out by hand. */
 import { describe, expect, it } from 'vitest';
 import type ort from 'onnxruntime-node';
-import { MetricAccumulator, metricsFor } from '../../src/eval/metrics.js';
+import { MetricAccumulator, metricOver, metricsFor } from '../../src/eval/metrics.js';
 import type { Batch } from '../../src/eval/data.js';
 
 const tensor = (data: number[], dims: number[]) => ({ type: 'float32', data: Float32Array.from(data), dims }) as unknown as ort.Tensor;
@@ -36,5 +36,33 @@ describe('metrics', () => {
     expect(() => metricsFor(undefined, 'accuracy')).toThrow(/needs integer class labels/);
     expect(() => metricsFor('class', 'f1')).toThrow(/--metric must be/);
     expect(metricsFor('class', 'accuracy')).toEqual(['loss', 'accuracy', 'perplexity']);
+  });
+
+  it('keeps per-row sums: each row its own loss and correct count, and any subset (repeats allowed) recomputed from them', () => {
+    // two rows of T=2 positions, V=3; then one row with an ignored position
+    const x1 = [2, 0, -1, 0.5, 0.25, 3, 0, 1, 0, 1, 0, 0];
+    const x2 = [1, 1, 4, 0, 0, 0];
+    const acc2 = new MetricAccumulator(['loss', 'accuracy', 'perplexity'], 'logits');
+    acc2.add({ logits: tensor(x1, [2, 2, 3]) }, batch([0, 1, 1, 2], [2, 2]));
+    acc2.add({ logits: tensor(x2, [1, 2, 3]) }, batch([2, -100], [1, 2]));
+    const per = acc2.perExample();
+    const rowLoss = [ce([2, 0, -1], 0) + ce([0.5, 0.25, 3], 1), ce([0, 1, 0], 1) + ce([1, 0, 0], 2), ce([1, 1, 4], 2)];
+    expect([...per.loss.count]).toEqual([2, 2, 1]);
+    rowLoss.forEach((l, i) => expect(per.loss.sum[i]).toBeCloseTo(l, 6));
+    expect([...per.accuracy.sum]).toEqual([1, 1, 1]);
+    // rows 0, 0, 2: a bootstrap resample
+    const want = (2 * rowLoss[0] + rowLoss[2]) / 5;
+    expect(metricOver('loss', per, [0, 0, 2])).toBeCloseTo(want, 6);
+    expect(metricOver('perplexity', per, [0, 0, 2])).toBeCloseTo(Math.exp(want), 6);
+    expect(metricOver('accuracy', per, [1, 2])).toBeCloseTo(2 / 3, 12);
+    expect(acc2.result().loss).toBeCloseTo(metricOver('loss', per), 12);
+  });
+
+  it('has no per-row values for a graph output that is one number per batch, and mixes a [1] output of a 1-row batch in', () => {
+    const acc = new MetricAccumulator(['output:loss'], 'y');
+    acc.add({ loss: tensor([0.5], []) }, batch([0, 4], [2, 1]));
+    acc.add({ loss: tensor([2], [1]) }, batch([3], [1, 1]));
+    expect(acc.perExample()['output:loss']).toBeUndefined();
+    expect(acc.result()['output:loss']).toBeCloseTo((0.5 * 2 + 2) / 3, 12);
   });
 });
