@@ -26,7 +26,7 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     expect(r.stderr).toMatch(/cpu/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\* lawa-8 +1060\.\.1200 \(8\)/m);
-    expect(r.stdout).toMatch(/^time: setup \d+ ms, \d+ ms per candidate \(median of 7\)$/m);
+    expect(r.stdout).toMatch(/^time: setup \d+(\.\d+)? m?s, \d+(\.\d+)? m?s per candidate \(median of 7\)$/m);
     const j = JSON.parse(readFileSync(report, 'utf8'));
     expect(j).toMatchObject({ metric: 'loss', device: 'cpu', engine: 'mixture', best: 'lawa-8', setup_ms: expect.any(Number), ms_per_candidate: expect.any(Number) });
     expect(j.candidates.every((c: { ms: unknown }) => typeof c.ms === 'number')).toBe(true);
