@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+// Signals and a closed stdout are handled from the first moment; the commands load after.
+import { installProcessHandlers } from '../dist/cli/process.js';
 
+installProcessHandlers();
+const { main } = await import('../dist/cli/main.js');
 process.exitCode = await main();

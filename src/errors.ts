@@ -55,8 +55,7 @@ export type ErrorCode =
   // --eval-cmd: a candidate's command failed (timeout, exit code, no metric); no space for candidates
   | 'eval-command'
   | 'scratch-space'
-  // process
-  | 'interrupted'
+  // a bug (exit 70)
   | 'internal';
 
 export interface ErrorContext {
@@ -90,18 +89,35 @@ export class AvgCkptError extends Error {
   }
 }
 
-/** Exit codes: 0 success, 1 bad input or environment, 2 usage, 70 internal bug, 130 interrupted. */
+/**
+ * Every exit code of the tool, in one table (README "Errors and exit codes"): the outcome of a
+ * command, and the signal that stopped it (128 + the signal's number, as shells report them).
+ */
+export const EXIT_CODES = {
+  ok: 0,
+  /** bad input or environment: an AvgCkptError of any code but `usage` and `internal` */
+  input: 1,
+  usage: 2,
+  /** a bug: a foreign error (TypeError, ...) or an `internal` AvgCkptError */
+  internal: 70,
+  SIGHUP: 129,
+  SIGINT: 130,
+  SIGTERM: 143,
+} as const;
+
+/** The signals the CLI ends on, cleaning up first (SIGHUP: a closed terminal or dropped ssh session). */
+export const EXIT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** The exit code for an error thrown by a command. */
 export function exitCodeFor(error: unknown): number {
-  if (!(error instanceof AvgCkptError)) return 70;
+  if (!(error instanceof AvgCkptError)) return EXIT_CODES.internal;
   switch (error.code) {
     case 'usage':
-      return 2;
+      return EXIT_CODES.usage;
     case 'internal':
-      return 70;
-    case 'interrupted':
-      return 130;
+      return EXIT_CODES.internal;
     default:
-      return 1;
+      return EXIT_CODES.input;
   }
 }
 

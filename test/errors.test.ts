@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { AvgCkptError, exitCodeFor, ioError } from '../src/errors.js';
+import { AvgCkptError, EXIT_CODES, exitCodeFor, ioError } from '../src/errors.js';
 
 describe('exit codes', () => {
-  it('usage 2, internal 70, interrupted 130, every other code 1, foreign errors 70', () => {
+  it('usage 2, internal 70, every other code 1, foreign errors 70; signals 128 + their number', () => {
     expect(exitCodeFor(new AvgCkptError('usage', 'x'))).toBe(2);
     expect(exitCodeFor(new AvgCkptError('internal', 'x'))).toBe(70);
-    expect(exitCodeFor(new AvgCkptError('interrupted', 'x'))).toBe(130);
+    // what a shell reports for a process its signal ended: 128 + SIGHUP 1, SIGINT 2, SIGTERM 15
+    expect([EXIT_CODES.SIGHUP, EXIT_CODES.SIGINT, EXIT_CODES.SIGTERM]).toEqual([129, 130, 143]);
     for (const c of ['header-too-small', 'invalid-offset', 'missing-shard', 'series-mismatch', 'io', 'output-exists', 'non-finite', 'invalid-npy'] as const) {
       expect(exitCodeFor(new AvgCkptError(c, 'x'))).toBe(1);
     }

@@ -5,7 +5,7 @@
 import type { Argv } from 'yargs';
 import { AvgCkptError } from '../errors.js';
 import type { EvaluatorOptions } from '../eval/evaluator.js';
-import { startProgress, type Progress } from '../report/progress.js';
+import { startProgress, type Progress } from './terminal.js';
 import type { ArgsOf } from './command.js';
 import { inputPairs, parseSize } from './values.js';
 

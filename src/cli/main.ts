@@ -1,31 +1,19 @@
 /**
- * The command line: declares the commands, and is the one place that catches errors and maps
- * them to exit codes.
+ * The command line: declares the commands, and is the one place that maps errors to exit codes
+ * (the table is errors.ts `EXIT_CODES`; signals: cli/process.ts) and cleans up after every run.
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { AvgCkptError, exitCodeFor } from '../errors.js';
-import { removeTemporaryOutputs } from '../io/atomic-output.js';
+import { AvgCkptError, EXIT_CODES, exitCodeFor } from '../errors.js';
+import { VERSION } from '../version.js';
 import { curveCommand } from './curve.js';
 import { inspectCommand } from './inspect.js';
 import { mergeCommand } from './merge.js';
 import { sweepWindowCommand } from './sweep-window.js';
-import { VERSION } from '../version.js';
+import { cleanUp } from './process.js';
 
-function installSignalCleanup(): void {
-  // SIGHUP too: what a closed terminal or a dropped ssh session sends
-  const exitCodes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
-  for (const sig of Object.keys(exitCodes) as (keyof typeof exitCodes)[]) {
-    process.once(sig, () => {
-      removeTemporaryOutputs();
-      process.stderr.write(`\navg-ckpt: interrupted by ${sig}; nothing was written and temporary files were removed\n`);
-      process.exit(exitCodes[sig]);
-    });
-  }
-}
-
+/** Runs one command line; returns its exit code (never throws, never exits the process). */
 export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
-  installSignalCleanup();
   const verbose = argv.includes('--verbose');
   try {
     await yargs(argv)
@@ -45,17 +33,18 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
         throw new AvgCkptError('usage', msg);
       })
       .parseAsync();
-    return 0;
+    return EXIT_CODES.ok;
   } catch (err) {
-    removeTemporaryOutputs();
     const code = exitCodeFor(err);
-    if (err instanceof AvgCkptError && code !== 70) {
+    if (err instanceof AvgCkptError && code !== EXIT_CODES.internal) {
       process.stderr.write(`avg-ckpt: ${err.oneLine()}\n`);
-      if (code === 2) process.stderr.write('Run avg-ckpt --help for usage.\n');
+      if (code === EXIT_CODES.usage) process.stderr.write('Run avg-ckpt --help for usage.\n');
       if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
     } else {
       process.stderr.write(`avg-ckpt: internal error, please report it with the command you ran:\n${(err as Error)?.stack ?? String(err)}\n`);
     }
     return code;
+  } finally {
+    cleanUp();
   }
 }

@@ -1,5 +1,6 @@
 /** The options the method registry declares: `--method` and its options (merge), the family options (sweep-window, curve). */
 import type { Argv } from 'yargs';
+import type { MethodSpec } from '../recipes/from-spec.js';
 import { kebab, type MethodOptions } from '../recipes/method.js';
 import { allMethodOptions, FAMILIES, METHODS, type MethodOptionValues } from '../recipes/registry.js';
 import { numberList } from './values.js';
@@ -43,4 +44,12 @@ export function familyOptions<T>(y: Argv<T>, flags: readonly FamilyFlag[]): Argv
 /** The numbers given to each family flag, by key (undefined where the flag was not given). */
 export function familyValues(argv: Readonly<Record<string, unknown>>, flags: readonly FamilyFlag[]): Record<string, number[] | undefined> {
   return Object.fromEntries(flags.map((f) => [f.key, numberList(f.flag, argv[f.flag])]));
+}
+
+/** The method and its option values out of the parsed arguments (the rest of argv left behind). */
+export function methodSpecFrom(a: MethodSpec): MethodSpec {
+  const keys = new Set(Object.keys(allMethodOptions()));
+  const given = Object.entries(a).filter(([k, v]) => keys.has(k) && v !== undefined);
+  // the keys are the registry's own option keys, whose value types MethodSpec states
+  return { method: a.method, ...(Object.fromEntries(given) as MethodOptionValues) };
 }

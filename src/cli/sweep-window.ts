@@ -1,42 +1,55 @@
 /** `avg-ckpt sweep-window`: score candidate averages of a run with onnxruntime and keep the best. */
 import { formatSweepTable } from '../report/sweep-table.js';
-import { defineCommand } from './command.js';
+import type { Argv } from 'yargs';
+import type { SweepOptions } from '../commands/sweep.js';
+import { defineCommand, type ArgsOf } from './command.js';
 import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
 import { OUTPUT_DTYPES } from '../io/dtype.js';
 import { familyOptions, familyValues, SWEEP_FLAGS } from './method-options.js';
 import { outputDtype } from './values.js';
 
+const builder = (y: Argv) =>
+  familyOptions(runPositional(evalOptions(selectionOptions(globalOptions(y)))), SWEEP_FLAGS)
+    .option('greedy', { type: 'number', describe: 'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)' })
+    .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
+    .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
+    .option('html', { type: 'string', describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command" })
+    .option('write-best', { type: 'string', describe: 'Write the winner here, exactly as merge would (file or folder)' })
+    .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'With --write-best: output dtype (default: the input dtype)' })
+    .option('emit-onnx', { type: 'string', describe: "Write the graph with the winner's weights baked in" })
+    .option('force', { type: 'boolean', default: false, describe: 'Replace existing outputs' })
+    .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/', 'Default grid, ranked by validation loss')
+    .example('$0 sweep-window runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --windows 2,4,8,16 --ema 0.9 --write-best best/', 'Pick a window and write the winner')
+    .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/ --phema 0.05,0.1 --greedy 20', 'Power EMA widths and a greedy soup over the 20 newest');
+
+export type SweepWindowArgs = ArgsOf<typeof builder>;
+
+/** The parsed arguments as the command's options (the argv -> options table test checks this). */
+export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 'onProgress'> {
+  return {
+    ...evaluatorOptions(a, 'sweep-window'),
+    inputs: a.run,
+    selection: selectionFrom(a),
+    grid: familyValues(a, SWEEP_FLAGS),
+    greedy: a.greedy,
+    writeBest: a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: outputDtype(a.dtype) },
+    emitOnnx: a.emitOnnx === undefined ? undefined : { output: a.emitOnnx, force: a.force },
+    outputs: { report: a.report, plot: a.plot, html: a.html },
+  };
+}
+
 export const sweepWindowCommand = defineCommand({
   command: 'sweep-window <run..>',
   describe: 'Score candidate averages (LAWA windows, EMA decays, uniform) with onnxruntime and keep the best',
-  builder: (y) =>
-    familyOptions(runPositional(evalOptions(selectionOptions(globalOptions(y)))), SWEEP_FLAGS)
-      .option('greedy', { type: 'number', describe: 'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)' })
-      .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
-      .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
-      .option('html', { type: 'string', describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command" })
-      .option('write-best', { type: 'string', describe: 'Write the winner here, exactly as merge would (file or folder)' })
-      .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'With --write-best: output dtype (default: the input dtype)' })
-      .option('emit-onnx', { type: 'string', describe: "Write the graph with the winner's weights baked in" })
-      .option('force', { type: 'boolean', default: false, describe: 'Replace existing outputs' })
-      .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/', 'Default grid, ranked by validation loss')
-      .example('$0 sweep-window runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --windows 2,4,8,16 --ema 0.9 --write-best best/', 'Pick a window and write the winner')
-      .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/ --phema 0.05,0.1 --greedy 20', 'Power EMA widths and a greedy soup over the 20 newest'),
+  builder,
   handler: async (a) => {
-    const scoring = evaluatorOptions(a, 'sweep-window');
+    const request = sweepRequest(a);
     const feedback = scoringFeedback(a);
     // onnxruntime's native libraries take a second to load: only the commands that score pay for them
     const { sweepWindow } = await import('../commands/sweep.js');
     const report = await sweepWindow({
-      ...scoring,
-      inputs: a.run,
-      selection: selectionFrom(a),
-      grid: familyValues(a, SWEEP_FLAGS),
-      greedy: a.greedy,
-      writeBest: a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: outputDtype(a.dtype) },
-      emitOnnx: a.emitOnnx === undefined ? undefined : { output: a.emitOnnx, force: a.force },
-      outputs: { report: a.report, plot: a.plot, html: a.html },
+      ...request,
       onNote: feedback.onNote,
       onProgress: feedback.onProgress,
     });

@@ -65,6 +65,15 @@ async function layout(model: LoadedModel, binding: Binding, slots: readonly Weig
   return { proto, offsets, fixed };
 }
 
+/** A file-system call with the tool's one-line error naming the file (never a bare ENOENT and a stack). */
+async function wrapFs<T>(file: string, doing: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    throw ioError(file, e, doing);
+  }
+}
+
 async function writeAt(fh: FileHandle, bytes: Uint8Array, offset: number, file: string): Promise<void> {
   try {
     for (let done = 0; done < bytes.byteLength;) done += (await fh.write(bytes, done, bytes.byteLength - done, offset + done)).bytesWritten;
@@ -77,12 +86,12 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
   const pool = new FilePool();
   const slots = weightSlots(binding.weights);
   const { proto, offsets, fixed } = await layout(model, binding, slots, newest, pool);
-  const dir = await mkdtemp(join(tmpdir(), 'avg-ckpt-materialize-'));
+  const dir = await wrapFs(tmpdir(), 'create a temporary folder for the candidate models (set TMPDIR to a writable folder)', () => mkdtemp(join(tmpdir(), 'avg-ckpt-materialize-')));
   trackTemporary(dir); // a copy of the model's weights: removed on SIGINT/SIGTERM too
   const modelPath = join(dir, 'model.onnx');
   const dataPath = join(dir, DATA_FILE);
-  await writeFile(modelPath, encodeModel(proto));
-  const fh = await open(dataPath, 'w+');
+  await wrapFs(modelPath, 'write the candidate model', () => writeFile(modelPath, encodeModel(proto)));
+  const fh = await wrapFs(dataPath, 'create the candidate weights file', () => open(dataPath, 'w+'));
   for (const f of fixed) await writeAt(fh, f.bytes, f.offset, dataPath);
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
   // materialize already holds one model: only the activations or the device can give way
@@ -92,7 +101,7 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
     async evaluate(vector: WeightVector, batches, fetches, each) {
       const parts = supportOf(vector, byStep);
       for (const slot of slots) await writeAt(fh, await averageSlot(slot, parts, pool), offsets.get(slot)!, dataPath);
-      await fh.sync();
+      await wrapFs(dataPath, 'write candidate weights', () => fh.sync());
       const ctx = { file: model.path, doing: `running the graph on ${device} for ${vector.name}`, memoryAdvice: advice };
       let session: ort.InferenceSession;
       try {
@@ -110,9 +119,9 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
       }
     },
     async close() {
-      await fh.close();
+      await wrapFs(dataPath, 'close the candidate weights file', () => fh.close());
       await pool.close();
-      await rm(dir, { recursive: true, force: true });
+      await wrapFs(dir, 'remove the temporary folder', () => rm(dir, { recursive: true, force: true }));
       untrackTemporary(dir);
     },
   };

@@ -1,7 +1,7 @@
 /** What `inspect` prints: the series as a table, and the ONNX binding when asked for. */
 import type { BindingRow } from '../eval/binding.js';
 import type { CheckpointSummary } from '../series/summary.js';
-import { formatBytes } from './progress.js';
+import { formatBytes } from './format-bytes.js';
 
 /** What `inspect` found (its JSON output). */
 export interface InspectReport {

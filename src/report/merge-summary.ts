@@ -1,6 +1,6 @@
 /** What `merge` prints: the weights of a dry run, and one line for a written average. */
 import type { WeightVector } from '../recipes/weight-vector.js';
-import { formatBytes } from './progress.js';
+import { formatBytes } from './format-bytes.js';
 
 export interface WeightRow {
   readonly step: number;

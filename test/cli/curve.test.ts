@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CurveReport } from '../../src/analysis/curve.js';
-import { main } from '../../src/cli/main.js';
+import { runCli, type RunResult } from '../helpers/cli.js';
 
 const FIX = 'fixtures/runs/digits-mlp';
 const DATA = ['--onnx', `${FIX}/model.onnx`, '--input', `input=${FIX}/val_input.npy`, '--labels', `${FIX}/val_labels.npy`, '--device', 'cpu'];
@@ -24,15 +24,7 @@ const dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-curve-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  const code = await main(args);
-  vi.restoreAllMocks();
-  return { code, stdout, stderr };
-}
+const run = (args: string[]) => runCli(args, { inProcess: true });
 
 function expectMatches(points: CurveReport['methods'][number]['points'], expected: OraclePoint[]) {
   expect(points.map((p) => p.step)).toEqual(expected.map((p) => p.step));
@@ -47,7 +39,7 @@ const firstAtOrBelow = (pts: OraclePoint[], target: number) => pts.find((p) => p
 
 describe('curve on digits-mlp', () => {
   let report: CurveReport;
-  let out: { code: number; stdout: string; stderr: string };
+  let out: RunResult;
   const files = { report: join(dir, 'curve.json'), plot: join(dir, 'curve.svg'), html: join(dir, 'curve.html') };
 
   beforeAll(async () => {

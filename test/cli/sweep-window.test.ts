@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
 import { readNpy } from '../../src/io/npy.js';
 import { encodeModel, loadModel } from '../../src/io/onnx/model.js';
@@ -74,17 +73,17 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     m.graph!.node![4].input![2] = 'folded_bias';
     const bad = join(tmp, 'stale.onnx');
     writeFileSync(bad, encodeModel(m));
-    const r = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', bad, '--data', MLP, '--windows', '2']);
+    const r = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', bad, '--data', MLP, '--windows', '2'], '--quiet'], { inProcess: true });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/stale\.onnx: 1 of the graph.s 6 float initializers match no checkpoint tensor.* "folded_bias" \[10\]/);
     expect(r.stdout).toBe('');
-    const g = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--device', 'webgpu', '--windows', '2']);
+    const g = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--device', 'webgpu', '--windows', '2'], '--quiet'], { inProcess: true });
     if (g.code !== 0) {
       // no WebGPU adapter on this machine: a clear error, not a silent CPU run
       expect(g.code).toBe(1);
       expect(g.stderr).toMatch(/--device webgpu is not available: /);
     }
-    const u = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`]);
+    const u = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`], '--quiet'], { inProcess: true });
     expect(u.code).toBe(2);
     expect(u.stderr).toMatch(/--data DIR or --input NAME=FILE/);
   });
@@ -101,11 +100,11 @@ describe('avg-ckpt sweep-window: the runtime failing during run', () => {
       return 'x' in feeds ? real.apply(this, [feeds, ...rest] as never) : Promise.reject(failure);
     } as never);
     try {
-      const r = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu']);
+      const r = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu'], '--quiet'], { inProcess: true });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine materialize .*--memory-budget.*--last N, --every N\)\n$/);
       failure = new Error("Non-zero status code returned while running Gemm node. Name:'' Status Message: device lost");
-      const m = await inProcess(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu', '--engine', 'materialize']);
+      const m = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu', '--engine', 'materialize'], '--quiet'], { inProcess: true });
       expect(m.code).toBe(1);
       expect(m.stderr).toBe('avg-ckpt: fixtures/runs/digits-mlp/model.onnx: onnxruntime failed running the graph on cpu for raw-1200: Gemm node: device lost\n');
     } finally {
@@ -113,22 +112,3 @@ describe('avg-ckpt sweep-window: the runtime failing during run', () => {
     }
   });
 });
-
-/** Runs the CLI's main() in this process (no process start-up), capturing what it prints. */
-async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
-  const signals = ['SIGINT', 'SIGTERM'] as const;
-  const before = signals.map((s) => process.listeners(s));
-  try {
-    const code = await main([...args, '--quiet']);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    // main() installs exit-on-signal handlers meant for the real CLI process, not a test worker
-    signals.forEach((s, i) => process.listeners(s).filter((l) => !before[i].includes(l)).forEach((l) => process.removeListener(s, l)));
-  }
-}

@@ -4,13 +4,13 @@
  * lavapipe (scripts/setup-lavapipe.sh); where that could not be set up, it skips and says why.
  * Lavapipe compiles shaders slowly, so the grid is a handful of candidates over 8 checkpoints.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
+import { runCli } from '../helpers/cli.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const LVP = join(ROOT, '.lvp');
@@ -38,13 +38,13 @@ interface Report {
 const setup = webgpuEnv();
 const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-webgpu-'));
 
-function sweep(device: string, engine: string): { report: Report; stderr: string } {
+async function sweep(device: string, engine: string): Promise<{ report: Report; stderr: string }> {
   const out = join(tmp, `${device}-${engine}.json`);
-  const args = ['bin/avg-ckpt.js', 'sweep-window', join(RUN, 'run'), '--onnx', join(RUN, 'model.onnx'), '--data', RUN,
+  const args = ['sweep-window', join(RUN, 'run'), '--onnx', join(RUN, 'model.onnx'), '--data', RUN,
     '--last', '8', '--windows', '2,4,8', '--ema', '0.5', '--device', device, '--engine', engine, '--report', out];
   const env = 'env' in setup ? setup.env : process.env;
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...env, NO_COLOR: '1' }, timeout: 240_000 });
-  if (r.status !== 0) throw new Error(`sweep-window --device ${device} --engine ${engine} exited ${r.status ?? r.signal}: ${r.stderr}`);
+  const r = await runCli(args, { env: env as Record<string, string>, timeoutMs: 240_000 });
+  if (r.code !== 0) throw new Error(`sweep-window --device ${device} --engine ${engine} exited ${r.code ?? r.signal}: ${r.stderr}`);
   return { report: JSON.parse(readFileSync(out, 'utf8')) as Report, stderr: r.stderr };
 }
 
@@ -60,12 +60,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe.skipIf('skip' in setup)('sweep-window on WebGPU', () => {
   let cpu: Report;
-  beforeAll(() => {
-    cpu = sweep('cpu', 'mixture').report;
+  beforeAll(async () => {
+    cpu = (await sweep('cpu', 'mixture')).report;
   }, 240_000);
 
-  it('mixture: the weighted sums run on WebGPU and every metric matches the CPU to 1e-4', () => {
-    const { report, stderr } = sweep('webgpu', 'mixture');
+  it('mixture: the weighted sums run on WebGPU and every metric matches the CPU to 1e-4', async () => {
+    const { report, stderr } = await sweep('webgpu', 'mixture');
     expect(report).toMatchObject({ device: 'webgpu', engine: 'mixture' });
     expect(stderr).toMatch(/device webgpu; engine mixture/);
     expectSameMetrics(report, cpu);
@@ -74,8 +74,8 @@ describe.skipIf('skip' in setup)('sweep-window on WebGPU', () => {
     expect(Math.abs(report.candidates.find((c) => c.name === 'lawa-8')!.metrics.loss - want)).toBeLessThanOrEqual(1e-4);
   }, 240_000);
 
-  it('materialize: a baked session per candidate on WebGPU matches the CPU to 1e-4', () => {
-    const { report } = sweep('webgpu', 'materialize');
+  it('materialize: a baked session per candidate on WebGPU matches the CPU to 1e-4', async () => {
+    const { report } = await sweep('webgpu', 'materialize');
     expect(report).toMatchObject({ device: 'webgpu', engine: 'materialize' });
     expectSameMetrics(report, cpu);
   }, 240_000);

@@ -1,9 +1,14 @@
-/** Running the real binary in tests, and checking that inputs stay untouched. */
+/**
+ * The one way tests run the CLI (`runCli`): the built binary in a child process, as a user would,
+ * or `inProcess` its main() in this worker (no process start-up; for the slow scoring tests);
+ * and checking that inputs stay untouched.
+ */
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { vi } from 'vitest';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const BIN = join(ROOT, 'bin', 'avg-ckpt.js');
@@ -34,11 +39,29 @@ export interface RunOptions {
   during?: (child: import('node:child_process').ChildProcess) => void | Promise<void>;
   /** Shell prefix, e.g. `ulimit -n 64;` (runs through /bin/sh). */
   shellPrefix?: string;
+  /** Call main() in this process, capturing stdout and stderr (only `args` apply, no other option). */
+  inProcess?: boolean;
+}
+
+async function runInProcess(args: string[]): Promise<RunResult> {
+  const { main } = await import('../../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
+  try {
+    const code = await main(args);
+    return { code, signal: null, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
 }
 
 let rssSeq = 0;
 
 export function runCli(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (opts.inProcess) return runInProcess(args);
   const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: '1', ...opts.env };
   let rssFile: string | undefined;
   if (opts.measureMemory) {

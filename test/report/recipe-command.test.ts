@@ -3,7 +3,7 @@
  * `merge --dry-run --json` and its weights compared with the vector it was made from.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { ema, emaPerStep } from '../../src/recipes/ema.js';
 import { lawa, raw } from '../../src/recipes/lawa.js';
 import { phema } from '../../src/recipes/phema.js';
@@ -18,10 +18,7 @@ afterEach(() => vi.restoreAllMocks());
 /** Runs `words` (an `avg-ckpt merge ... -o X` command) as a dry run; returns step -> weight. */
 async function dryRunWeights(words: string[]): Promise<Map<number, number>> {
   const args = words.slice(1, words.indexOf('-o'));
-  let out = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const code = await main([...args, '--dry-run', '--json']);
-  vi.restoreAllMocks();
+  const { code, stdout: out } = await runCli([...args, '--dry-run', '--json'], { inProcess: true });
   expect(code, out).toBe(0);
   const json = JSON.parse(out) as { checkpoints: { step: number; weight: number }[] };
   return new Map(json.checkpoints.map((c) => [c.step, c.weight]));

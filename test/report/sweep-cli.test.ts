@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 
 const FIX = 'fixtures/runs/digits-mlp';
 const dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-sweep-cli-'));
@@ -18,11 +18,8 @@ describe('sweep-window --plot --html', () => {
   it('writes the chart and the page', async () => {
     const plot = join(dir, 'sweep.svg');
     const html = join(dir, 'sweep.html');
-    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const code = await main(['sweep-window', `${FIX}/run`, '--onnx', `${FIX}/model.onnx`, '--input', `input=${FIX}/val_input.npy`, '--labels', `${FIX}/val_labels.npy`,
-      '--device', 'cpu', '--windows', '2,8,60', '--ema', '0.9', '--last', '60', '--plot', plot, '--html', html]);
-    vi.restoreAllMocks();
+    const { code } = await runCli(['sweep-window', `${FIX}/run`, '--onnx', `${FIX}/model.onnx`, '--input', `input=${FIX}/val_input.npy`, '--labels', `${FIX}/val_labels.npy`,
+      '--device', 'cpu', '--windows', '2,8,60', '--ema', '0.9', '--last', '60', '--plot', plot, '--html', html], { inProcess: true });
     expect(code).toBe(0);
     const svg = readFileSync(plot, 'utf8');
     expect(XMLValidator.validate(svg)).toBe(true);
