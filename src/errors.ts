@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'empty-selection'
   | 'series-mismatch'
   | 'unsupported-dtype'
+  | 'unsupported-layout'
   | 'non-finite'
   | 'bad-weights'
   // output

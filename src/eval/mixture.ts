@@ -13,7 +13,9 @@ import { realpath } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
 import type onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
+import { AvgCkptError } from '../errors.js';
 import { ONNX_DTYPE, onnxCodeOf } from '../io/dtype.js';
+import { isInPlace } from '../io/formats/tensor-source.js';
 import { copyModel, encodeModel, externalRef, numel, onnx, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
@@ -43,7 +45,9 @@ export function largestStack(binding: Binding, k: number): { name: string; bytes
 /** Why the mixture cannot be built for these checkpoints, if it cannot. */
 export function mixtureUnsupported(binding: Binding, newest: Checkpoint): string | undefined {
   for (const slot of weightSlots(binding.weights)) {
-    const d = newest.tensors.get(slot.first.source)?.dtype;
+    const src = newest.tensors.get(slot.first.source);
+    if (src !== undefined && !isInPlace(src)) return `tensor "${src.name}" is a strided or big-endian view in its file`;
+    const d = src?.dtype;
     if (d === undefined || ![ONNX_DTYPE.FLOAT, ONNX_DTYPE.FLOAT16, ONNX_DTYPE.BFLOAT16, ONNX_DTYPE.DOUBLE].includes(onnxCodeOf(d) as 1)) {
       return `tensor "${slot.first.source}" is ${d}, which the runtime cannot cast`;
     }
@@ -99,7 +103,7 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
     if (ext) setExternal(t, rel(ext.file), ext.offset, ext.length);
     const b = binding.integers.find((i) => i.initializer === t.name);
     const src = b && newest.tensors.get(b.source);
-    if (src && onnxCodeOf(src.dtype) === t.dataType) setExternal(t, rel(src.file), src.position, src.byteLength);
+    if (src && isInPlace(src) && onnxCodeOf(src.dtype) === t.dataType) setExternal(t, rel(src.file), src.position, src.byteLength);
   }
 
   const mixInits: TensorProto[] = [];
@@ -115,6 +119,10 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
       const src = ck.tensors.get(b.source)!;
       const name = `${p}/ck${k}`;
       // external bytes take any dims: declaring the row shape [1, n] saves a folded Reshape copy
+      if (!isInPlace(src)) {
+        // onnxruntime reads external data as one C-order little-endian run: a view would be read wrong
+        throw new AvgCkptError('unsupported-layout', 'is a strided or big-endian view in its file, which the mixture engine cannot hand to onnxruntime: use --engine materialize', { file: src.file, tensor: src.name });
+      }
       const t: TensorProto = { name, dataType: onnxCodeOf(src.dtype), dims: b.transform === 'transpose' ? [...src.shape] : [1, n] };
       setExternal(t, rel(src.file), src.position, src.byteLength);
       mixInits.push(t);
