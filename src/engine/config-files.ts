@@ -1,7 +1,7 @@
 /** The files that make a checkpoint folder loadable besides its weights. */
-import { copyFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ioError } from '../errors.js';
+import type { Output } from '../io/storage/output.js';
+import { joinPath } from '../io/storage/paths.js';
+import { listDir, readWhole, storageError } from '../io/storage/storage.js';
 
 /**
  * Copied from the newest checkpoint folder. Training state (optimizer, scheduler, RNG,
@@ -9,14 +9,23 @@ import { ioError } from '../errors.js';
  */
 const CONFIG_FILE = /^(config\.json|generation_config\.json|preprocessor_config\.json|tokenizer(_config)?\.json|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|tokenizer\.model|spiece\.model|sentencepiece\.bpe\.model|chat_template\.(json|jinja))$/;
 
-export async function copyConfigFiles(fromDir: string, toDir: string): Promise<string[]> {
-  const names = (await readdir(fromDir)).filter((n) => CONFIG_FILE.test(n)).sort();
+/** Copies the config files of `fromDir` (local or object storage) into the output folder. */
+export async function copyConfigFiles(fromDir: string, out: Output): Promise<string[]> {
+  let entries;
+  try {
+    entries = await listDir(fromDir);
+  } catch (e) {
+    throw storageError(fromDir, e, 'list the checkpoint folder');
+  }
+  const names = entries.filter((e) => e.kind !== 'dir' && CONFIG_FILE.test(e.name)).map((e) => e.name).sort();
   for (const n of names) {
+    let bytes: Uint8Array;
     try {
-      await copyFile(join(fromDir, n), join(toDir, n));
+      bytes = await readWhole(joinPath(fromDir, n));
     } catch (e) {
-      throw ioError(join(fromDir, n), e, 'copy');
+      throw storageError(joinPath(fromDir, n), e, 'copy');
     }
+    await out.put(n, bytes);
   }
   return names;
 }

@@ -2,11 +2,10 @@
  * `merge`: materialise one weight vector over a checkpoint series into a checkpoint that loads
  * anywhere (same layout and dtype, config files copied), written atomically.
  */
-import { stat, writeFile } from 'node:fs/promises';
-import { join, sep } from 'node:path';
-import { ioError } from '../errors.js';
-import { AtomicOutput } from '../io/atomic-output.js';
+import { sep } from 'node:path';
 import { FilePool } from '../io/storage/file-pool.js';
+import { beginOutput, type ByteSink, type Output } from '../io/storage/output.js';
+import { kindOf } from '../io/storage/storage.js';
 import { checkpointInputs, guardOutputs, type GuardedInput } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/dtype.js';
 import { layoutPt, PtWriter } from '../io/pytorch/writer.js';
@@ -64,24 +63,26 @@ function recipeMetadata(plan: MergePlan, newest: Checkpoint): Record<string, str
 
 /** stat, not open: opening an existing FIFO at the output path would block forever. */
 async function existsAsDir(p: string): Promise<boolean> {
-  return stat(p).then((st) => st.isDirectory(), () => false);
+  return (await kindOf(p)) === 'dir';
 }
 
 /** A `.pt` output: tied input names share one storage again, their bytes computed once. */
-async function ptWriter(path: string, shownAs: string, tensors: PlannedTensor[], meta: Record<string, string>): Promise<{ writer: PtWriter; order: readonly OutputTensor[] }> {
+async function ptWriter(sink: ByteSink, shownAs: string, tensors: PlannedTensor[], meta: Record<string, string>): Promise<{ writer: PtWriter; order: readonly OutputTensor[] }> {
   const aliases = tiedNames(tensors.map((t) => ({ name: t.name, dtype: t.dtype, sources: t.contributions.map((c) => c.source) })));
   const layout = layoutPt(tensors, meta, aliases);
-  return { writer: await PtWriter.create(path, layout, shownAs), order: layout.tensors };
+  return { writer: await PtWriter.into(sink, layout, shownAs), order: layout.tensors };
 }
 
-async function writeFilePlan(pool: FilePool, path: string, shownAs: string, tensors: PlannedTensor[], meta: Record<string, string>, opts: MergeOptions, plan: MergePlan, base: StreamProgress): Promise<void> {
+/** Writes `tensors` as file `name` of `out` (the output itself for a file output). */
+async function writeFilePlan(pool: FilePool, out: Output, name: string | undefined, tensors: PlannedTensor[], meta: Record<string, string>, opts: MergeOptions, plan: MergePlan, base: StreamProgress): Promise<void> {
+  const shownAs = out.shownAs(name);
   const order = new Map(tensors.map((t) => [t.name, t]));
   let writer: SafetensorsWriter | PtWriter;
   let written: readonly OutputTensor[];
-  if (PT_OUTPUT.test(shownAs)) ({ writer, order: written } = await ptWriter(path, shownAs, tensors, meta));
+  if (PT_OUTPUT.test(shownAs)) ({ writer, order: written } = await ptWriter(await out.create(name), shownAs, tensors, meta));
   else {
     const layout = layoutSafetensors(tensors, meta);
-    writer = await SafetensorsWriter.create(path, layout, shownAs);
+    writer = await SafetensorsWriter.into(await out.create(name, layout.fileSize), layout, shownAs);
     written = layout.tensors;
   }
   try {
@@ -104,17 +105,17 @@ export async function mergeToOutput(checkpoints: readonly Checkpoint[], vector: 
   const plan = planMerge(checkpoints, vector, { dtype: opts.dtype, shardSize: opts.shardSize, outputKind: kind });
   await guardOutputs([{ path: opts.output, role: 'output' }], [...checkpointInputs(checkpoints), ...(opts.inputs ?? [])]);
   const meta = recipeMetadata(plan, plan.newest);
-  const out = await AtomicOutput.begin(opts.output, kind, opts.force ?? false);
+  const out = await beginOutput(opts.output, kind, opts.force ?? false);
   const pool = new FilePool();
   const files: string[] = [];
   const done: StreamProgress = { bytesRead: 0, tensorsDone: 0 };
   try {
     if (kind === 'file') {
-      await writeFilePlan(pool, out.tempPath, opts.output, plan.files[0].tensors, meta, opts, plan, done);
+      await writeFilePlan(pool, out, undefined, plan.files[0].tensors, meta, opts, plan, done);
       files.push(opts.output);
     } else {
       for (const f of plan.files) {
-        await writeFilePlan(pool, join(out.tempPath, f.name), join(opts.output, f.name), f.tensors, meta, opts, plan, done);
+        await writeFilePlan(pool, out, f.name, f.tensors, meta, opts, plan, done);
         files.push(f.name);
       }
       if (plan.sharded) {
@@ -122,14 +123,10 @@ export async function mergeToOutput(checkpoints: readonly Checkpoint[], vector: 
         for (const f of plan.files) for (const t of f.tensors) weightMap[t.name] = f.name;
         const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : 1)));
         const index = { metadata: { total_size: plan.files.reduce((a, f) => a + f.tensors.reduce((b, t) => b + byteLengthOf(t), 0), 0) }, weight_map: sorted };
-        try {
-          await writeFile(join(out.tempPath, INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`, { flush: true });
-        } catch (e) {
-          throw ioError(join(opts.output, INDEX_FILE), e, 'write');
-        }
+        await out.put(INDEX_FILE, new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`));
         files.push(INDEX_FILE);
       }
-      if (plan.newest.isFolder) files.push(...(await copyConfigFiles(plan.newest.dir, out.tempPath)));
+      if (plan.newest.isFolder) files.push(...(await copyConfigFiles(plan.newest.dir, out)));
     }
     await out.commit();
   } catch (e) {

@@ -3,7 +3,7 @@
  * converted to the types the graph declares, and cut into batches once (every candidate reuses
  * the same ort.Tensors).
  */
-import { basename, extname, join } from 'node:path';
+import { basename, extname } from 'node:path';
 import ort from 'onnxruntime-node';
 import { AvgCkptError, ioError } from '../errors.js';
 import { bytesPerElement, dtypeOfOnnx } from '../io/dtype.js';
@@ -12,6 +12,7 @@ import { dtypeOfNpy, npyData, npyDTypeOf, readNpy, readNpz, type NpyArray, type 
 import type { LoadedModel } from '../io/onnx/model.js';
 import { readSafetensorsHeader } from '../io/safetensors/reader.js';
 import { FilePool } from '../io/storage/file-pool.js';
+import { joinPath } from '../io/storage/paths.js';
 import { listDir } from '../io/storage/storage.js';
 import type { LabelSource } from './metrics.js';
 
@@ -156,7 +157,7 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
       throw ioError(opts.dataDir, e, 'list the data folder');
     }
     const pool: { key: string; array: NpyArray; file: string }[] = [];
-    for (const n of names) for (const [key, array] of await readArrays(join(opts.dataDir, n))) pool.push({ key, array, file: join(opts.dataDir, n) });
+    for (const n of names) for (const [key, array] of await readArrays(joinPath(opts.dataDir, n))) pool.push({ key, array, file: joinPath(opts.dataDir, n) });
     const take = (match: (key: string) => boolean) => {
       const i = pool.findIndex((p) => match(p.key));
       return i < 0 ? undefined : pool.splice(i, 1)[0];

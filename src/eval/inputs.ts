@@ -1,7 +1,7 @@
 /** The files an evaluation reads besides the checkpoints, named for the output guard. */
-import { join } from 'node:path';
 import { externalRef, type LoadedModel } from '../io/onnx/model.js';
 import type { GuardedInput } from '../io/output-guard.js';
+import { joinPath } from '../io/storage/paths.js';
 import { listDir } from '../io/storage/storage.js';
 import type { DataOptions } from './data.js';
 
@@ -22,7 +22,7 @@ export async function evaluationInputs(onnx: string, data: DataOptions, model?: 
     out.push({ path: data.dataDir, role: 'validation data folder' });
     // named one by one, so that a refusal says "is the validation data FILE", not only "lies inside"
     const names = await listDir(data.dataDir).then((es) => es.map((e) => e.name), () => [] as string[]);
-    for (const n of names.filter((x) => /\.(npy|npz|safetensors)$/i.test(x))) out.push({ path: join(data.dataDir, n), role: 'validation data' });
+    for (const n of names.filter((x) => /\.(npy|npz|safetensors)$/i.test(x))) out.push({ path: joinPath(data.dataDir, n), role: 'validation data' });
   }
   for (const file of Object.values(data.inputs ?? {})) out.push({ path: file, role: 'validation data' });
   if (data.labels !== undefined) out.push({ path: data.labels, role: 'labels' });

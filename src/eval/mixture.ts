@@ -17,6 +17,7 @@ import { AvgCkptError } from '../errors.js';
 import { ONNX_DTYPE, onnxCodeOf } from '../io/dtype.js';
 import { isInPlace } from '../io/formats/tensor-source.js';
 import { copyModel, encodeModel, externalRef, numel, onnx, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
+import { isS3Path } from '../io/storage/s3-location.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
@@ -44,6 +45,8 @@ export function largestStack(binding: Binding, k: number): { name: string; bytes
 
 /** Why the mixture cannot be built for these checkpoints, if it cannot. */
 export function mixtureUnsupported(binding: Binding, newest: Checkpoint): string | undefined {
+  // the mixture points onnxruntime at the checkpoint files themselves, which it reads only from disk
+  if (isS3Path(newest.path)) return 'the checkpoints are in object storage, and onnxruntime reads weights only from local files';
   for (const slot of weightSlots(binding.weights)) {
     const src = newest.tensors.get(slot.first.source);
     if (src !== undefined && !isInPlace(src)) return `tensor "${src.name}" is a strided or big-endian view in its file`;

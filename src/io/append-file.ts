@@ -1,9 +1,9 @@
 /**
  * A new file written front to back: small writes are coalesced into 4 MiB ones, large ones go
- * straight out; `close` fsyncs. The one appending writer under the safetensors and .pt writers.
+ * straight out; `close` fsyncs (or completes the upload). The one appending writer under the
+ * safetensors and .pt writers, over a local file or an object (see storage/output.ts).
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { ioError } from '../errors.js';
+import { createLocalFile, type ByteSink } from './storage/output.js';
 
 const COALESCE = 4 << 20;
 
@@ -13,15 +13,16 @@ export class AppendFile {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
 
-  private constructor(private readonly fh: FileHandle, readonly path: string) {}
+  private constructor(private readonly sink: ByteSink, readonly path: string) {}
 
-  /** Creates `path` (never replacing a file); `shownAs` is the name errors give. */
+  /** Creates local `path` (never replacing a file); `shownAs` is the name errors give. */
   static async create(path: string, shownAs = path): Promise<AppendFile> {
-    try {
-      return new AppendFile(await open(path, 'wx'), shownAs);
-    } catch (e) {
-      throw ioError(shownAs, e, 'create');
-    }
+    return new AppendFile(await createLocalFile(path, shownAs), shownAs);
+  }
+
+  /** Appends to `sink` (a file of an output, local or in object storage); `shownAs` names it. */
+  static over(sink: ByteSink, shownAs: string): AppendFile {
+    return new AppendFile(sink, shownAs);
   }
 
   /** Bytes appended so far, pending ones included: the position of the next byte. */
@@ -55,34 +56,23 @@ export class AppendFile {
   }
 
   private async writeOut(bytes: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < bytes.byteLength) {
-      try {
-        const { bytesWritten } = await this.fh.write(bytes, done, bytes.byteLength - done, this.onDisk);
-        done += bytesWritten;
-        this.onDisk += bytesWritten;
-      } catch (e) {
-        throw ioError(this.path, e, 'write');
-      }
-    }
+    await this.sink.write(bytes);
+    this.onDisk += bytes.byteLength;
   }
 
-  /** Flushes and fsyncs (the caller checks sizes first), then closes. */
+  /** Flushes and makes durable (the caller checks sizes first), then closes. */
   async close(): Promise<void> {
     try {
       await this.flush();
-      try {
-        await this.fh.sync();
-      } catch (e) {
-        throw ioError(this.path, e, 'flush to disk');
-      }
-    } finally {
-      await this.fh.close().catch(() => undefined);
+    } catch (e) {
+      await this.sink.discard();
+      throw e;
     }
+    await this.sink.close();
   }
 
   /** Closes without flushing (the caller is abandoning the file). */
   async discard(): Promise<void> {
-    await this.fh.close().catch(() => undefined);
+    await this.sink.discard();
   }
 }

@@ -2,11 +2,12 @@
  * One checkpoint of a series: a single file in any format the registry reads, a folder with
  * one, or a folder of shards described by an index (the index is trusted, not a glob).
  */
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { AvgCkptError } from '../errors.js';
 import type { FormatFile, OpenOptions } from '../io/formats/format.js';
 import { INDEX_FILE_NAMES, SINGLE_FILE_NAMES, holdsCheckpoint, isCandidateName, openCheckpointFile } from '../io/formats/registry.js';
 import type { TensorSource } from '../io/formats/tensor-source.js';
+import { joinPath } from '../io/storage/paths.js';
 import { listDir, statPath, storageError } from '../io/storage/storage.js';
 import { readShardIndex } from './shard-index.js';
 import { resolveStep } from './step.js';
@@ -81,10 +82,10 @@ export async function readCheckpointFiles(path: string, options: OpenOptions = {
     throw storageError(path, e, 'list the checkpoint folder'); // e.g. deleted by checkpoint rotation
   }
   const index = INDEX_FILE_NAMES.find((n) => names.includes(n));
-  if (index !== undefined) return fromIndex({ path, dir: path, isFolder: true, how }, join(path, index), options);
+  if (index !== undefined) return fromIndex({ path, dir: path, isFolder: true, how }, joinPath(path, index), options);
   const single = SINGLE_FILE_NAMES.find((n) => names.includes(n));
   const candidates = single !== undefined ? [single] : names.filter(isCandidateName);
-  if (candidates.length === 1) return fromFiles({ path, dir: path, isFolder: true, how }, [await openCheckpointFile(join(path, candidates[0]), options)]);
+  if (candidates.length === 1) return fromFiles({ path, dir: path, isFolder: true, how }, [await openCheckpointFile(joinPath(path, candidates[0]), options)]);
   if (candidates.length === 0) {
     throw new AvgCkptError('no-checkpoints', 'folder holds no checkpoint file (e.g. model.safetensors)', { file: path });
   }

@@ -5,11 +5,14 @@
  * and a checkpoint without a step among checkpoints with steps is refused, not slotted in by
  * the text order of a listing.
  */
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import fg from 'fast-glob';
 import { AvgCkptError } from '../errors.js';
 import type { OpenOptions } from '../io/formats/format.js';
 import { CHECKPOINT_EXTENSIONS, holdsCheckpoint, isCandidateName, isOwnModelFile } from '../io/formats/registry.js';
+import { joinPath } from '../io/storage/paths.js';
+import { globS3 } from '../io/storage/s3-backend.js';
+import { isS3Path } from '../io/storage/s3-location.js';
 import { kindOf, listDir, storageError } from '../io/storage/storage.js';
 import { isCheckpointFolder, readCheckpointFiles, type FoundHow } from './checkpoint.js';
 import type { Checkpoint, CheckpointFiles } from './checkpoint.js';
@@ -54,7 +57,7 @@ async function runEntries(dir: string, strict = false): Promise<string[]> {
   const out: string[] = [];
   for (const e of await entriesOf(dir, 'list the run folder')) {
     if (e.name.startsWith('.')) continue;
-    const p = join(dir, e.name);
+    const p = joinPath(dir, e.name);
     if (e.kind === 'dir') {
       if (await isCheckpointFolder(p)) out.push(p);
       else if (!strict && (await entriesOf(p, 'list the checkpoint folder')).some((x) => isCandidateName(x.name))) {
@@ -81,7 +84,7 @@ async function folderMembers(dir: string, notes: string[]): Promise<Found[]> {
     if (others.length === 0) return [{ path: dir, how: 'named' }];
     notes.push(
       `${dir}: the model at its top (${own.join(', ')}) was left out; the series is the ${others.length} checkpoints `
-        + `inside it (name ${join(dir, own[0])} to include it)`,
+        + `inside it (name ${joinPath(dir, own[0])} to include it)`,
     );
     return others.map((path) => ({ path, how: 'listed' }));
   }
@@ -101,7 +104,7 @@ async function expand(inputs: readonly string[], notes: string[]): Promise<Found
     if (k === 'dir') found.push(...(await folderMembers(input, notes)));
     else if (k !== undefined) found.push({ path: input, how: 'named' });
     else if (fg.isDynamicPattern(input)) {
-      const matches = await fg(input, { onlyFiles: false, dot: false, followSymbolicLinks: true });
+      const matches = isS3Path(input) ? await globS3(input) : await fg(input, { onlyFiles: false, dot: false, followSymbolicLinks: true });
       if (matches.length === 0) {
         throw new AvgCkptError('no-checkpoints', 'the pattern matches nothing', { file: input });
       }

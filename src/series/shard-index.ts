@@ -3,8 +3,8 @@
  * `pytorch_model.bin.index.json`): `{"weight_map": {tensor: shard file}}`. The index is
  * trusted, not a glob; shard names must stay inside the checkpoint folder.
  */
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AvgCkptError } from '../errors.js';
+import { childInside } from '../io/storage/paths.js';
 import { readWhole, storageError } from '../io/storage/storage.js';
 
 export interface ShardIndex {
@@ -29,16 +29,14 @@ export async function readShardIndex(dir: string, indexPath: string): Promise<Sh
   }
   const placement = new Map<string, string>();
   const shards: string[] = [];
-  const root = resolve(dir);
   for (const [tensor, shard] of Object.entries(map as Record<string, unknown>)) {
     if (typeof shard !== 'string' || shard === '') {
       throw new AvgCkptError('invalid-index', 'weight_map entry is not a file name', { file: indexPath, tensor });
     }
-    const rel = relative(root, resolve(root, shard));
-    if (isAbsolute(shard) || rel === '' || rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('..')) {
+    const shardPath = childInside(dir, shard);
+    if (shardPath === undefined) {
       throw new AvgCkptError('shard-path-escapes', `weight_map names "${shard}", which is outside the checkpoint folder`, { file: indexPath, tensor });
     }
-    const shardPath = join(dir, rel);
     if (!shards.includes(shardPath)) shards.push(shardPath);
     placement.set(tensor, shardPath);
   }

@@ -1,6 +1,7 @@
 /** Training step of a checkpoint: from its name, else its metadata, else trainer_state.json. */
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { stripCheckpointExtension, SINGLE_FILE_NAMES } from '../io/formats/registry.js';
+import { joinPath } from '../io/storage/paths.js';
 import { readWhole } from '../io/storage/storage.js';
 import type { CheckpointFiles, StepSource } from './checkpoint.js';
 
@@ -42,7 +43,7 @@ export async function resolveStep(ck: CheckpointFiles): Promise<{ step: number; 
   if (fromMeta !== undefined) return { step: fromMeta, source: 'metadata' };
   if (inOwnFolder) {
     try {
-      const statePath = join(ck.dir, 'trainer_state.json');
+      const statePath = joinPath(ck.dir, 'trainer_state.json');
       const state = JSON.parse(new TextDecoder().decode(await readWhole(statePath))) as { global_step?: unknown };
       const s = asStep(state.global_step);
       if (s !== undefined) return { step: s, source: 'trainer_state' };

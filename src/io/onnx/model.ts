@@ -2,11 +2,11 @@
  * ONNX models: decode and encode a ModelProto, and read an initializer's bytes wherever they
  * are (raw_data, the typed repeated fields, or external data beside the model).
  */
-import { dirname, isAbsolute, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { AvgCkptError, ioError } from '../../errors.js';
 import { bytesPerElement, dtypeBits, dtypeOfOnnx, isReadableFloat, isWritableFloat, ONNX_DTYPE, onnxTypeName } from '../dtype.js';
 import { decode } from '../float-codec.js';
+import { folderOf, resolveIn } from '../storage/paths.js';
 import { openReader, readWhole, storageError } from '../storage/storage.js';
 
 export const onnx = onnxProto.onnx;
@@ -60,7 +60,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     throw new AvgCkptError('invalid-onnx', `not an ONNX model (${(e as Error).message})`, { file: path });
   }
   if (!proto.graph) throw new AvgCkptError('invalid-onnx', 'model has no graph', { file: path });
-  return { path, dir: dirname(resolve(path)), proto };
+  return { path, dir: folderOf(path), proto };
 }
 
 /** A deep copy of a model to rewrite, leaving the loaded one as it was. */
@@ -87,7 +87,7 @@ export function externalRef(t: TensorProto, dir: string, model: string): Externa
   if (!location) throw new AvgCkptError('invalid-onnx', 'external data has no location', { file: model, tensor: t.name ?? '' });
   const offset = Number(kv.get('offset') ?? 0);
   const length = kv.has('length') ? Number(kv.get('length')) : numel(dimsOf(t)) * elementBytes(t.dataType ?? 0);
-  return { file: isAbsolute(location) ? location : resolve(dir, location), offset, length };
+  return { file: resolveIn(dir, location), offset, length };
 }
 
 /** Makes `t` point at `length` bytes at `offset` of `location` (relative to the session's folder). */

@@ -8,6 +8,7 @@
 import { crc32 } from 'node:zlib';
 import { AvgCkptError } from '../../errors.js';
 import { AppendFile } from '../append-file.js';
+import type { ByteSink } from '../storage/output.js';
 import { dtypeBits, type DType } from '../dtype.js';
 import { stateDictPickle, type PickledTensor } from './state-dict-pickle.js';
 
@@ -175,7 +176,16 @@ export class PtWriter {
 
   /** `path` is where the bytes go (often a temporary name), `shownAs` what errors name. */
   static async create(path: string, layout: PtLayout, shownAs = path): Promise<PtWriter> {
-    const w = new PtWriter(await AppendFile.create(path, shownAs), shownAs, layout);
+    return PtWriter.start(await AppendFile.create(path, shownAs), layout, shownAs);
+  }
+
+  /** Starts writing `layout` into a file of an output (local or in object storage). */
+  static async into(sink: ByteSink, layout: PtLayout, shownAs: string): Promise<PtWriter> {
+    return PtWriter.start(AppendFile.over(sink, shownAs), layout, shownAs);
+  }
+
+  private static async start(out: AppendFile, layout: PtLayout, shownAs: string): Promise<PtWriter> {
+    const w = new PtWriter(out, shownAs, layout);
     try {
       await w.record('data.pkl', layout.pickle);
       await w.record('byteorder', new TextEncoder().encode('little'));

@@ -5,6 +5,7 @@
  */
 import { AvgCkptError } from '../../errors.js';
 import { AppendFile } from '../append-file.js';
+import type { ByteSink } from '../storage/output.js';
 import { type DType, dtypeBits } from '../dtype.js';
 
 export interface OutputTensor {
@@ -65,7 +66,16 @@ export class SafetensorsWriter {
    * @param shownAs the name errors give, by default `path`
    */
   static async create(path: string, layout: SafetensorsLayout, shownAs = path): Promise<SafetensorsWriter> {
-    const w = new SafetensorsWriter(await AppendFile.create(path, shownAs), shownAs, layout);
+    return SafetensorsWriter.start(await AppendFile.create(path, shownAs), layout, shownAs);
+  }
+
+  /** Starts writing `layout` into a file of an output (local or in object storage). */
+  static async into(sink: ByteSink, layout: SafetensorsLayout, shownAs: string): Promise<SafetensorsWriter> {
+    return SafetensorsWriter.start(AppendFile.over(sink, shownAs), layout, shownAs);
+  }
+
+  private static async start(out: AppendFile, layout: SafetensorsLayout, shownAs: string): Promise<SafetensorsWriter> {
+    const w = new SafetensorsWriter(out, shownAs, layout);
     await w.write(layout.headerBytes);
     return w;
   }

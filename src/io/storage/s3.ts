@@ -13,42 +13,17 @@ import {
   type GetObjectCommandOutput, type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { AvgCkptError } from '../../errors.js';
-import { DEFAULT_RETRY, type RetryPolicy, TransientError, withRetries } from './s3-retry.js';
+import { TransientError, withRetries } from './s3-retry.js';
+import { s3Settings, type S3Settings } from './s3-settings.js';
 import { folderPrefix, formatS3Path, parseS3Path, type S3Location } from './s3-location.js';
 
-export interface S3Settings {
-  /** An S3-compatible endpoint (MinIO, GCS, ...); implies path-style addressing. */
-  endpoint?: string;
-  region?: string;
-  retry: RetryPolicy;
-  /** Bytes per ranged GET: a read larger than this is split into parallel GETs. */
-  rangeBytes: number;
-  /** Requests in flight at most, all objects together. */
-  parallel: number;
-  /** Bytes per multipart upload part (S3's minimum is 5 MiB). */
-  partBytes: number;
-}
-
-const DEFAULTS: S3Settings = { retry: DEFAULT_RETRY, rangeBytes: 8 << 20, parallel: 16, partBytes: 16 << 20 };
-let overrides: Partial<S3Settings> = {};
-let shared: S3Store | undefined;
-
-/** Settings from the command line (`--s3-endpoint`) or tests; the next `s3Store()` uses them. */
-export function configureS3(settings: Partial<S3Settings>): void {
-  overrides = { ...overrides, ...settings };
-  shared = undefined;
-}
-
-export function s3Settings(): S3Settings {
-  const env = process.env;
-  const endpoint = overrides.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
-  return { ...DEFAULTS, ...overrides, endpoint };
-}
+let shared: { store: S3Store; settings: S3Settings } | undefined;
 
 /** The store for the current settings, shared by every reader and writer of this process. */
 export function s3Store(): S3Store {
-  shared ??= new S3Store(s3Settings());
-  return shared;
+  const settings = s3Settings();
+  if (shared === undefined || shared.settings !== settings) shared = { store: new S3Store(settings), settings };
+  return shared.store;
 }
 
 export interface S3ObjectInfo {

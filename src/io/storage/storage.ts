@@ -6,8 +6,9 @@
 import { AvgCkptError, ioError } from '../../errors.js';
 import type { DirEntry, PathInfo, RangedReader, StorageBackend } from './backend.js';
 import { localStorage } from './local.js';
+import { s3Backend } from './s3-backend.js';
 
-const BACKENDS: readonly StorageBackend[] = [localStorage];
+const BACKENDS: readonly StorageBackend[] = [s3Backend, localStorage];
 
 function backendFor(path: string): StorageBackend {
   return BACKENDS.find((b) => b.handles(path)) ?? localStorage;
