@@ -6,7 +6,8 @@ export function globalOptions<T>(y: Argv<T>) {
   return y
     .option('json', { type: 'boolean', default: false, describe: 'Print machine-readable JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress bar or notes on stderr' })
-    .option('verbose', { type: 'boolean', default: false, describe: 'Show stack traces with errors' });
+    .option('verbose', { type: 'boolean', default: false, describe: 'Show stack traces with errors' })
+    .option('s3-endpoint', { type: 'string', describe: 'S3-compatible endpoint for s3:// paths (MinIO, GCS, ...; default: AWS_ENDPOINT_URL)' });
 }
 
 /** The `<run..>` positional of every command. */

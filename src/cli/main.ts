@@ -6,6 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { AvgCkptError, EXIT_CODES, exitCodeFor } from '../errors.js';
 import { VERSION } from '../version.js';
+import { configureS3 } from '../io/storage/s3-settings.js';
 import { curveCommand } from './curve.js';
 import { inspectCommand } from './inspect.js';
 import { mergeCommand } from './merge.js';
@@ -24,6 +25,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
       .command(sweepWindowCommand)
       .command(curveCommand)
       .demandCommand(1, 'Name a command: inspect, merge, sweep-window, curve.')
+      .middleware((a) => {
+        if (typeof a.s3Endpoint === 'string') configureS3({ endpoint: a.s3Endpoint });
+      })
       .strict()
       .version(VERSION)
       .help()

@@ -86,8 +86,10 @@ describe('merge with s3:// paths', () => {
     expect(await keys('out/failing')).toEqual([]);
   });
 
-  it('a missing run names it', async () => {
-    const r = await runCli(['merge', 's3://avg-ckpt-test/nothing-here', '-o', join(tmp.dir, 'x.safetensors'), '-q'], { env });
+  it('a missing run names it (the endpoint given with --s3-endpoint)', async () => {
+    const { AWS_ENDPOINT_URL: _, ...noEndpoint } = env;
+    const args = ['merge', 's3://avg-ckpt-test/nothing-here', '-o', join(tmp.dir, 'x.safetensors'), '-q'];
+    const r = await runCli([...args, '--s3-endpoint', s3.endpoint], { env: noEndpoint });
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe('avg-ckpt: s3://avg-ckpt-test/nothing-here: no such file or folder');
   });
