@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, ROOT, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/st-bytes.js';
@@ -15,37 +14,25 @@ import { startS3, type TestS3 } from '../io/storage/s3-server.js';
 const fixture = join(ROOT, 'fixtures', 'runs', 'digits-mlp');
 const tmp = tempDir('avg-ckpt-e2e-s3-');
 let s3: TestS3;
-let raw: S3Client;
 let env: Record<string, string>;
 
 function files(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(dir, f)).isFile()).sort();
 }
 
-async function get(key: string): Promise<Buffer> {
-  const res = await raw.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
-  return Buffer.from(await res.Body!.transformToByteArray());
-}
-
-async function keys(prefix: string): Promise<string[]> {
-  const res = await raw.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
-  return (res.Contents ?? []).map((o) => o.Key!).sort();
-}
+const get = (key: string) => s3.get(key);
+const keys = (prefix: string) => s3.keys(prefix);
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
   ensureBuilt();
   s3 = await startS3();
-  raw = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' });
-  for (const f of files(fixture)) {
-    await raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `digits/${f}`, Body: readFileSync(join(fixture, f)) }));
-  }
+  for (const f of files(fixture)) await s3.put(`digits/${f}`, readFileSync(join(fixture, f)));
   // the usual AWS chain, from the environment; --s3-endpoint is tested on one command
   env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL: s3.endpoint, AWS_MAX_ATTEMPTS: '3' };
 });
 afterAll(async () => {
-  raw?.destroy();
   await s3?.stop();
   tmp.cleanup();
 });

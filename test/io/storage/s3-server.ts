@@ -8,6 +8,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
 export interface Fault {
@@ -30,6 +31,12 @@ export interface TestS3 {
   /** Method and URL of every request the proxy saw. */
   requests: string[];
   faults: Fault[];
+  /** A plain SDK client straight to the server, to check what the code under test wrote. */
+  raw: S3Client;
+  put(key: string, body: Uint8Array | string): Promise<void>;
+  get(key: string): Promise<Buffer>;
+  /** The keys below `prefix`, sorted. */
+  keys(prefix: string): Promise<string[]>;
   /** Kills the server at once: open connections are dropped and new ones refused. */
   kill(): Promise<void>;
   stop(): Promise<void>;
@@ -112,15 +119,29 @@ export async function startS3(bucket = 'avg-ckpt-test', lifetimeMs = 300_000): P
   const port = await listen(proxy);
 
   const timer = setTimeout(() => void kill(), lifetimeMs).unref();
+  const raw = new S3Client({ endpoint: `http://127.0.0.1:${upstream}`, forcePathStyle: true, region: 'us-east-1' });
   return {
     endpoint: `http://127.0.0.1:${port}`,
     bucket,
     dir,
     requests,
     faults,
+    raw,
+    put: async (key, body) => {
+      await raw.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    },
+    get: async (key) => {
+      const res = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return Buffer.from(await res.Body!.transformToByteArray());
+    },
+    keys: async (prefix) => {
+      const res = await raw.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+      return (res.Contents ?? []).map((o) => o.Key!).sort();
+    },
     kill,
     stop: async () => {
       clearTimeout(timer);
+      raw.destroy();
       await kill();
       rmSync(dir, { recursive: true, force: true });
     },

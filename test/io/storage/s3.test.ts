@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand, DeleteObjectCommand, S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AvgCkptError } from '../../../src/errors.js';
 import { isS3Path, joinS3Path, parseS3Path } from '../../../src/io/storage/s3-location.js';
@@ -9,7 +9,6 @@ import { S3ObjectWriter, S3Output, SUCCESS_MARKER } from '../../../src/io/storag
 import { startS3, type TestS3 } from './s3-server.js';
 
 let s3: TestS3;
-let raw: S3Client;
 const FAST_RETRY = { attempts: 4, baseDelayMs: 2, maxDelayMs: 10 };
 
 function store(extra: Partial<S3Settings> = {}): S3Store {
@@ -20,20 +19,10 @@ function url(key: string): string {
   return `s3://${s3.bucket}/${key}`;
 }
 
-async function put(key: string, body: Uint8Array | string): Promise<void> {
-  await raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }));
-}
-
-/** Reads an object with the plain SDK client, independently of the code under test. */
-async function get(key: string): Promise<Buffer> {
-  const res = await raw.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
-  return Buffer.from(await res.Body!.transformToByteArray());
-}
-
-async function keys(prefix: string): Promise<string[]> {
-  const res = await raw.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
-  return (res.Contents ?? []).map((o) => o.Key!).sort();
-}
+// objects put and checked with a plain SDK client, independently of the code under test
+const put = (key: string, body: Uint8Array | string) => s3.put(key, body);
+const get = (key: string) => s3.get(key);
+const keys = (prefix: string) => s3.keys(prefix);
 
 async function failure(p: Promise<unknown>): Promise<AvgCkptError> {
   const e = await p.then(() => undefined, (err: unknown) => err);
@@ -43,10 +32,8 @@ async function failure(p: Promise<unknown>): Promise<AvgCkptError> {
 
 beforeAll(async () => {
   s3 = await startS3();
-  raw = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
 });
 afterAll(async () => {
-  raw?.destroy();
   await s3?.stop();
 });
 
@@ -157,7 +144,7 @@ describe('S3 faults', () => {
     const st = store();
     await st.open(url('faults/gone.bin'));
     await st.open(url('faults/replaced.bin'));
-    await raw.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: 'faults/gone.bin' }));
+    await s3.raw.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: 'faults/gone.bin' }));
     await put('faults/replaced.bin', randomBytes(data.byteLength));
     const gone = await failure(st.read(url('faults/gone.bin'), 0, new Uint8Array(100)));
     expect(gone.oneLine()).toBe('s3://avg-ckpt-test/faults/gone.bin: was deleted while avg-ckpt read it');
@@ -239,9 +226,7 @@ describe('a server killed mid-read', () => {
   it('fails with one line naming the object, after its retries', async () => {
     const mine = await startS3('killed-bucket');
     try {
-      const c = new S3Client({ endpoint: mine.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
-      await c.send(new PutObjectCommand({ Bucket: 'killed-bucket', Key: 'k.bin', Body: randomBytes(600_000) }));
-      c.destroy();
+      await mine.put('k.bin', randomBytes(600_000));
       const st = new S3Store({ endpoint: mine.endpoint, region: 'us-east-1', retry: FAST_RETRY, rangeBytes: 64 << 10, parallel: 2, partBytes: 5 << 20 });
       let seen = 0;
       mine.faults.push({ kind: 'kill', times: 1, match: (r) => r.method === 'GET' && ++seen === 3 });
