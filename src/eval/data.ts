@@ -196,7 +196,7 @@ async function seenInFolder(dir: string): Promise<string> {
   if (names.length === 0) return 'it is empty';
   const shown = await Promise.all(names.slice(0, 12).map(async (n) => {
     if (!/\.(npy|npz|safetensors)$/i.test(n)) return `${n} (not a data file)`;
-    const keys = [...(await readArrays(join(dir, n))).keys()];
+    const keys = [...(await readArrays(joinPath(dir, n))).keys()];
     return extname(n).toLowerCase() === '.npy' ? n : `${n} (arrays ${keys.join(', ') || 'none'})`;
   }));
   return `it holds ${shown.join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`;
