@@ -2,6 +2,7 @@
  * What a sweep found: every candidate's recipe and metrics, the baseline and the winner, and the
  * checkpoints of the selection (so the outputs that follow never discover the run again).
  */
+import type { MarginInterval } from './bootstrap.js';
 import type { ExportedInitializer } from '../eval/binding.js';
 import type { Metrics } from '../eval/metrics.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
@@ -16,6 +17,33 @@ export interface CandidateResult {
   readonly metrics: Metrics;
   /** Milliseconds scoring it took (set by sweepWindow; optional for reports built by hand). */
   readonly ms?: number;
+  /** True for a greedy soup that chose its members on the rows it is scored on: its score flatters it. */
+  readonly optimistic?: boolean;
+  /** With --holdout: the metrics on the rows that chose the winner (`metrics` are on the held-out rows). */
+  readonly choice_metrics?: Metrics;
+}
+
+/** How sure the pick is: paired bootstrap intervals of the winner's margin in the ranking metric. */
+export interface SweepMargin {
+  readonly metric: string;
+  readonly resamples: number;
+  readonly seed: number;
+  /** Coverage of the intervals, e.g. 0.95. */
+  readonly level: number;
+  /** The rows resampled: all validation rows, or the held-out ones. */
+  readonly rows: number;
+  /** Absent when the winner is the baseline. */
+  readonly over_baseline?: MarginInterval;
+  /** Absent when there is only one candidate. */
+  readonly over_runner_up?: MarginInterval;
+}
+
+/** --holdout: the winner is chosen on `choose_rows` rows, every number reported is on the other `report_rows`. */
+export interface HoldoutSplit {
+  readonly fraction: number;
+  readonly seed: number;
+  readonly choose_rows: number;
+  readonly report_rows: number;
 }
 
 /** A checkpoint of the selection: its step and where it is. */
@@ -39,14 +67,17 @@ export interface SweepReport {
   readonly baseline: string;
   readonly best: string;
   readonly written?: readonly string[];
+  /** Absent when the ranking metric has no per-row values (a graph output that is one number per batch). */
+  readonly margin?: SweepMargin;
+  readonly holdout?: HoldoutSplit;
   /** Float initializers no checkpoint supplies, scored as exported in every candidate (--allow-unmapped). */
   readonly unmapped?: readonly ExportedInitializer[];
 }
 
 /** A scored vector as the report keeps it: only the steps with weight. */
-export function candidateResult(v: WeightVector, metrics: Metrics, ms: number): CandidateResult {
+export function candidateResult(v: WeightVector, metrics: Metrics, ms: number, extra: Pick<CandidateResult, 'optimistic' | 'choice_metrics'> = {}): CandidateResult {
   const used = v.steps.map((s, i) => [s, v.weights[i]] as const).filter(([, w]) => w > 0);
-  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics, ms: Math.round(ms) };
+  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics, ms: Math.round(ms), ...extra };
 }
 
 /** The median, robust to the first candidate's one-off cost (shader compilation on WebGPU). */

@@ -12,6 +12,7 @@ import { outputDtype } from './values.js';
 const builder = (y: Argv) =>
   familyOptions(runPositional(evalOptions(selectionOptions(globalOptions(y)))), SWEEP_FLAGS)
     .option('greedy', { type: 'number', describe: 'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)' })
+    .option('holdout', { type: 'number', describe: 'Hold out this share of the validation rows (e.g. 0.5): choose the winner on the rest, report every number on these' })
     .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
     .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
     .option('html', { type: 'string', describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command" })
@@ -33,6 +34,7 @@ export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 
     selection: selectionFrom(a),
     grid: familyValues(a, SWEEP_FLAGS),
     greedy: a.greedy,
+    holdout: a.holdout,
     writeBest: a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: outputDtype(a.dtype) },
     emitOnnx: a.emitOnnx === undefined ? undefined : { output: a.emitOnnx, force: a.force },
     outputs: { report: a.report, plot: a.plot, html: a.html },

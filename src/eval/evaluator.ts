@@ -14,7 +14,7 @@ import { loadValidationData, type DataOptions, type ValidationData } from './dat
 import { resolveDevice, type Device, type DeviceRequest } from './device.js';
 import type { EngineKind, ScoringEngine } from './engine.js';
 import { writeBakedModel, createMaterialize } from './materialize.js';
-import { defaultDirection, metricsFor, MetricAccumulator, type Metrics } from './metrics.js';
+import { defaultDirection, metricsFor, MetricAccumulator, type Metrics, type PerExample } from './metrics.js';
 import { createMixture, largestStack, mixtureBytes, mixtureUnsupported } from './mixture.js';
 
 export interface EvaluatorOptions {
@@ -160,9 +160,14 @@ export class Evaluator {
 
   /** The metrics of the average `vector` describes. */
   async score(vector: WeightVector): Promise<Metrics> {
+    return (await this.scoreRows(vector)).metrics;
+  }
+
+  /** The metrics, and each validation row's sums behind them (for the bootstrap and --holdout). */
+  async scoreRows(vector: WeightVector): Promise<{ metrics: Metrics; perExample: PerExample }> {
     const acc = new MetricAccumulator(this.metrics, this.logits, this.data.labelSource);
     await this.engine.evaluate(vector, this.data.batches, acc.fetches(), (outputs, batch) => acc.add(outputs, batch));
-    return acc.result();
+    return { metrics: acc.result(), perExample: acc.perExample() };
   }
 
   /** True when `a` ranks strictly better than `b` on the ranking metric. */

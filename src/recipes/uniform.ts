@@ -22,6 +22,7 @@ export const uniformMethod = defineMethod({
     param: 'from_step',
     vector: uniform,
     sweep: { key: 'uniformFrom', describe: 'Uniform averages from these steps to the newest' },
+    chart: { title: 'uniform: from step' },
   }],
   // from a step, the weights spell it out (the selection's own --from-step may differ)
   mergeFlags: (v) => (v.params.from_step === undefined ? ['--method', 'uniform'] : undefined),

@@ -1,13 +1,17 @@
 /** What `curve` shows: the summary table and sentences, the chart, and the HTML page. */
 import type { CurveReport } from '../analysis/curve.js';
 import { curveChartSpec, renderSvg } from './charts.js';
-import { formatNumber, htmlPage, type Cell } from './html.js';
+import { formatMeasured, formatNumber, htmlPage, measured, type Cell } from './html.js';
 import { describeTimeToTarget } from './time-to-target.js';
 import { unmappedNote } from './unmapped-note.js';
 import { writeReportFile } from './write.js';
 
 function best(values: readonly { step: number; value: number }[], direction: 'min' | 'max') {
   return values.reduce((a, b) => (Number.isNaN(a.value) || (direction === 'min' ? b.value < a.value : b.value > a.value) ? b : a));
+}
+
+function measuredOr(x: number | undefined): Cell {
+  return x === undefined ? '-' : measured(x);
 }
 
 /** One row per method: its value at the end of the run, its best value, and its time to target. */
@@ -19,7 +23,7 @@ function summaryRows(r: CurveReport): Cell[][] {
     const t = r.time_to_target.find((x) => x.name === m.name);
     const reach = m.method === 'raw' ? r.time_to_target[0]?.baseline_step ?? null : t?.step ?? null;
     const saved = t?.share_saved;
-    return [m.name, end.value, top.value, top.step, reach === null ? 'never' : reach, m.method === 'raw' ? 'baseline' : saved === null || saved === undefined ? '-' : `${Math.round(saved * 100)}%`];
+    return [m.name, measured(end.value), measured(top.value), top.step, reach === null ? 'never' : reach, m.method === 'raw' ? 'baseline' : saved === null || saved === undefined ? '-' : `${Math.round(saved * 100)}%`];
   });
 }
 
@@ -34,11 +38,11 @@ export function curveSentences(r: CurveReport): string[] {
 
 /** The text `curve` prints on stdout. */
 export function formatCurveSummary(r: CurveReport): string {
-  const rows = summaryRows(r).map((row) => row.map((c) => (typeof c === 'number' ? formatNumber(c) : c)));
+  const rows = summaryRows(r).map((row) => row.map((c) => (typeof c === 'object' ? formatMeasured(c.measured) : typeof c === 'number' ? formatNumber(c) : c)));
   const h = head(r);
   const widths = h.map((x, i) => Math.max(x.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const what = r.target.source === 'best-raw' ? `target: the best raw ${r.metric}, ${formatNumber(r.target.value)}` : `target: ${r.metric} ${formatNumber(r.target.value)}`;
+  const what = r.target.source === 'best-raw' ? `target: the best raw ${r.metric}, ${formatMeasured(r.target.value)}` : `target: ${r.metric} ${formatMeasured(r.target.value)}`;
   const unmapped = unmappedNote(r.unmapped);
   return [line(h), ...rows.map(line), '', `${what} (${r.direction === 'min' ? 'lower' : 'higher'} is better; ${r.steps.length} steps evaluated, device ${r.device}, engine ${r.engine})`, ...curveSentences(r), ...(unmapped === undefined ? [] : [unmapped])].join('\n');
 }
@@ -49,7 +53,7 @@ function curveChart(r: CurveReport): Promise<string> {
 
 function curveHtml(r: CurveReport, svg: string, command: string, run: string): string {
   const names = r.methods.map((m) => m.name);
-  const byStep = r.steps.map((s) => [s, ...r.methods.map((m) => m.points.find((p) => p.step === s)?.metrics[r.metric] ?? '-')] as Cell[]);
+  const byStep = r.steps.map((s) => [s, ...r.methods.map((m) => measuredOr(m.points.find((p) => p.step === s)?.metrics[r.metric]))] as Cell[]);
   return htmlPage(`avg-ckpt curve: ${run}`, `The raw model and the averages ending at each checkpoint, scored on validation ${r.metric}.`, [
     { title: 'Time to target', text: [...curveSentences(r), ...(r.unmapped === undefined ? [] : [unmappedNote(r.unmapped)!])], table: { head: head(r), rows: summaryRows(r) } },
     { title: `${r.metric} along the run`, svg },

@@ -8,8 +8,17 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** A cell: plain text (escaped), or a number (right-aligned). */
-export type Cell = string | number;
+/** A measured value (a metric): always six significant digits, so a column reads evenly (1.00000 next to 0.994000). */
+export interface Measured {
+  readonly measured: number;
+}
+
+export function measured(x: number): Measured {
+  return { measured: x };
+}
+
+/** A cell: plain text (escaped), a count or step (right-aligned, as is), or a measured value. */
+export type Cell = string | number | Measured;
 
 export interface Table {
   readonly head: readonly string[];
@@ -42,12 +51,18 @@ footer { margin-top: 3em; color: #888; font-size: 12px; }
 `;
 
 function cell(c: Cell): string {
+  if (typeof c === 'object') return `<td class="num">${escapeHtml(formatMeasured(c.measured))}</td>`;
   return typeof c === 'number' ? `<td class="num">${Number.isFinite(c) ? escapeHtml(formatNumber(c)) : escapeHtml(String(c))}</td>` : `<td>${escapeHtml(c)}</td>`;
 }
 
 /** Six significant digits, the precision the tables of the CLI show. */
 export function formatNumber(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toPrecision(6);
+}
+
+/** A metric: six significant digits even when it is a whole number (accuracy 1 is 1.00000). */
+export function formatMeasured(x: number): string {
+  return Number.isFinite(x) ? x.toPrecision(6) : String(x);
 }
 
 function table(t: Table): string {

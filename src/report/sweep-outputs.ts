@@ -7,7 +7,8 @@ import type { CandidateResult, SweepReport } from '../analysis/sweep-report.js';
 import { weightVector, type WeightVector } from '../recipes/weight-vector.js';
 import type { SelectionOptions } from '../series/select.js';
 import { renderSvg, sweepChartSpec } from './charts.js';
-import { htmlPage, type Section } from './html.js';
+import { htmlPage, measured, type Section } from './html.js';
+import { confidenceLines } from './margin-text.js';
 import { unmappedNote } from './unmapped-note.js';
 import { writeReportFile } from './write.js';
 import { formatCommand, mergeCommandFor } from './recipe-command.js';
@@ -50,6 +51,7 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
       text: [
         `Best: ${best.name}, ${m} ${best.metrics[m].toPrecision(6)} (${report.direction === 'min' ? 'lower' : 'higher'} is better), against ${base.metrics[m].toPrecision(6)} for ${base.name}: ${change(best.metrics[m], base.metrics[m])}.`,
         `${report.candidates.length} candidates over ${steps.length} checkpoints (steps ${steps[0]}..${steps[steps.length - 1]}), scored on ${report.device} with the ${report.engine} engine.`,
+        ...confidenceLines(report),
         ...optional(unmappedNote(report.unmapped)),
       ],
     },
@@ -58,7 +60,10 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
       title: 'Candidates',
       table: {
         head: ['candidate', 'steps', ...metrics, `change in ${m}`],
-        rows: report.candidates.map((c) => [c.name, c.steps.length === 1 ? `${c.steps[0]}` : `${c.steps[0]}..${c.steps[c.steps.length - 1]} (${c.steps.length})`, ...metrics.map((k) => c.metrics[k]), c === base ? 'baseline' : change(c.metrics[m], base.metrics[m])]),
+        rows: report.candidates.map((c) => [
+          c.optimistic ? `${c.name} [optimistic]` : c.name, c.steps.length === 1 ? `${c.steps[0]}` : `${c.steps[0]}..${c.steps[c.steps.length - 1]} (${c.steps.length})`,
+          ...metrics.map((k) => measured(c.metrics[k])), c === base ? 'baseline' : change(c.metrics[m], base.metrics[m]),
+        ]),
         mark: [report.candidates.indexOf(best)],
       },
     },
@@ -75,7 +80,7 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
 /** Writes what `--plot` and `--html` ask for; returns the paths written. */
 export async function writeSweepOutputs(report: SweepReport, opts: SweepOutputOptions): Promise<string[]> {
   if (opts.plot === undefined && opts.html === undefined) return [];
-  const spec = sweepChartSpec(report.candidates, report.metric, report.direction);
+  const spec = sweepChartSpec(report.candidates, report.metric, report.direction, report.best);
   const svg = spec === undefined ? undefined : await renderSvg(spec);
   if (opts.plot !== undefined && svg === undefined) throw new AvgCkptError('usage', '--plot: the sweep has no LAWA, EMA or power-EMA candidates to plot against their parameter');
   const written: string[] = [];

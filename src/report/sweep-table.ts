@@ -1,5 +1,6 @@
 /** What `sweep-window` prints: one row per candidate, the winner marked, the change against the baseline. */
 import type { SweepReport } from '../analysis/sweep-report.js';
+import { confidenceLines } from './margin-text.js';
 import { unmappedNote } from './unmapped-note.js';
 
 function fmt(x: number | undefined): string {
@@ -20,7 +21,7 @@ export function formatSweepTable(r: SweepReport): string {
     const covered = c.steps.length === 1 ? `${first}` : `${first}..${last} (${c.steps.length})`;
     const d = c.metrics[r.metric] - base;
     const change = c.name === r.baseline ? 'baseline' : `${d >= 0 ? '+' : ''}${d.toPrecision(3)}${base !== 0 ? ` (${d >= 0 ? '+' : ''}${((100 * d) / Math.abs(base)).toFixed(1)}%)` : ''}`;
-    return [`${c.name === r.best ? '* ' : '  '}${c.name}`, covered, ...metrics.map((m) => fmt(c.metrics[m])), change];
+    return [`${c.name === r.best ? '* ' : '  '}${c.name}${c.optimistic ? ' [optimistic]' : ''}`, covered, ...metrics.map((m) => fmt(c.metrics[m])), change];
   });
   const head = ['  candidate', 'steps', ...metrics, `change in ${r.metric}`];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
@@ -28,5 +29,6 @@ export function formatSweepTable(r: SweepReport): string {
   const better = r.direction === 'max' ? 'higher' : 'lower';
   const timing = r.setup_ms === undefined || r.ms_per_candidate === undefined ? [] : [`time: setup ${seconds(r.setup_ms)}, ${seconds(r.ms_per_candidate)} per candidate (median of ${r.candidates.length})`];
   const unmapped = unmappedNote(r.unmapped);
-  return [line(head), ...rows.map(line), '', ...(unmapped === undefined ? [] : [unmapped]), `best: ${r.best} (${r.metric} ${fmt(r.candidates.find((c) => c.name === r.best)!.metrics[r.metric])}, ${better} is better; device ${r.device}, engine ${r.engine})`, ...timing].join('\n');
+  const best = `best: ${r.best} (${r.metric} ${fmt(r.candidates.find((c) => c.name === r.best)!.metrics[r.metric])}, ${better} is better; device ${r.device}, engine ${r.engine})`;
+  return [line(head), ...rows.map(line), '', ...(unmapped === undefined ? [] : [unmapped]), best, ...confidenceLines(r), ...timing].join('\n');
 }

@@ -48,8 +48,9 @@ describe('curve chart', () => {
     expect(lines.map((l) => /method: ([\w-]+)/.exec(l.attrs['aria-label'])?.[1])).toEqual(['raw', 'lawa-3']);
     expect(lines.map((l) => vertices(l.attrs.d))).toEqual([6, 4]);
     const dots = els.filter((e) => e.attrs['aria-roledescription'] === 'point');
-    expect(dots.map((d) => d.attrs['aria-label'])).toEqual(['training step: 600; value: 0.5; method: lawa-3']);
-    expect(texts(svg)).toEqual(expect.arrayContaining(['raw', 'lawa-3', 'target: best raw loss 0.5000', 'training step', 'loss']));
+    // the raw model's own first step at the target (500) is marked too, then the average's
+    expect(dots.map((d) => d.attrs['aria-label'])).toEqual(['training step: 500; value: 0.5; method: raw', 'training step: 600; value: 0.5; method: lawa-3']);
+    expect(texts(svg)).toEqual(expect.arrayContaining(['raw', 'lawa-3', 'target: best raw loss 0.5000', 'training step', 'loss', 'raw: step 500', 'lawa-3: step 600']));
     expect(svg).not.toMatch(/NaN|undefined/);
   });
 
@@ -79,7 +80,48 @@ describe('sweep chart', () => {
     const els = elements(svg);
     const lines = els.filter((e) => e.attrs['aria-roledescription'] === 'line mark');
     expect(lines.map((l) => vertices(l.attrs.d))).toEqual([3, 2]);
-    expect(texts(svg)).toEqual(expect.arrayContaining(['LAWA: window size k (checkpoints)', 'EMA: decay per checkpoint', 'k', 'decay', 'raw step 600']));
+    expect(texts(svg)).toEqual(expect.arrayContaining(['LAWA: window size k (checkpoints)', 'EMA: decay per checkpoint', 'k', 'decay', 'baseline: raw step 600']));
+  });
+
+  it('marks the winner, shows every family and single candidates as rules, and keeps them inside the plot area', async () => {
+    const all = [
+      ...candidates,
+      cand('ema-step-0.99', 'ema-per-step', { decay_per_step: 0.99 }, 0.43),
+      cand('ema-step-0.999', 'ema-per-step', { decay_per_step: 0.999 }, 0.47),
+      cand('phema-0.05', 'phema', { sigma_rel: 0.05 }, 0.44),
+      cand('uniform-from-300', 'uniform', { from_step: 300 }, 0.46),
+      cand('uniform-from-500', 'uniform', { from_step: 500 }, 0.48),
+      cand('greedy-soup-4', 'greedy-soup', { k: 4, members: 2 }, 0.39),
+    ];
+    const svg = await renderSvg(sweepChartSpec(all, 'loss', 'min', 'lawa-2')!);
+    expect(XMLValidator.validate(svg)).toBe(true);
+    const t = texts(svg);
+    for (const title of ['LAWA: window size k (checkpoints)', 'EMA: decay per checkpoint', 'EMA: decay per optimizer step', 'power EMA: sigma_rel', 'uniform: from step']) expect(t).toContain(title);
+    expect(t).toEqual(expect.arrayContaining(['baseline: raw step 600', 'greedy-soup-4 (chosen on these rows)', 'best']));
+    expect(svg).toContain('best: lawa-2 (red)');
+    // the winner's ring: one red circle, at lawa-2's point
+    const rings = elements(svg).filter((e) => e.attrs['aria-roledescription'] === 'point' && e.attrs.stroke === '#d62728');
+    expect(rings.map((r) => r.attrs['aria-label'])).toEqual(['k: 2; loss: 0.4']);
+    // 0.39 to 0.6 is 35% of the baseline 0.6: said in the subtitle
+    expect(svg).toContain('the y-axis spans loss from 0.3900 to 0.6000: 35% of the baseline');
+    // every rule (baseline, soup) lies inside its 260-pixel-high panel
+    const rules = elements(svg).filter((e) => e.attrs['aria-roledescription'] === 'rule mark');
+    expect(rules).toHaveLength(2 * 5);
+    for (const r of rules) {
+      const yPix = Number(/translate\([^,]+,([^)]+)\)/.exec(r.attrs.transform)![1]);
+      expect(yPix).toBeGreaterThan(0);
+      expect(yPix).toBeLessThan(260);
+    }
+  });
+
+  it('says so when a small spread fills the panel, and a winning single candidate is a red rule labelled best', async () => {
+    const tight = [cand('raw-600', 'raw', { step: 600 }, 1.0), cand('lawa-2', 'lawa', { k: 2 }, 1.004), cand('lawa-4', 'lawa', { k: 4 }, 1.008), cand('greedy-soup-3', 'greedy-soup', { k: 3 }, 0.999)];
+    const svg = await renderSvg(sweepChartSpec(tight, 'loss', 'min', 'greedy-soup-3')!);
+    const t = texts(svg);
+    expect(svg).toContain('the y-axis spans loss from 0.9990 to 1.008: 0.9% of the baseline, so small differences look large');
+    expect(t).toContain('greedy-soup-3 (chosen on these rows): best');
+    const redRules = elements(svg).filter((e) => e.attrs['aria-roledescription'] === 'rule mark' && e.attrs.stroke === '#d62728');
+    expect(redRules).toHaveLength(1);
   });
 
   it('draws only the families present, and nothing without any', async () => {
