@@ -21,7 +21,7 @@ export function evalOptions<T>(y: Argv<T>) {
     .option('minimize', { type: 'boolean', describe: 'Lower is better for --metric' })
     .option('map', { type: 'string', array: true, describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (repeatable)" })
     .option('allow-unmapped', { type: 'boolean', default: false, describe: 'Score float initializers no checkpoint tensor matches as exported' })
-    .option('engine', { choices: ['auto', 'mixture', 'materialize'] as const, default: 'auto' as const, describe: 'mixture: one session, the checkpoints resident (cheap per average); materialize: a session per average' })
+    .option('engine', { choices: ['auto', 'mixture', 'materialize', 'fed'] as const, default: 'auto' as const, describe: 'mixture: one session, the checkpoints resident (cheap per average); fed: one session, each average fed as inputs (one model in memory); materialize: a session per average' })
     .option('memory-budget', { type: 'string', describe: 'Memory the mixture may use (e.g. 8GB); default half the free RAM, or of the free GPU memory (80% with CUDA)' })
     .option('device', { choices: ['auto', 'cpu', 'webgpu', 'cuda'] as const, default: 'auto' as const, describe: 'Execution provider; auto tries cuda, webgpu, then cpu' })
     .conflicts('maximize', 'minimize');

@@ -1,17 +1,12 @@
-/** What the two scoring engines share: their interface, and the float64 average of one weight. */
+/** What the scoring engines share: their interface, weight slots, and onnxruntime's errors. */
 import type ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
-import type { FilePool } from '../io/storage/file-pool.js';
-import { dtypeOfOnnx, isReadableFloat, isWritableFloat } from '../io/dtype.js';
-import { elementBytes, numel } from '../io/onnx/model.js';
-import { accumulate, encode } from '../io/float-codec.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Batch } from './data.js';
 import type { BoundTensor } from './binding.js';
-import { readBytes } from './tensor-read.js';
 
-export type EngineKind = 'mixture' | 'materialize';
+export type EngineKind = 'mixture' | 'materialize' | 'fed';
 
 /** onnxruntime messages that mean the memory or a device limit ran out, not a bad graph. */
 const OUT_OF_MEMORY = /Too many storage buffers|Failed to allocate|out of memory|bad_alloc|Cannot allocate|Array buffer allocation failed/i;
@@ -93,31 +88,5 @@ export function supportOf(vector: WeightVector, byStep: ReadonlyMap<number, Chec
     if (ck === undefined) throw new AvgCkptError('internal', `${vector.name}: step ${step} is not among the checkpoints the evaluator was built for`);
     out.push({ ck, w });
   });
-  return out;
-}
-
-/**
- * The weighted average of one slot, accumulated in float64 over the checkpoints' stored values,
- * laid out as the initializer (transposed where bound so) and rounded once to its element type.
- */
-export async function averageSlot(slot: WeightSlot, parts: readonly { ck: Checkpoint; w: number }[], pool: FilePool): Promise<Uint8Array> {
-  const b = slot.first;
-  const n = numel(b.dims);
-  const acc = new Float64Array(n);
-  for (const { ck, w } of parts) {
-    const src = ck.tensors.get(b.source);
-    if (src === undefined || !isReadableFloat(src.dtype)) throw new AvgCkptError('series-mismatch', `checkpoint has no float tensor "${b.source}"`, { file: ck.path, tensor: b.source });
-    accumulate(src.dtype, await readBytes(pool, src), acc, w);
-  }
-  let values = acc;
-  if (b.transform === 'transpose') {
-    const [cols, rows] = b.dims; // the checkpoint tensor is [rows, cols]
-    values = new Float64Array(n);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) values[c * rows + r] = acc[r * cols + c];
-  }
-  const out = new Uint8Array(n * elementBytes(b.type));
-  const dtype = dtypeOfOnnx(b.type);
-  if (dtype === undefined || !isWritableFloat(dtype)) throw new AvgCkptError('internal', `weight slot of ONNX type ${b.type} is not a float`, { tensor: b.source });
-  encode(dtype, values, out);
   return out;
 }

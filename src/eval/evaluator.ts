@@ -13,6 +13,7 @@ import { bindModel, parseMapRule, type Binding } from './binding.js';
 import { loadValidationData, type DataOptions, type ValidationData } from './data.js';
 import { resolveDevice, type Device, type DeviceRequest } from './device.js';
 import type { EngineKind, ScoringEngine } from './engine.js';
+import { createFed } from './fed.js';
 import { writeBakedModel, createMaterialize } from './materialize.js';
 import { defaultDirection, metricsFor, MetricAccumulator, type Metrics, type PerExample } from './metrics.js';
 import { createMixture, largestStack, mixtureBytes, mixtureUnsupported } from './mixture.js';
@@ -152,7 +153,9 @@ export class Evaluator {
       unsupported: mixtureUnsupported(binding, newest), largest: largestStack(binding, k),
     });
     const t0 = performance.now();
-    const engine = kind === 'mixture' ? await createMixture(model, binding, touched, newest, device, data.batches.length) : await createMaterialize(model, binding, opts.checkpoints, newest, device);
+    const engine = kind === 'mixture' ? await createMixture(model, binding, touched, newest, device, data.batches.length)
+      : kind === 'fed' ? await createFed(model, binding, touched, newest, device)
+        : await createMaterialize(model, binding, touched, newest, device);
     const setupMs = performance.now() - t0;
     const direction = opts.direction ?? defaultDirection(rankMetric);
     return new Evaluator(model, binding, data, device, notes, engine, reason, setupMs, metrics, rankMetric, direction, logits, opts.checkpoints);

@@ -19,7 +19,8 @@ import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
 import { evaluationInputs } from './inputs.js';
 import { sessionProviders, type Device } from './device.js';
-import { averageSlot, ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
+import { ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
+import { SlotAverager } from './slot-average.js';
 import { readBytes } from './tensor-read.js';
 import { trackTemporary, untrackTemporary } from '../io/atomic-output.js';
 
@@ -44,14 +45,14 @@ async function layout(model: LoadedModel, binding: Binding, slots: readonly Weig
     return at;
   };
   const offsets = new Map<WeightSlot, number>();
-  for (const s of slots) offsets.set(s, reserve(numel(s.first.dims) * elementBytes(s.first.type)));
+  for (const s of slots) offsets.set(s, reserve(slotBytes(s)));
   const fixed: { offset: number; bytes: Uint8Array }[] = [];
   for (const t of proto.graph!.initializer ?? []) {
     const slot = slots.find((s) => s.members.some((m) => m.initializer === t.name));
     const integer = binding.integers.find((i) => i.initializer === t.name);
     const src = integer && newest.tensors.get(integer.source);
     if (slot) {
-      setExternal(t, DATA_FILE, offsets.get(slot)!, numel(slot.first.dims) * elementBytes(slot.first.type));
+      setExternal(t, DATA_FILE, offsets.get(slot)!, slotBytes(slot));
     } else if (src && onnxCodeOf(src.dtype) === t.dataType) {
       const bytes = await readBytes(pool, src);
       fixed.push({ offset: reserve(bytes.byteLength), bytes });
@@ -74,6 +75,10 @@ async function wrapFs<T>(file: string, doing: string, call: () => Promise<T>): P
   }
 }
 
+function slotBytes(s: WeightSlot): number {
+  return numel(s.first.dims) * elementBytes(s.first.type);
+}
+
 async function writeAt(fh: FileHandle, bytes: Uint8Array, offset: number, file: string): Promise<void> {
   try {
     for (let done = 0; done < bytes.byteLength;) done += (await fh.write(bytes, done, bytes.byteLength - done, offset + done)).bytesWritten;
@@ -94,13 +99,20 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
   const fh = await wrapFs(dataPath, 'create the candidate weights file', () => open(dataPath, 'w+'));
   for (const f of fixed) await writeAt(fh, f.bytes, f.offset, dataPath);
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
+  const averager = new SlotAverager(pool);
+  // one buffer, as large as the largest slot, takes each average in turn before it is written
+  const scratch = new Uint8Array(Math.max(0, ...slots.map(slotBytes)));
   // materialize already holds one model: only the activations or the device can give way
   const advice = device === 'cpu' ? 'use a smaller --batch-size' : 'use a smaller --batch-size, or --device cpu';
   return {
     kind: 'materialize',
     async evaluate(vector: WeightVector, batches, fetches, each) {
       const parts = supportOf(vector, byStep);
-      for (const slot of slots) await writeAt(fh, await averageSlot(slot, parts, pool), offsets.get(slot)!, dataPath);
+      for (const slot of slots) {
+        const bytes = scratch.subarray(0, slotBytes(slot));
+        await averager.average(slot, parts, bytes);
+        await writeAt(fh, bytes, offsets.get(slot)!, dataPath);
+      }
       await wrapFs(dataPath, 'write candidate weights', () => fh.sync());
       const ctx = { file: model.path, doing: `running the graph on ${device} for ${vector.name}`, memoryAdvice: advice };
       let session: ort.InferenceSession;
@@ -135,8 +147,10 @@ export async function writeBakedModel(model: LoadedModel, binding: Binding, chec
     const proto = copyModel(model);
     const parts = supportOf(vector, new Map(checkpoints.map((ck) => [ck.step, ck])));
     const bySlot = new Map<string, Uint8Array>();
+    const averager = new SlotAverager(pool);
     for (const slot of weightSlots(binding.weights)) {
-      const bytes = await averageSlot(slot, parts, pool);
+      const bytes = new Uint8Array(slotBytes(slot));
+      await averager.average(slot, parts, bytes);
       for (const m of slot.members) bySlot.set(m.initializer, bytes);
     }
     for (const t of proto.graph!.initializer ?? []) {

@@ -69,7 +69,7 @@ describe('binding', () => {
     expect(rows.find((r) => r.initializer === 'onnx::Gemm_17')).toMatchObject({ status: 'weight', source: '0.weight', via: 'value' });
     expect(rows.find((r) => r.initializer === '/2/Transpose_output_0')).toMatchObject({ status: 'weight', source: '2.weight (transposed)', via: 'value', shape: '[128, 128]' });
     expect(rows.find((r) => r.initializer === 'model.4.bias')).toMatchObject({ source: '4.bias', via: 'name' });
-    for (const engine of ['mixture', 'materialize'] as const) {
+    for (const engine of ['mixture', 'materialize', 'fed'] as const) {
       const ev = await Evaluator.create({ onnx: path, checkpoints, data: { dataDir: RUN }, engine, device: 'cpu' });
       try {
         const m = await ev.score(lawa(checkpoints.map((c) => c.step), 8));

@@ -18,7 +18,7 @@ const VAL_ROWS = 500;
 
 for (const run of ['digits-mlp', 'digits-cnn-fp16']) {
   // the mixture with 2 batches forms each average in a session of its own; with one run it is inlined
-  for (const [engine, batchSize] of [['mixture', 256], ['mixture', VAL_ROWS], ['materialize', 256]] as const) {
+  for (const [engine, batchSize] of [['mixture', 256], ['mixture', VAL_ROWS], ['materialize', 256], ['fed', 256], ['fed', VAL_ROWS]] as const) {
     describe(`${run}, ${engine} engine, ${Math.ceil(VAL_ROWS / batchSize)} batches`, () => {
       const dir = `fixtures/runs/${run}`;
       let ev: Evaluator;
