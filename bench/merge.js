@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 /**
- * Merge benchmark (issue 2 §7): a synthetic run of N checkpoints per dtype, then, alternating,
- * a plain cold read of the input bytes and a cold `avg-ckpt merge` of the same files. Reports
- * medians, the throughput ratio merge/read measured side by side, and the merge's peak RSS.
+ * Merge benchmark: a synthetic run of N checkpoints per dtype, then rounds in which a plain read
+ * of the input bytes and `avg-ckpt merge --threads T` of the same files for each T take turns
+ * (the order rotates from round to round), each once cold (page cache dropped first) and once
+ * warm (the inputs read just before). Reports medians, each merge's throughput against the
+ * read's in the same round, the speed-up over one thread, peak RSS and CPU seconds.
  *
- * Environment: AVG_BENCH_CKPTS (8), AVG_BENCH_MB (256, per checkpoint), AVG_BENCH_PAIRS (3),
- * AVG_BENCH_DTYPES (f32,bf16), AVG_BENCH_CLI (bin/avg-ckpt.js: point it at a copy of another
- * build to compare builds, or to keep a rebuild of dist/ from landing mid-run). Needs `npm run
- * build` first; it runs the real CLI.
+ * Environment: AVG_BENCH_CKPTS (8), AVG_BENCH_MB (256, per checkpoint), AVG_BENCH_PAIRS (3
+ * rounds), AVG_BENCH_DTYPES (f32,bf16), AVG_BENCH_THREADS (1..nproc), AVG_BENCH_MODES
+ * (cold,warm), AVG_BENCH_CLI (bin/avg-ckpt.js: point it at a copy of another build to compare
+ * builds, or to keep a rebuild of dist/ from landing mid-run). Needs `npm run build` first; it
+ * runs the real CLI.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { safetensorsHeader } from './files.js';
@@ -22,6 +25,8 @@ const CKPTS = Number(process.env.AVG_BENCH_CKPTS ?? 8);
 const MB = Number(process.env.AVG_BENCH_MB ?? 256);
 const PAIRS = Number(process.env.AVG_BENCH_PAIRS ?? 3);
 const DTYPES = (process.env.AVG_BENCH_DTYPES ?? 'f32,bf16').split(',');
+const THREADS = (process.env.AVG_BENCH_THREADS ?? Array.from({ length: availableParallelism() }, (_, i) => i + 1).join(',')).split(',').map(Number);
+const MODES = (process.env.AVG_BENCH_MODES ?? 'cold,warm').split(',');
 const READ_BS = '16M';
 const CLI = process.env.AVG_BENCH_CLI ?? join(ROOT, 'bin', 'avg-ckpt.js');
 
@@ -167,8 +172,8 @@ function plainRead(files) {
 
 const HAVE_TIME = existsSync('/usr/bin/time');
 
-function merge(run, output) {
-  const cli = [CLI, 'merge', run.dir, '--method', 'lawa', '--last', String(CKPTS), '-o', output, '--force', '-q'];
+function merge(run, output, threads) {
+  const cli = [CLI, 'merge', run.dir, '--method', 'lawa', '--last', String(CKPTS), '--threads', String(threads), '-o', output, '--force', '-q'];
   const [cmd, args] = HAVE_TIME ? ['/usr/bin/time', ['-v', process.execPath, ...cli]] : [process.execPath, [join(ROOT, 'bench', 'rss.js'), ...cli]];
   const { seconds, r } = timed(() => sh(cmd, args, { cwd: ROOT }));
   if (r.status !== 0) throw new Error(`merge failed (${r.status}): ${r.stderr}`);
@@ -195,35 +200,46 @@ const results = [];
 for (const dtype of DTYPES) {
   const run = makeRun(dtype);
   const output = join(OUT, `merged-${dtype}.safetensors`);
-  const pairs = [];
-  for (let p = 0; p < PAIRS; p++) {
-    // alternate which goes first, so a drift over time does not favour one side
-    const order = p % 2 === 0 ? ['read', 'merge'] : ['merge', 'read'];
-    const pair = {};
-    for (const what of order) {
-      dropCaches([...run.files, output].filter(existsSync));
-      pair[`${what}CachedBeforeMB`] = (cachedBytes(run.files) ?? NaN) / 1e6;
-      pair[`${what}Load1`] = loadavg()[0];
-      if (what === 'read') pair.readSeconds = plainRead(run.files);
-      else Object.assign(pair, (({ seconds, peakRssMB, cpuSeconds }) => ({ mergeSeconds: seconds, peakRssMB, mergeCpuSeconds: cpuSeconds }))(merge(run, output)));
+  const contenders = ['read', ...THREADS.map((t) => `merge-${t}`)];
+  for (const mode of MODES) {
+    const rounds = [];
+    for (let p = 0; p < PAIRS; p++) {
+      // rotate the order, so that a drift over time does not favour one contender
+      const order = contenders.map((_, i) => contenders[(i + p) % contenders.length]);
+      const round = {};
+      for (const what of order) {
+        if (mode === 'cold') dropCaches([...run.files, output].filter(existsSync));
+        else plainRead(run.files); // warm: the inputs were just read
+        const m = { cachedBeforeMB: (cachedBytes(run.files) ?? NaN) / 1e6, load1: loadavg()[0] };
+        if (what === 'read') m.seconds = plainRead(run.files);
+        else Object.assign(m, merge(run, output, Number(what.slice(6))));
+        round[what] = m;
+      }
+      rounds.push(round);
+      const line = contenders.map((c) => `${c} ${round[c].seconds.toFixed(2)} s`).join(', ');
+      process.stderr.write(`${dtype} ${mode} round ${p + 1}/${PAIRS}: ${line}; load ${round.read.load1.toFixed(1)}\n`);
     }
-    pair.ratio = pair.readSeconds / pair.mergeSeconds;
-    pairs.push(pair);
-    process.stderr.write(`${dtype} pair ${p + 1}/${PAIRS}: read ${pair.readSeconds.toFixed(2)} s, merge ${pair.mergeSeconds.toFixed(2)} s, ratio ${pair.ratio.toFixed(2)}, peak RSS ${pair.peakRssMB.toFixed(0)} MB, merge CPU ${pair.mergeCpuSeconds.toFixed(2)} s, load ${pair.readLoad1.toFixed(1)}/${pair.mergeLoad1.toFixed(1)}\n`);
+    const med = (f) => median(rounds.map(f));
+    const readS = med((r) => r.read.seconds);
+    const oneS = THREADS.includes(1) ? med((r) => r['merge-1'].seconds) : NaN;
+    for (const t of THREADS) {
+      const k = `merge-${t}`;
+      results.push({
+        dtype,
+        mode,
+        threads: t,
+        inputBytes: run.bytes,
+        readMBps: run.bytes / 1e6 / readS,
+        mergeMBps: run.bytes / 1e6 / med((r) => r[k].seconds),
+        ratio: med((r) => r.read.seconds / r[k].seconds),
+        speedup: oneS / med((r) => r[k].seconds),
+        peakRssMB: Math.max(...rounds.map((r) => r[k].peakRssMB)),
+        cpuSeconds: med((r) => r[k].cpuSeconds),
+        load1: median(rounds.flatMap((r) => contenders.map((c) => r[c].load1))),
+        rounds: rounds.map((r) => ({ read: r.read.seconds, merge: r[k].seconds })),
+      });
+    }
   }
-  const readS = median(pairs.map((x) => x.readSeconds));
-  const mergeS = median(pairs.map((x) => x.mergeSeconds));
-  results.push({
-    dtype,
-    inputBytes: run.bytes,
-    readMBps: run.bytes / 1e6 / readS,
-    mergeMBps: run.bytes / 1e6 / mergeS,
-    ratio: median(pairs.map((x) => x.ratio)),
-    peakRssMB: Math.max(...pairs.map((x) => x.peakRssMB)),
-    mergeCpuSeconds: median(pairs.map((x) => x.mergeCpuSeconds)),
-    load1: median(pairs.flatMap((x) => [x.readLoad1, x.mergeLoad1])),
-    pairs,
-  });
   rmSync(output, { force: true });
 }
 
@@ -234,12 +250,14 @@ const machine = {
   node: process.version,
   filesystem: sh('df', ['--output=source,fstype', OUT]).stdout.trim().split('\n').pop().replace(/\s+/, ' '),
 };
-const config = { checkpoints: CKPTS, mbPerCheckpoint: MB, pairs: PAIRS, cacheDrop: dropMethod, read: `dd bs=${READ_BS} of=/dev/null, files in order`, merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} -o OUT --force -q`, rss: HAVE_TIME ? '/usr/bin/time -v' : 'process.resourceUsage().maxRSS' };
+const config = { checkpoints: CKPTS, mbPerCheckpoint: MB, rounds: PAIRS, threads: THREADS, modes: MODES, cacheDrop: dropMethod, read: `dd bs=${READ_BS} of=/dev/null, files in order`, merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} --threads T -o OUT --force -q`, rss: HAVE_TIME ? '/usr/bin/time -v' : 'process.resourceUsage().maxRSS' };
 writeFileSync(join(OUT, 'merge.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, config, results }, null, 2)}\n`);
 
 const f = (x, d = 0) => x.toFixed(d);
-console.log(`\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} cold pairs (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`);
-console.log('| dtype | input | read MB/s | merge MB/s | ratio merge/read | peak RSS | merge CPU (user+sys) | load avg (1 min) |');
-console.log('|---|---|---|---|---|---|---|---|');
-for (const r of results) console.log(`| ${r.dtype} | ${f(r.inputBytes / 1e6)} MB | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.peakRssMB)} MB | ${f(r.mergeCpuSeconds, 2)} s | ${f(r.load1, 1)} |`);
+console.log(`\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} rounds (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`);
+console.log('| dtype | cache | threads | read MB/s | merge MB/s | merge/read | speed-up vs 1 thread | peak RSS | CPU (user+sys) | load avg (1 min) |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const r of results) {
+  console.log(`| ${r.dtype} | ${r.mode} | ${r.threads} | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.speedup, 2)} | ${f(r.peakRssMB)} MB | ${f(r.cpuSeconds, 2)} s | ${f(r.load1, 1)} |`);
+}
 console.log(`\nwrote ${join('bench', 'out', 'merge.json')}`);

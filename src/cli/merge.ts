@@ -8,7 +8,7 @@ import { defineCommand, type ArgsOf } from './command.js';
 import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 import { methodOptions, methodSpecFrom } from './method-options.js';
 import { startProgress, type Progress } from './terminal.js';
-import { outputDtype, parseSize } from './values.js';
+import { outputDtype, parseSize, positiveInteger } from './values.js';
 
 const builder = (y: Argv) =>
   runPositional(methodOptions(selectionOptions(globalOptions(y))))
@@ -17,6 +17,7 @@ const builder = (y: Argv) =>
     .option('shard-size', { type: 'string', describe: 'Folder output: split into shards of this size (e.g. 5GB)' })
     .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output' })
     .option('allow-nonfinite', { type: 'boolean', default: false, describe: 'Average NaN/Inf inputs instead of refusing them' })
+    .option('threads', { type: 'number', describe: 'Threads for the arithmetic (default: the cores; small merges use fewer)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Print the steps and weights without reading tensors' })
     .example('$0 merge runs/exp1 --method lawa --last 8 -o lawa8.safetensors', 'LAWA: uniform over the 8 newest checkpoints')
     .example('$0 merge runs/exp1 --method ema --decay 0.9 --every 2 -o ema/', 'EMA over every 2nd checkpoint, written as a folder like the input')
@@ -48,6 +49,7 @@ export function mergeRequest(a: MergeArgs): MergeRequest {
       dtype: outputDtype(a.dtype),
       shardSize: a.shardSize === undefined ? undefined : parseSize('shard-size', a.shardSize),
       allowNonfinite: a.allowNonfinite,
+      threads: positiveInteger('threads', a.threads),
     },
   };
 }
@@ -83,7 +85,7 @@ export const mergeCommand = defineCommand({
     if (a.json) {
       const json = {
         output: result.output, files: result.files, method: vector.method, name: vector.name, params: vector.params, checkpoints: result.checkpoints,
-        bytes_read: plan.bytesToRead, bytes_written: plan.bytesToWrite, seconds: result.seconds,
+        bytes_read: plan.bytesToRead, bytes_written: plan.bytesToWrite, seconds: result.seconds, threads: result.threads,
       };
       process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     } else if (!a.quiet) {

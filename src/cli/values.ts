@@ -18,6 +18,13 @@ export function parseSize(flag: string, text: string): number {
   return bytes;
 }
 
+/** A whole number >= 1 given to `--flag`, or undefined. */
+export function positiveInteger(flag: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < 1) throw new AvgCkptError('usage', `--${flag} takes a whole number >= 1, got ${v}`);
+  return v;
+}
+
 /** `1,2,4` or repeated flags -> numbers. */
 export function numberList(flag: string, v: unknown): number[] | undefined {
   if (v === undefined) return undefined;

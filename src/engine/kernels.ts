@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AvgCkptError } from '../errors.js';
-import type { ReadableFloat, WritableFloat } from '../io/dtype.js';
+import { bytesPerElement, type ReadableFloat, type WritableFloat } from '../io/dtype.js';
 import { accumulate } from '../io/float-codec.js';
 
 /**
@@ -26,7 +26,10 @@ function kernelBytes(shared: boolean): Uint8Array<ArrayBuffer> {
     return new Uint8Array(readFileSync(url));
   } catch (e) {
     const why = (e as Error).message;
-    throw new AvgCkptError('internal', `the WebAssembly kernels are missing (${fileURLToPath(url)}: ${why}); run npm run build`);
+    throw new AvgCkptError(
+      'internal',
+      `the WebAssembly kernels are missing (${fileURLToPath(url)}: ${why}); run npm run build`,
+    );
   }
 }
 
@@ -50,18 +53,21 @@ type Kernel = (src: number, dst: number, n: number, w: number) => void;
 export type EncodeKernel = (src: number, dst: number, n: number) => void;
 type Exports = Record<'f32' | 'bf16' | 'f64', Kernel> & Record<'toBf16' | 'toF16', EncodeKernel>;
 
-/** One instance per Memory object; a worker gets a new object with each job (instantiating is cheap). */
+/** One instance per Memory object (a worker has its own object for the same shared memory). */
 const instances = new WeakMap<WebAssembly.Memory, Exports | null>();
 
-function instance(memory: WebAssembly.Memory, shared: boolean): Exports | null {
+function instance(memory: WebAssembly.Memory): Exports | null {
   if (!instances.has(memory)) {
-    const mod = kernelModule(shared);
-    instances.set(memory, mod === null ? null : (new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as Exports));
+    const mod = kernelModule(memory.buffer instanceof SharedArrayBuffer);
+    instances.set(
+      memory,
+      mod === null ? null : (new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as Exports),
+    );
   }
   return instances.get(memory) ?? null;
 }
 
-/** Arena buffers -> their memory, which the encoder hands to its worker with each job. */
+/** Arena buffers -> their memory, which the compute workers are started with. */
 const memories = new WeakMap<ArrayBuffer | SharedArrayBuffer, WebAssembly.Memory>();
 
 /** The WebAssembly memory behind an Arena's buffer, if `buffer` is one. */
@@ -72,7 +78,7 @@ export function memoryOf(buffer: ArrayBuffer | SharedArrayBuffer): WebAssembly.M
 /** The SIMD float64 -> `d` encoder over `memory`, or null for F32/F64 or where SIMD is unavailable. */
 export function simdEncoder(memory: WebAssembly.Memory, d: WritableFloat): EncodeKernel | null {
   if (d !== 'BF16' && d !== 'F16') return null;
-  const e = instance(memory, memory.buffer instanceof SharedArrayBuffer);
+  const e = instance(memory);
   return e === null ? null : d === 'BF16' ? e.toBf16 : e.toF16;
 }
 
@@ -83,16 +89,14 @@ export function simdEncoder(memory: WebAssembly.Memory, d: WritableFloat): Encod
  */
 export class Arena {
   private used = 0;
+  readonly memory: WebAssembly.Memory;
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
-  private readonly kernels: Partial<Record<ReadableFloat, Kernel>> = {};
 
   constructor(bytes: number, shared = false) {
     const pages = Math.ceil(bytes / 65536);
-    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
-    this.buffer = memory.buffer;
-    memories.set(this.buffer, memory);
-    const e = instance(memory, shared);
-    if (e !== null) Object.assign(this.kernels, { F32: e.f32, BF16: e.bf16, F64: e.f64 });
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
+    this.buffer = this.memory.buffer;
+    memories.set(this.buffer, this.memory);
   }
 
   bytes(n: number): Uint8Array {
@@ -109,16 +113,31 @@ export class Arena {
 
   /** `accumulate`, with SIMD where the dtype has a kernel and both buffers are in this arena. */
   accumulate(d: ReadableFloat, bytes: Uint8Array, acc: Float64Array, w: number): void {
-    const k = this.kernels[d];
-    if (k === undefined || bytes.buffer !== this.buffer || acc.buffer !== this.buffer) {
-      accumulate(d, bytes, acc, w);
-      return;
-    }
-    const size = d === 'F64' ? 8 : d === 'F32' ? 4 : 2;
-    const n = bytes.byteLength / size;
-    const step = d === 'BF16' ? 8 : d === 'F32' ? 4 : 2;
-    const bulk = n - (n % step);
-    k(bytes.byteOffset, acc.byteOffset, bulk, w);
-    if (bulk < n) accumulate(d, bytes.subarray(bulk * size), acc.subarray(bulk), w);
+    accumulateIn(this.memory, d, bytes, acc, w);
   }
+}
+
+/**
+ * `accumulate` (acc += w * bytes as `d`), with the SIMD kernel where the dtype has one and both
+ * buffers are views of `memory`; JS for the rest.
+ */
+export function accumulateIn(
+  memory: WebAssembly.Memory,
+  d: ReadableFloat,
+  bytes: Uint8Array,
+  acc: Float64Array,
+  w: number,
+): void {
+  const e = instance(memory);
+  const k = e === null ? undefined : d === 'F32' ? e.f32 : d === 'BF16' ? e.bf16 : d === 'F64' ? e.f64 : undefined;
+  if (k === undefined || bytes.buffer !== memory.buffer || acc.buffer !== memory.buffer) {
+    accumulate(d, bytes, acc, w);
+    return;
+  }
+  const size = bytesPerElement(d);
+  const n = bytes.byteLength / size;
+  const step = d === 'BF16' ? 8 : d === 'F32' ? 4 : 2;
+  const bulk = n - (n % step);
+  k(bytes.byteOffset, acc.byteOffset, bulk, w);
+  if (bulk < n) accumulate(d, bytes.subarray(bulk * size), acc.subarray(bulk), w);
 }

@@ -1,6 +1,6 @@
 /**
- * Keeps several positional reads in flight while the caller accumulates: the reads run in
- * libuv's thread pool, so disk I/O overlaps with the arithmetic on the main thread.
+ * Keeps several reads in flight while the caller computes: the reads run in libuv's thread
+ * pool (UV_THREADPOOL_SIZE threads, 4 by default), so disk I/O overlaps with the arithmetic.
  */
 import { rangeBytes, readElements, type ElementRange } from '../io/formats/read-elements.js';
 import type { FilePool } from '../io/storage/file-pool.js';
@@ -10,35 +10,36 @@ export type ReadJob = ElementRange;
 
 export class ReadAhead {
   private readonly inFlight: Array<Promise<Uint8Array>> = [];
-  private readonly free: Uint8Array[] = [];
+  private readonly free: Uint8Array[];
+  private readonly bufferBytes: number;
   private done = false;
 
   /**
    * @param jobs read jobs, consumed lazily in order
    * @param depth reads in flight at most
-   * @param maxLength the largest job's length in bytes: buffers are this size and recycled
-   * @param alloc makes a buffer of that size, 8-byte aligned: at most `depth` plus the number
-   *   the caller holds (has not released) at once are made
+   * @param buffers the buffers reads go to (each at least the largest job's length, 8-byte
+   *   aligned), recycled: a read starts only when one is free
    */
   constructor(
     private readonly pool: FilePool,
     private readonly jobs: Iterator<ReadJob>,
     private readonly depth: number,
-    private readonly maxLength: number,
-    private readonly alloc: (length: number) => Uint8Array = (n) => new Uint8Array(n),
+    buffers: readonly Uint8Array[],
   ) {
+    this.free = [...buffers];
+    this.bufferBytes = buffers[0]?.byteLength ?? 0;
     this.fill();
   }
 
   private fill(): void {
-    while (!this.done && this.inFlight.length < this.depth) {
+    while (!this.done && this.inFlight.length < this.depth && this.free.length > 0) {
       const next = this.jobs.next();
       if (next.done) {
         this.done = true;
         return;
       }
       const job = next.value;
-      const buf = this.free.pop() ?? this.alloc(this.maxLength);
+      const buf = this.free.pop() as Uint8Array;
       const length = rangeBytes(job);
       const p = readElements(this.pool, job.source, job.start, job.count, buf).then(() => buf.subarray(0, length));
       p.catch(() => undefined); // surfaced when awaited in order
@@ -48,15 +49,15 @@ export class ReadAhead {
 
   /** The next job's bytes, valid until `release` is called with them. */
   async next(): Promise<Uint8Array> {
+    this.fill();
     const p = this.inFlight.shift();
-    if (p === undefined) throw new Error('ReadAhead: no more jobs');
-    const bytes = await p;
-    return bytes;
+    if (p === undefined) throw new Error(this.done ? 'ReadAhead: no more jobs' : 'ReadAhead: every buffer is held');
+    return await p;
   }
 
   /** Returns a buffer from `next` for reuse and starts more reads. */
   release(bytes: Uint8Array): void {
-    this.free.push(new Uint8Array(bytes.buffer, bytes.byteOffset, this.maxLength));
+    this.free.push(new Uint8Array(bytes.buffer, bytes.byteOffset, this.bufferBytes));
     this.fill();
   }
 

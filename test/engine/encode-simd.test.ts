@@ -1,11 +1,11 @@
 /**
- * The SIMD float64 -> bf16 / f16 encoders (kernels.ts, used by encodeBlocks) give exactly the
- * bytes of `encode`: every bf16 and f16 value, the midpoints between neighbours and the float64s
+ * The SIMD float64 -> bf16 / f16 encoders (kernels.wat, used by the merge through encodeIn)
+ * give exactly the bytes of `encode`: every bf16 and f16 value, the midpoints between neighbours and the float64s
  * next to them, float32 ties (double-rounding traps), NaNs of either sign and any payload,
  * infinities, overflow, subnormals, zeros, random bit patterns, and lengths that leave a JS tail.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeBlocks } from '../../src/engine/encoder.js';
+import { encodeIn } from '../../src/engine/compute.js';
 import { Arena, memoryOf, simdEncoder } from '../../src/engine/kernels.js';
 import { encode, firstNonFinite } from '../../src/io/float-codec.js';
 
@@ -67,9 +67,8 @@ function simdEncode(dt: 'BF16' | 'F16', values: Float64Array, shared: boolean): 
   const acc = arena.f64(n);
   acc.set(values);
   const out = arena.bytes(n * 2);
-  const counter = arena.bytes(8);
-  const nonFinite = encodeBlocks({ dt, buffer: arena.buffer, memory: memoryOf(arena.buffer), acc: acc.byteOffset, out: out.byteOffset, counter: counter.byteOffset, n, check: true });
-  expect(nonFinite).toBe(firstNonFinite(dt, jsEncode(dt, values)) >= 0); // overflow included
+  encodeIn(arena.memory, dt, acc, out);
+  expect(firstNonFinite(dt, out) >= 0).toBe(firstNonFinite(dt, jsEncode(dt, values)) >= 0); // overflow included
   return out.slice();
 }
 
@@ -106,7 +105,7 @@ describe('SIMD bf16 and f16 encode', () => {
       });
     }
 
-    it(`${dt}: lengths that are not multiples of 8 (JS tail) and several blocks`, () => {
+    it(`${dt}: lengths that are not multiples of 8 (JS tail), short and long`, () => {
       for (const n of [0, 1, 7, 8, 9, 15, 17, 65535, 65537, 131079]) {
         const v = values.subarray(values.length - n);
         expect(Buffer.compare(simdEncode(dt, v, true), jsEncode(dt, v))).toBe(0);
