@@ -58,6 +58,8 @@ export function curveChartSpec(lines: readonly CurveLine[], metric: string, dire
   const hits = [...rawHit, ...ttt.filter((t) => t.step !== null).map((t) => ({ method: t.name, step: t.step, value: target.value, label: `${t.name}: step ${t.step}` }))];
   const label = target.source === 'best-raw' ? `target: best raw ${metric} ${target.value.toPrecision(4)}` : `target: ${metric} ${target.value.toPrecision(4)}`;
   const x = { field: 'step', type: 'quantitative' as const, title: 'training step' };
+  const xMin = Math.min(...rows.map((r) => r.step));
+  const xMax = Math.max(...rows.map((r) => r.step));
   const y = { field: 'value', type: 'quantitative' as const, title: metric, scale: yScale(rows.map((r) => r.value), direction) };
   const color = { field: 'method', type: 'nominal' as const, title: 'method', sort: order };
   return {
@@ -71,7 +73,12 @@ export function curveChartSpec(lines: readonly CurveLine[], metric: string, dire
       // Early in training the curves are on the worse side of the target: the label goes there, on the left.
       { data: { values: [{ value: target.value, label }] }, mark: { type: 'text', align: 'left', x: 4, ...(direction === 'min' ? { baseline: 'top', dy: 3 } : { baseline: 'bottom', dy: -3 }), color: '#444' }, encoding: { y: { field: 'value', type: 'quantitative' }, text: { field: 'label' } } },
       { data: { values: hits }, mark: { type: 'point', filled: true, size: 90, stroke: 'black', strokeWidth: 1, opacity: 1 }, encoding: { x, y: { field: 'value', type: 'quantitative' }, color } },
-      { data: { values: hits }, mark: { type: 'text', angle: 0, align: 'left', dx: 7, dy: direction === 'min' ? 12 : -12, fontSize: 10, color: '#333' }, encoding: { x, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' } } },
+      // one label a row under (or over) the target, so that hits a few steps apart stay readable
+      ...hits.map((h, i) => ({
+        data: { values: [h] },
+        mark: { type: 'text', align: (h.step ?? 0) > (xMin + xMax) / 2 ? 'right' : 'left', dx: (h.step ?? 0) > (xMin + xMax) / 2 ? -7 : 7, dy: (direction === 'min' ? 1 : -1) * (14 + 12 * i), fontSize: 10, color: '#333' },
+        encoding: { x, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' } },
+      })),
     ],
     resolve: { scale: { y: 'shared' } },
   } as TopLevelSpec;
