@@ -96,6 +96,16 @@ describe('--allow-unmapped', () => {
     for (let i = 0; i < losses[0].length; i++) expect(Math.abs(losses[0][i] - losses[1][i])).toBeLessThan(1e-5);
   });
 
+  it('curve lists it too: in the summary, the JSON and the page', async () => {
+    const report = join(tmp.dir, 'curve.json');
+    const html = join(tmp.dir, 'curve.html');
+    const r = await runCli(['curve', join(MLP, 'run'), '--onnx', stale, '--data', MLP, '--window', '4', '--every', '20', '--allow-unmapped', '--device', 'cpu', '--report', report, '--html', html]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('note: 1 float initializer is not averaged: every candidate uses the exported values of "layer0.b" [128] (--allow-unmapped)');
+    expect(JSON.parse(readFileSync(report, 'utf8')).unmapped).toEqual([{ initializer: 'layer0.b', shape: [128], why: expect.any(String) }]);
+    expect(readFileSync(html, 'utf8')).toContain('exported values of &quot;layer0.b&quot; [128]');
+  });
+
   it('a run whose model binds fully has no unmapped list', async () => {
     const report = join(tmp.dir, 'clean.json');
     const r = await runCli(sweep(join(MLP, 'model.onnx'), '--report', report));

@@ -98,6 +98,23 @@ describe('binding', () => {
     expect(mapped.weights.find((w) => w.initializer === 'layer0.b')).toMatchObject({ source: '0.bias', via: 'map' });
   });
 
+  it('a graph none of whose float initializers the run supplies is another model: refused even with allowUnmapped', async () => {
+    const path = variant('foreign.onnx', (m) => {
+      for (const t of [...m.graph!.initializer!]) {
+        t.rawData = new Uint8Array(Float32Array.from(floatValues(1, t.rawData!), (_, i) => Math.cos(i)).buffer);
+        rename(m, t.name!, `net.${t.name}`);
+      }
+    });
+    const model = await loadModel(path);
+    for (const allowUnmapped of [false, true]) {
+      await expect(bindModel(model, checkpoints, { allowUnmapped })).rejects.toMatchObject({
+        code: 'model-mismatch',
+        file: path,
+        message: expect.stringMatching(/^this model does not belong to these checkpoints: 0 of 6 float initializers match/),
+      });
+    }
+  });
+
   it('reads weights stored as external data', async () => {
     const data = join(tmp, 'ext.onnx.data');
     const chunks: Uint8Array[] = [];
