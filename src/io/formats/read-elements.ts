@@ -102,23 +102,49 @@ async function gather(pool: FilePool, src: TensorSource, box: Box, start: number
   }
   const window = new Uint8Array(span * size);
   await pool.read(src.file, src.position + base * size, window);
-  // walk the box in C order: its elements are consecutive runs of the output
+  scatter(window, into, size, box, strides, src.shape, start);
+}
+
+/** Copies a box's elements from `window` (its storage span) to their C-order places in `into`. */
+function scatter(
+  window: Uint8Array, into: Uint8Array, size: number, box: Box, strides: readonly number[], shape: readonly number[], start: number,
+): void {
+  // copy in the widest unit both buffers are aligned to (never float views: they may change NaN bits)
+  const unit = [4, 2, 1].find((u) => size % u === 0 && into.byteOffset % u === 0) ?? 1;
+  const from = units(window, unit);
+  const to = units(into, unit);
+  const k = size / unit;
   const rank = box.len.length;
-  const cStrides = src.shape.map((_, d) => numelOf(src.shape.slice(d + 1)));
+  // the last dimension is walked in a tight loop; the others by an odometer over `idx`
+  const inner = rank === 0 ? 1 : box.len[rank - 1];
+  const innerStride = rank === 0 ? 0 : strides[rank - 1] * k;
+  const cStrides = shape.map((_, d) => numelOf(shape.slice(d + 1)));
   const idx = new Array<number>(rank).fill(0);
-  for (let k = 0; k < n; k++) {
-    let from = 0;
-    let to = -start;
+  const rows = box.len.reduce((a, b) => a * b, 1) / inner;
+  for (let r = 0; r < rows; r++) {
+    let f = 0;
+    let t = -start;
     for (let d = 0; d < rank; d++) {
-      from += idx[d] * strides[d];
-      to += (box.lo[d] + idx[d]) * cStrides[d];
+      f += idx[d] * strides[d];
+      t += (box.lo[d] + idx[d]) * cStrides[d];
     }
-    for (let byte = 0; byte < size; byte++) into[to * size + byte] = window[from * size + byte];
-    for (let d = rank - 1; d >= 0; d--) {
+    f *= k;
+    t *= k;
+    if (k === 1) for (let j = 0; j < inner; j++) to[t + j] = from[f + j * innerStride];
+    else for (let j = 0; j < inner; j++) for (let u = 0; u < k; u++) to[t + j * k + u] = from[f + j * innerStride + u];
+    for (let d = rank - 2; d >= 0; d--) {
       if (++idx[d] < box.len[d]) break;
       idx[d] = 0;
     }
   }
+}
+
+/** `bytes` as whole units of 1, 2 or 4 bytes (its byte offset a multiple of `unit`). */
+function units(bytes: Uint8Array, unit: number): Uint8Array | Uint16Array | Uint32Array {
+  const n = Math.floor(bytes.byteLength / unit);
+  if (unit === 4) return new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+  if (unit === 2) return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+  return bytes;
 }
 
 function swapBytes(bytes: Uint8Array, size: number): void {

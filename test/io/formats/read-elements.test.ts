@@ -63,7 +63,7 @@ describe('readElements', () => {
             };
             const start = numel === 0 ? 0 : seed % numel;
             const count = numel === 0 ? 0 : 1 + ((seed >> 3) % (numel - start));
-            const into = new Uint8Array(count * size + 3);
+            const into = new Uint8Array(count * size + 3).subarray(seed % 3); // aligned or not
             await readElements(pool, src, start, count, into);
             expect(into.subarray(0, count * size)).toEqual(expected(storage, header, shape, strides, offset, size, start, count, bigEndian));
           },
