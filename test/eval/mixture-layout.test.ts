@@ -13,7 +13,7 @@ import type { Checkpoint } from '../../src/series/checkpoint.js';
 const weight: BoundTensor = { initializer: 'w', type: ONNX_DTYPE.FLOAT, dims: [2, 3], source: 'w', transform: 'identity', via: 'name' };
 const binding: Binding = { weights: [weight], integers: [], constants: [], unmapped: [] } as unknown as Binding;
 const base: TensorSource = { name: 'w', dtype: 'F32', shape: [2, 3], file: 'x.pt', position: 64, byteLength: 24 };
-const checkpoint = (src: TensorSource) => ({ tensors: new Map([['w', src]]) }) as unknown as Checkpoint;
+const checkpoint = (src: TensorSource) => ({ path: 'run/x.pt', tensors: new Map([['w', src]]) }) as unknown as Checkpoint;
 
 describe('mixtureUnsupported: tensor layout', () => {
   it('a C-contiguous little-endian source is fine (also with strides that say C order)', () => {
