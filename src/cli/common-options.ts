@@ -1,5 +1,6 @@
 /** Options every command shares: output modes, the run, and the checkpoint selection. */
 import type { Argv } from 'yargs';
+import type { OpenOptions } from '../io/formats/format.js';
 import type { SelectionOptions } from '../series/select.js';
 
 export function globalOptions<T>(y: Argv<T>) {
@@ -10,9 +11,16 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('s3-endpoint', { type: 'string', describe: 'S3-compatible endpoint for s3:// paths (MinIO, GCS, ...; default: AWS_ENDPOINT_URL)' });
 }
 
-/** The `<run..>` positional of every command. */
+/** The `<run..>` positional of every command, and how its files are opened. */
 export function runPositional<T>(y: Argv<T>) {
-  return y.positional('run', { type: 'string', array: true, demandOption: true, describe: 'A run folder, a glob, or checkpoint files/folders' });
+  return y
+    .positional('run', { type: 'string', array: true, demandOption: true, describe: 'A run folder, a glob, or checkpoint files/folders' })
+    .option('key', { type: 'string', describe: 'PyTorch files: the dotted key of the state dict (default: the plain state dict, else state_dict, model, ...)' });
+}
+
+/** `--key` as the commands' `open` option (absent when not given). */
+export function openFrom(a: { key?: string }): { open?: OpenOptions } {
+  return a.key === undefined ? {} : { open: { key: a.key } };
 }
 
 export function selectionOptions<T>(y: Argv<T>) {

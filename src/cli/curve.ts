@@ -7,7 +7,7 @@ import { formatCurveSummary } from '../report/curve-report.js';
 import type { Argv } from 'yargs';
 import type { CurveOptions } from '../commands/curve.js';
 import { defineCommand, type ArgsOf } from './command.js';
-import { globalOptions, runPositional } from './common-options.js';
+import { globalOptions, openFrom, runPositional } from './common-options.js';
 import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
 import { CURVE_FLAGS, familyOptions, familyValues } from './method-options.js';
 
@@ -30,6 +30,7 @@ export function curveRequest(a: CurveArgs): Omit<CurveOptions, 'onNote' | 'onPro
   return {
     ...evaluatorOptions(a, 'curve'),
     inputs: a.run,
+    ...openFrom(a),
     selection: { fromStep: a.fromStep, toStep: a.toStep },
     averages: familyValues(a, CURVE_FLAGS),
     every: a.every,

@@ -3,7 +3,7 @@ import { formatInspect } from '../report/inspect-table.js';
 import type { Argv } from 'yargs';
 import { inspect, type InspectOptions } from '../commands/inspect.js';
 import { defineCommand, type ArgsOf } from './command.js';
-import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
+import { globalOptions, openFrom, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 
 const builder = (y: Argv) =>
   runPositional(selectionOptions(globalOptions(y)))
@@ -17,7 +17,7 @@ export type InspectArgs = ArgsOf<typeof builder>;
 
 /** The parsed arguments as the command's options (the argv -> options table test checks this). */
 export function inspectRequest(a: InspectArgs): InspectOptions {
-  return { inputs: a.run, selection: selectionFrom(a), onnx: a.onnx, maps: a.map };
+  return { inputs: a.run, ...openFrom(a), selection: selectionFrom(a), onnx: a.onnx, maps: a.map };
 }
 
 export const inspectCommand = defineCommand({

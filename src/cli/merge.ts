@@ -5,14 +5,14 @@ import { AvgCkptError } from '../errors.js';
 import { OUTPUT_DTYPES } from '../io/dtype.js';
 import { formatDryRun, formatMergeDone } from '../report/merge-summary.js';
 import { defineCommand, type ArgsOf } from './command.js';
-import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
+import { globalOptions, openFrom, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 import { methodOptions, methodSpecFrom } from './method-options.js';
 import { startProgress, type Progress } from './terminal.js';
 import { outputDtype, parseSize, positiveInteger } from './values.js';
 
 const builder = (y: Argv) =>
   runPositional(methodOptions(selectionOptions(globalOptions(y))))
-    .option('output', { alias: 'o', type: 'string', describe: 'out.safetensors (one file) or out/ (a folder like the input)' })
+    .option('output', { alias: 'o', type: 'string', describe: 'out.safetensors or out.pt (one file), or out/ (a folder like the input)' })
     .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'Output dtype for float tensors (default: the input dtype)' })
     .option('shard-size', { type: 'string', describe: 'Folder output: split into shards of this size (e.g. 5GB)' })
     .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output' })
@@ -43,6 +43,7 @@ export function mergeRequest(a: MergeArgs): MergeRequest {
     dryRun: a.dryRun,
     options: {
       select: selectionFrom(a),
+      ...openFrom(a),
       method: methodSpecFrom(a),
       output: a.output,
       force: a.force,
@@ -64,7 +65,7 @@ export const mergeCommand = defineCommand({
       if (!a.quiet) process.stderr.write(`avg-ckpt: ${line}\n`);
     };
     if (dryRun || options.output === undefined) {
-      const { vector, checkpoints, selected, series } = await resolveMerge(inputs, options.select, options.method);
+      const { vector, checkpoints, selected, series } = await resolveMerge(inputs, options.select, options.method, options.open);
       series.notes.forEach(note);
       const json = { method: vector.method, name: vector.name, params: vector.params, selected: selected.length, checkpoints };
       process.stdout.write(a.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatDryRun(vector, checkpoints, selected.length)}\n`);

@@ -3,7 +3,7 @@ import { formatSweepTable } from '../report/sweep-table.js';
 import type { Argv } from 'yargs';
 import type { SweepOptions } from '../commands/sweep.js';
 import { defineCommand, type ArgsOf } from './command.js';
-import { globalOptions, runPositional, selectionFrom, selectionOptions } from './common-options.js';
+import { globalOptions, openFrom, runPositional, selectionFrom, selectionOptions } from './common-options.js';
 import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
 import { OUTPUT_DTYPES } from '../io/dtype.js';
 import { familyOptions, familyValues, SWEEP_FLAGS } from './method-options.js';
@@ -31,6 +31,7 @@ export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 
   return {
     ...evaluatorOptions(a, 'sweep-window'),
     inputs: a.run,
+    ...openFrom(a),
     selection: selectionFrom(a),
     grid: familyValues(a, SWEEP_FLAGS),
     greedy: a.greedy,

@@ -13,12 +13,15 @@ import { writeCurveOutputs } from '../report/curve-report.js';
 import { formatCommand } from '../report/recipe-command.js';
 import { writeReportFile } from '../report/write.js';
 import { checkCompatible } from '../series/compatible.js';
+import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 import { reportOutputs, type ReportFiles } from './report-files.js';
 
 export interface CurveOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
   readonly inputs: readonly string[];
+  /** How checkpoint files are opened (`--key`). */
+  readonly open?: OpenOptions;
   /** The part of the run to look at (--from-step, --to-step). */
   readonly selection?: Pick<SelectionOptions, 'fromStep' | 'toStep'>;
   /**
@@ -86,7 +89,7 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     throw new AvgCkptError('usage', `curve needs an average to compare with the raw model: ${options}`);
   }
   if (opts.target !== undefined && !Number.isFinite(opts.target)) throw new AvgCkptError('usage', `--target must be a number, got ${opts.target}`);
-  const series = await discoverSeries(opts.inputs);
+  const series = await discoverSeries(opts.inputs, { open: opts.open });
   series.notes.forEach(note);
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
   checkCompatible(selected);

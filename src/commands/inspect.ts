@@ -1,4 +1,5 @@
 /** `inspect`, the whole job: the series every other command would see, checked, and optionally its ONNX binding. */
+import type { OpenOptions } from '../io/formats/format.js';
 import type { InspectReport } from '../report/inspect-table.js';
 import { checkCompatible } from '../series/compatible.js';
 import { discoverSeries } from '../series/discover.js';
@@ -9,6 +10,8 @@ export type { InspectReport };
 
 export interface InspectOptions {
   readonly inputs: readonly string[];
+  /** How checkpoint files are opened (`--key`). */
+  readonly open?: OpenOptions;
   readonly selection?: SelectionOptions;
   /** Also bind this graph's initializers to the checkpoint tensors. */
   readonly onnx?: string;
@@ -17,7 +20,7 @@ export interface InspectOptions {
 }
 
 export async function inspect(opts: InspectOptions): Promise<InspectReport> {
-  const series = await discoverSeries(opts.inputs);
+  const series = await discoverSeries(opts.inputs, { open: opts.open });
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
   checkCompatible(selected);
   const summary = summarizeSeries(series, selected);

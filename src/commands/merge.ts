@@ -4,11 +4,14 @@ import { checkpointInputs } from '../io/output-guard.js';
 import { vectorFromSpec, type MethodSpec } from '../recipes/from-spec.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
+import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries, type Series } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 
 export interface MergeRunOptions extends MergeOptions {
   select?: SelectionOptions;
+  /** How checkpoint files are opened (`--key`). */
+  open?: OpenOptions;
   method: MethodSpec;
   /** Gets what discovery left out or assumed, before the merge starts. */
   onNote?: (line: string) => void;
@@ -35,8 +38,8 @@ export interface MergeRunResult extends MergeResult, ResolvedMerge {
 }
 
 /** Everything but the tensor data: what `--dry-run` shows. */
-export async function resolveMerge(inputs: string[] | Series, select: SelectionOptions = {}, method: MethodSpec): Promise<ResolvedMerge> {
-  const series = Array.isArray(inputs) ? await discoverSeries(inputs) : inputs;
+export async function resolveMerge(inputs: string[] | Series, select: SelectionOptions = {}, method: MethodSpec, open: OpenOptions = {}): Promise<ResolvedMerge> {
+  const series = Array.isArray(inputs) ? await discoverSeries(inputs, { open }) : inputs;
   const selected = selectCheckpoints(series.checkpoints, select);
   const vector = vectorFromSpec({ ...method, last: method.last ?? select.last }, selected.map((c) => c.step), series.stepsKnown);
   const checkpoints = selected.map((c, i) => ({ step: c.step, weight: vector.weights[i], path: c.path })).filter((c) => c.weight > 0);
@@ -44,7 +47,7 @@ export async function resolveMerge(inputs: string[] | Series, select: SelectionO
 }
 
 export async function merge(inputs: string[] | Series, options: MergeRunOptions): Promise<MergeRunResult> {
-  const resolved = await resolveMerge(inputs, options.select, options.method);
+  const resolved = await resolveMerge(inputs, options.select, options.method, options.open);
   resolved.series.notes.forEach((line) => options.onNote?.(line));
   const started = performance.now();
   // every checkpoint of the run, not only the selected ones, is safe from the output

@@ -19,12 +19,15 @@ import type { WeightVector } from '../recipes/weight-vector.js';
 import { writeSweepOutputs } from '../report/sweep-outputs.js';
 import { writeReportFile } from '../report/write.js';
 import { checkCompatible } from '../series/compatible.js';
+import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 import { reportOutputs, type ReportFiles } from './report-files.js';
 
 export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
   readonly inputs: readonly string[];
+  /** How checkpoint files are opened (`--key`). */
+  readonly open?: OpenOptions;
   readonly selection?: SelectionOptions;
   readonly grid?: GridOptions;
   /** Also build a greedy soup over the K newest checkpoints (Wortsman et al. 2022). */
@@ -57,7 +60,7 @@ export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
 
 async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
   const note = opts.onNote ?? (() => undefined);
-  const series = await discoverSeries(opts.inputs);
+  const series = await discoverSeries(opts.inputs, { open: opts.open });
   series.notes.forEach(note);
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
   checkCompatible(selected);

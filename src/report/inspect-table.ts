@@ -18,10 +18,13 @@ export interface InspectReport {
 
 export function formatInspect(r: InspectReport): string {
   const lines = [`${r.checkpoints.length} checkpoints${r.stepsKnown ? '' : ' (no step numbers found: order as given)'}, ${formatBytes(r.totalBytes)} in all; keys, shapes and dtypes agree`];
-  lines.push(`${'step'.padStart(8)}  ${'shards'.padStart(6)}  ${'bytes'.padStart(9)}  ${'tensors'.padStart(7)}  dtypes  path`);
+  // a PyTorch file says which state dict was read: `pytorch[state_dict]`, `pytorch[]` for a plain one
+  const format = (c: CheckpointSummary) => (c.entry === undefined ? c.format : `${c.format}[${c.entry}]`);
+  const fw = Math.max(6, ...r.checkpoints.map((c) => format(c).length));
+  lines.push(`${'step'.padStart(8)}  ${'shards'.padStart(6)}  ${'bytes'.padStart(9)}  ${'tensors'.padStart(7)}  ${'format'.padEnd(fw)}  dtypes  path`);
   for (const c of r.checkpoints) {
     const dt = Object.entries(c.dtypes).map(([d, n]) => `${d}x${n}`).join(',');
-    lines.push(`${String(c.step).padStart(8)}  ${String(c.shards).padStart(6)}  ${formatBytes(c.bytes).padStart(9)}  ${String(c.tensors).padStart(7)}  ${dt}  ${c.path}`);
+    lines.push(`${String(c.step).padStart(8)}  ${String(c.shards).padStart(6)}  ${formatBytes(c.bytes).padStart(9)}  ${String(c.tensors).padStart(7)}  ${format(c).padEnd(fw)}  ${dt}  ${c.path}`);
   }
   if (r.binding !== undefined) {
     const binding = r.binding;

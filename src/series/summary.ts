@@ -1,4 +1,5 @@
 /** A printable description of a series: what `inspect` shows. */
+import { STATE_DICT_KEY } from '../io/pytorch/format.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { Series } from './discover.js';
 
@@ -7,6 +8,8 @@ export interface CheckpointSummary {
   stepSource: string;
   path: string;
   format: string;
+  /** The entry of the file the tensors came from (PyTorch: the state dict's key, '' for a plain one). */
+  entry?: string;
   shards: number;
   bytes: number;
   tensors: number;
@@ -17,7 +20,8 @@ export interface CheckpointSummary {
 export function summarizeCheckpoint(ck: Checkpoint): CheckpointSummary {
   const dtypes: Record<string, number> = {};
   for (const t of ck.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
-  return { step: ck.step, stepSource: ck.stepSource, path: ck.path, format: ck.format, shards: ck.files.length, bytes: ck.bytes, tensors: ck.tensors.size, dtypes };
+  const entry = ck.metadata[STATE_DICT_KEY];
+  return { step: ck.step, stepSource: ck.stepSource, path: ck.path, format: ck.format, ...(entry === undefined ? {} : { entry }), shards: ck.files.length, bytes: ck.bytes, tensors: ck.tensors.size, dtypes };
 }
 
 export interface SeriesSummary {
