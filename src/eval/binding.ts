@@ -205,8 +205,13 @@ async function bindByValue(model: LoadedModel, holder: Checkpoint, pending: read
         if (valuesMatch(g, type, c, transform, src.shape)) matches.push({ initializer: name, type, dims, source: src.name, transform, via: 'value' });
       }
     }
+    // names of one storage (tied weights in a PyTorch file: an embedding and its LM head) are one match
+    const identity = (m: BoundTensor) => {
+      const src = holder.tensors.get(m.source)!;
+      return `${src.storage === undefined ? m.source : `${src.file}:${src.storage}@${src.position}:${src.strides ?? ''}`}/${m.transform}`;
+    };
     if (matches.length === 1) out.set(name, matches[0]);
-    else if (matches.length > 1 && !isConstantValued(g) && new Set(matches.map((m) => m.source + m.transform)).size === 1) out.set(name, matches[0]);
+    else if (matches.length > 1 && !isConstantValued(g) && new Set(matches.map(identity)).size === 1) out.set(name, matches[0]);
     else if (matches.length > 1) out.set(name, `equals several checkpoint tensors by value (${matches.slice(0, 4).map((m) => `${m.source}${m.transform === 'transpose' ? ' transposed' : ''}`).join(', ')}); say which with --map`);
   }
   return out;
