@@ -44,6 +44,9 @@ export type ErrorCode =
   // output
   | 'output-exists'
   | 'output-is-input'
+  // a merge split over processes (--part, --finalize)
+  | 'missing-part'
+  | 'stale-part'
   | 'io'
   // evaluation
   | 'invalid-npy'

@@ -1,6 +1,7 @@
 /** `avg-ckpt merge`: average a window of a run into a checkpoint that loads anywhere. */
 import type { Argv } from 'yargs';
 import { merge, resolveMerge, type MergeRunOptions } from '../commands/merge.js';
+import { parsePartSpec } from '../engine/parts.js';
 import { AvgCkptError } from '../errors.js';
 import { OUTPUT_DTYPES } from '../io/dtype.js';
 import { formatDryRun, formatMergeDone } from '../report/merge-summary.js';
@@ -19,6 +20,8 @@ const builder = (y: Argv) =>
     .option('allow-nonfinite', { type: 'boolean', default: false, describe: 'Average NaN/Inf inputs instead of refusing them' })
     .option('threads', { type: 'number', describe: 'Threads for the arithmetic (default: the cores; small merges use fewer)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Print the steps and weights without reading tensors' })
+    .option('part', { type: 'string', describe: 'Compute only part I of N of a folder output (I/N; auto/N: I from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID)' })
+    .option('finalize', { type: 'boolean', default: false, describe: 'After every --part I/N: check the parts, write the index, config files and _SUCCESS last' })
     .example('$0 merge runs/exp1 --method lawa --last 8 -o lawa8.safetensors', 'LAWA: uniform over the 8 newest checkpoints')
     .example('$0 merge runs/exp1 --method ema --decay 0.9 --every 2 -o ema/', 'EMA over every 2nd checkpoint, written as a folder like the input')
     .example('$0 merge runs/exp1 --method ema --decay-per-step 0.999 -o ema.safetensors', 'EMA per optimizer step (uses the real step gaps)')
@@ -38,6 +41,7 @@ export interface MergeRequest {
 /** The parsed arguments as the command's options (the argv -> options table test checks this). */
 export function mergeRequest(a: MergeArgs): MergeRequest {
   if (!a.dryRun && a.output === undefined) throw new AvgCkptError('usage', 'merge needs -o OUTPUT (a .safetensors file or a folder), or --dry-run');
+  if (a.part !== undefined && a.finalize) throw new AvgCkptError('usage', '--finalize replaces --part on the same command line: pass one of them');
   return {
     inputs: a.run,
     dryRun: a.dryRun,
@@ -51,6 +55,8 @@ export function mergeRequest(a: MergeArgs): MergeRequest {
       shardSize: a.shardSize === undefined ? undefined : parseSize('shard-size', a.shardSize),
       allowNonfinite: a.allowNonfinite,
       threads: positiveInteger('threads', a.threads),
+      ...(a.part === undefined ? {} : { part: parsePartSpec(a.part) }),
+      ...(a.finalize ? { finalize: true } : {}),
     },
   };
 }

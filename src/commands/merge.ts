@@ -1,5 +1,6 @@
 /** `merge`, the whole job: discover a run, select, build the weight vector, write the average. */
-import { mergeToOutput, type MergeOptions, type MergeResult } from '../engine/merge.js';
+import { mergeToOutput, type MergeResult } from '../engine/merge.js';
+import { mergeInParts, type PartOptions } from '../engine/parts.js';
 import { checkpointInputs } from '../io/output-guard.js';
 import { vectorFromSpec, type MethodSpec } from '../recipes/from-spec.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
@@ -8,7 +9,7 @@ import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries, type Series } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 
-export interface MergeRunOptions extends MergeOptions {
+export interface MergeRunOptions extends PartOptions {
   select?: SelectionOptions;
   /** How checkpoint files are opened (`--key`). */
   open?: OpenOptions;
@@ -52,6 +53,7 @@ export async function merge(inputs: string[] | Series, options: MergeRunOptions)
   const started = performance.now();
   // every checkpoint of the run, not only the selected ones, is safe from the output
   const guarded = [...checkpointInputs(resolved.series.checkpoints), ...(options.inputs ?? [])];
-  const result = await mergeToOutput(resolved.selected, resolved.vector, { ...options, inputs: guarded });
+  const write = options.part !== undefined || options.finalize === true ? mergeInParts : mergeToOutput;
+  const result = await write(resolved.selected, resolved.vector, { ...options, inputs: guarded });
   return { ...resolved, ...result, seconds: (performance.now() - started) / 1000 };
 }

@@ -10,7 +10,7 @@ import { listDir, readWhole, storageError } from '../io/storage/storage.js';
 const CONFIG_FILE = /^(config\.json|generation_config\.json|preprocessor_config\.json|tokenizer(_config)?\.json|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|tokenizer\.model|spiece\.model|sentencepiece\.bpe\.model|chat_template\.(json|jinja))$/;
 
 /** Copies the config files of `fromDir` (local or object storage) into the output folder. */
-export async function copyConfigFiles(fromDir: string, out: Output): Promise<string[]> {
+export async function copyConfigFiles(fromDir: string, out: Pick<Output, 'put'>): Promise<string[]> {
   let entries;
   try {
     entries = await listDir(fromDir);

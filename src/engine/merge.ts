@@ -61,7 +61,7 @@ export function outputKindOf(output: string, existingIsDir: boolean): 'file' | '
 }
 
 /** The recipe, recorded in every output file's `__metadata__`. */
-function recipeMetadata(plan: MergePlan, newest: Checkpoint): Record<string, string> {
+export function recipeMetadata(plan: MergePlan, newest: Checkpoint): Record<string, string> {
   const v = plan.vector;
   const meta: Record<string, string> = {};
   if (newest.metadata.format !== undefined) meta.format = newest.metadata.format;
@@ -136,7 +136,7 @@ function layoutKey(o: PassOutput): string {
 }
 
 /** Writes the index of a sharded folder output. */
-async function writeIndex(plan: MergePlan, out: Output): Promise<void> {
+export async function writeIndex(plan: MergePlan, out: Pick<Output, 'put'>): Promise<void> {
   const weightMap: Record<string, string> = {};
   for (const f of plan.files) for (const t of f.tensors) weightMap[t.name] = f.name;
   const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : 1)));

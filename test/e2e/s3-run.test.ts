@@ -53,6 +53,24 @@ describe('merge with s3:// paths', () => {
     expect(last).toMatch(/^PUT \/avg-ckpt-test\/out\/lawa\/_SUCCESS\?/);
   });
 
+  it('--part I/3 on three processes, then --finalize, into S3: the bytes of one merge on disk, _SUCCESS last', async () => {
+    const local = join(tmp.dir, 'local-parts');
+    const args = ['-m', 'lawa', '--last', '5', '--shard-size', '40kB', '-q'];
+    const a = await runCli(['merge', join(fixture, 'run'), ...args, '-o', `${local}/`]);
+    expect(a.code, a.stderr).toBe(0);
+    const out = 's3://avg-ckpt-test/out/parts/';
+    const parts = await Promise.all([0, 1, 2].map((i) => runCli(['merge', S3_RUN, ...args, '-o', out, '--part', `${i}/3`], { env })));
+    for (const p of parts) expect(p.code, p.stderr).toBe(0);
+    expect(await keys('out/parts/_SUCCESS')).toEqual([]);
+    const f = await runCli(['merge', S3_RUN, ...args, '-o', out, '--finalize'], { env });
+    expect(f.code, f.stderr).toBe(0);
+    const want = files(local);
+    expect(await keys('out/parts/')).toEqual([...want.map((k) => `out/parts/${k}`), 'out/parts/_SUCCESS'].sort());
+    for (const k of want) expect(sha(await get(`out/parts/${k}`)), k).toBe(sha(readFileSync(join(local, k))));
+    const last = s3.requests.filter((r) => r.startsWith('PUT /avg-ckpt-test/out/parts/') && !r.includes('.avg-ckpt-parts')).at(-1);
+    expect(last).toMatch(/^PUT \/avg-ckpt-test\/out\/parts\/_SUCCESS\?/);
+  }, 240_000);
+
   it('a glob over keys into a local file equals the same glob on disk', async () => {
     const local = join(tmp.dir, 'glob-local.safetensors');
     const viaS3 = join(tmp.dir, 'glob-s3.safetensors');

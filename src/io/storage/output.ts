@@ -4,12 +4,15 @@
  * last (S3Output: a folder is finished when its `_SUCCESS` marker exists). Either way a failed
  * or interrupted run leaves no partial output that looks complete.
  */
-import { open, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ioError } from '../../errors.js';
 import { AtomicOutput } from '../atomic-output.js';
 import { joinPath } from './paths.js';
-import { isS3Path } from './s3-location.js';
+import { folderPrefix, isS3Path, parseS3Path } from './s3-location.js';
+
+/** Written last into a folder output in object storage (and by --finalize): its presence means the rest is complete. */
+export const SUCCESS_MARKER = '_SUCCESS';
 
 /** Sequential bytes into one output file. */
 export interface ByteSink {
@@ -145,4 +148,36 @@ export async function abortObjectOutputs(): Promise<void> {
   if (!s3Used) return;
   const { abortS3Outputs } = await import('./s3-writer.js');
   await abortS3Outputs();
+}
+
+/** A small file written whole and atomically, replacing what is there. */
+export async function writeWhole(path: string, bytes: Uint8Array): Promise<void> {
+  const out = await beginOutput(path, 'file', true);
+  try {
+    const sink = await out.create(undefined, bytes.byteLength);
+    await sink.write(bytes);
+    await sink.close();
+    await out.commit();
+  } catch (e) {
+    await out.abort();
+    throw e;
+  }
+}
+
+/** Removes a file or a folder with everything in it (for S3: every key below the prefix). */
+export async function removeTree(path: string): Promise<void> {
+  if (!isS3Path(path)) {
+    try {
+      await rm(path, { recursive: true, force: true });
+    } catch (e) {
+      throw ioError(path, e, 'remove');
+    }
+    return;
+  }
+  const { s3Store } = await import('./s3.js');
+  const store = s3Store();
+  const { bucket, key } = parseS3Path(path);
+  const keys = (await store.listKeys(bucket, folderPrefix(key))).map((o) => o.key);
+  if ((await store.head(path)) !== undefined) keys.push(key);
+  if (keys.length > 0) await store.deleteKeys(bucket, keys);
 }

@@ -10,11 +10,10 @@ import {
   UploadPartCommand, type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { AvgCkptError } from '../../errors.js';
+import { SUCCESS_MARKER } from './output.js';
 import { folderPrefix, joinS3Path, parseS3Path, type S3Location } from './s3-location.js';
 import { s3Error, type S3Store } from './s3.js';
 
-/** Written last into a folder output: its presence means every other object is complete. */
-export const SUCCESS_MARKER = '_SUCCESS';
 
 /** S3 allows at most 10,000 parts per upload. */
 const MAX_PARTS = 10_000;

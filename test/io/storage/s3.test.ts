@@ -5,7 +5,8 @@ import { AvgCkptError } from '../../../src/errors.js';
 import { isS3Path, joinS3Path, parseS3Path } from '../../../src/io/storage/s3-location.js';
 import { S3Store } from '../../../src/io/storage/s3.js';
 import type { S3Settings } from '../../../src/io/storage/s3-settings.js';
-import { S3ObjectWriter, S3Output, SUCCESS_MARKER } from '../../../src/io/storage/s3-writer.js';
+import { SUCCESS_MARKER } from '../../../src/io/storage/output.js';
+import { S3ObjectWriter, S3Output } from '../../../src/io/storage/s3-writer.js';
 import { startS3, type TestS3 } from './s3-server.js';
 
 let s3: TestS3;
