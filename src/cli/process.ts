@@ -5,7 +5,7 @@
  */
 import { EXIT_CODES, EXIT_SIGNALS } from '../errors.js';
 import { removeTemporaryOutputs } from '../io/atomic-output.js';
-import { abortObjectOutputs } from '../io/storage/output.js';
+import { abortObjectOutputs, hasObjectOutputs } from '../io/storage/output.js';
 import { restoreTerminal } from './terminal.js';
 
 export function cleanUp(): void {
@@ -27,8 +27,12 @@ export function installProcessHandlers(): void {
     process.once(sig, () => {
       cleanUp();
       process.stderr.write(`\navg-ckpt: interrupted by ${sig}; nothing was written and temporary files were removed\n`);
+      if (!hasObjectOutputs()) process.exit(EXIT_CODES[sig]);
       // S3 uploads in flight are aborted and the objects they completed deleted (a bounded wait)
-      void abortObjectOutputs().finally(() => process.exit(EXIT_CODES[sig]));
+      void abortObjectOutputs().finally(() => {
+        cleanUp(); // what started meanwhile
+        process.exit(EXIT_CODES[sig]);
+      });
     });
   }
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {

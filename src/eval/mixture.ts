@@ -45,10 +45,10 @@ export function largestStack(binding: Binding, k: number): { name: string; bytes
 
 /** Why the mixture cannot be built for these checkpoints, if it cannot. */
 export function mixtureUnsupported(binding: Binding, newest: Checkpoint): string | undefined {
-  // the mixture points onnxruntime at the checkpoint files themselves, which it reads only from disk
-  if (isS3Path(newest.path)) return 'the checkpoints are in object storage, and onnxruntime reads weights only from local files';
   for (const slot of weightSlots(binding.weights)) {
     const src = newest.tensors.get(slot.first.source);
+    // the mixture points onnxruntime at the checkpoint files themselves, which it reads only from disk
+    if (src !== undefined && isS3Path(src.file)) return 'the checkpoints are in object storage, and onnxruntime reads weights only from local files';
     if (src !== undefined && !isInPlace(src)) return `tensor "${src.name}" is a strided or big-endian view in its file`;
     const d = src?.dtype;
     if (d === undefined || ![ONNX_DTYPE.FLOAT, ONNX_DTYPE.FLOAT16, ONNX_DTYPE.BFLOAT16, ONNX_DTYPE.DOUBLE].includes(onnxCodeOf(d) as 1)) {

@@ -143,9 +143,14 @@ export async function beginOutput(target: string, kind: 'file' | 'dir', force: b
   };
 }
 
+/** Whether an S3 output was begun in this process (then a signal must wait to abort it). */
+export function hasObjectOutputs(): boolean {
+  return s3Used;
+}
+
 /** Aborts S3 outputs still being written (on a signal); local ones are removed synchronously elsewhere. */
 export async function abortObjectOutputs(): Promise<void> {
-  if (!s3Used) return;
+  if (!hasObjectOutputs()) return;
   const { abortS3Outputs } = await import('./s3-writer.js');
   await abortS3Outputs();
 }
