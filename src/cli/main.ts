@@ -12,6 +12,9 @@ import { inspectCommand } from './inspect.js';
 import { mergeCommand } from './merge.js';
 import { sweepWindowCommand } from './sweep-window.js';
 import { cleanUp } from './process.js';
+import { usageLine } from './usage.js';
+
+const COMMANDS = [inspectCommand, mergeCommand, sweepWindowCommand, curveCommand] as const;
 
 /** Runs one command line; returns its exit code (never throws, never exits the process). */
 export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
@@ -24,7 +27,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
       .command(mergeCommand)
       .command(sweepWindowCommand)
       .command(curveCommand)
-      .demandCommand(1, 'Name a command: inspect, merge, sweep-window, curve.')
+      .demandCommand(1, `Name a command: ${COMMANDS.map((c) => String(c.command).split(' ')[0]).join(', ')}.`)
       .middleware((a) => {
         if (typeof a.s3Endpoint === 'string') configureS3({ endpoint: a.s3Endpoint });
       })
@@ -34,7 +37,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
       .wrap(Math.min(110, process.stdout.columns ?? 100))
       .fail((msg, err) => {
         if (err) throw err;
-        throw new AvgCkptError('usage', msg);
+        throw new AvgCkptError('usage', usageLine(msg, argv, COMMANDS));
       })
       .parseAsync();
     return EXIT_CODES.ok;

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import type { MethodSpec } from '../recipes/from-spec.js';
 import { kebab, type MethodOptions } from '../recipes/method.js';
-import { allMethodOptions, FAMILIES, METHODS, type MethodOptionValues } from '../recipes/registry.js';
+import { allMethodOptions, FAMILIES, methodNamed, METHODS, type MethodOptionValues } from '../recipes/registry.js';
 import { numberList } from './values.js';
 
 /** Adds one option per entry of `options` (camelCase key -> kebab-case flag). */
@@ -48,6 +48,7 @@ export function familyValues(argv: Readonly<Record<string, unknown>>, flags: rea
 
 /** The method and its option values out of the parsed arguments (the rest of argv left behind). */
 export function methodSpecFrom(a: MethodSpec): MethodSpec {
+  methodNamed(a.method); // an unknown method is refused before the run is read
   const keys = new Set(Object.keys(allMethodOptions()));
   const given = Object.entries(a).filter(([k, v]) => keys.has(k) && v !== undefined);
   // the keys are the registry's own option keys, whose value types MethodSpec states

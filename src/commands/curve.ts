@@ -16,7 +16,7 @@ import { checkCompatible } from '../series/compatible.js';
 import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
-import { reportOutputs, type ReportFiles } from './report-files.js';
+import { checkReportNames, reportOutputs, type ReportFiles } from './report-files.js';
 
 export interface CurveOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
   readonly inputs: readonly string[];
@@ -102,6 +102,7 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
   }));
 
   await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data)]);
+  checkReportNames(opts.outputs);
   const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints });
   try {
     await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data, evaluator.model)]);

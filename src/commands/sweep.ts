@@ -22,7 +22,7 @@ import { checkCompatible } from '../series/compatible.js';
 import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
-import { reportOutputs, type ReportFiles } from './report-files.js';
+import { checkReportNames, reportOutputs, type ReportFiles } from './report-files.js';
 
 export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
   readonly inputs: readonly string[];
@@ -73,6 +73,7 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
     ...reportOutputs(opts.outputs),
   ];
   await guardOutputs(outputs, [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data)]);
+  checkReportNames(opts.outputs);
   const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []) });
   const results: CandidateResult[] = [];
   const ms: number[] = [];

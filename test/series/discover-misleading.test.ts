@@ -5,7 +5,7 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { AvgCkptError } from '../../src/errors.js';
 import { discoverSeries } from '../../src/series/discover.js';
 import { put, simpleCkpt, tempDir } from '../helpers/st-bytes.js';
@@ -142,13 +142,9 @@ describe('several run folders work like a glob over both', () => {
 });
 
 describe('merge --dry-run lists the checkpoints with weight', () => {
-  async function run(args: string[]): Promise<{ code: number; out: string }> {
-    let out = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const code = await main(args);
-    vi.restoreAllMocks();
-    return { code, out };
+  async function run(args: string[]): Promise<{ code: number | null; out: string }> {
+    const r = await runCli(args, { inProcess: true });
+    return { code: r.code, out: r.stdout };
   }
   it('--json: the 5 of lawa-5, not all 60', async () => {
     const { code, out } = await run(['merge', 'fixtures/runs/digits-mlp/run', '--method', 'lawa', '--k', '5', '--dry-run', '--json']);
