@@ -97,11 +97,11 @@ describe('sweep-window: argv -> options', () => {
     ],
     [
       ['sweep-window', 'run', '--onnx', 'm.onnx', '--data', 'val/', '--windows', '2,4', '--windows', '8', '--ema', '0.9', '--ema-per-step', '0.999',
-        '--uniform-from', '500', '--phema', '0.05,0.1', '--greedy', '10', '--last', '20'],
+        '--uniform-from', '500', '--phema', '0.05,0.1', '--greedy', '10', '--holdout', '0.5', '--last', '20'],
       {
         ...SCORING, inputs: ['run'], selection: { ...NO_SELECTION, last: 20 },
         grid: { windows: [2, 4, 8], ema: [0.9], emaPerStep: [0.999], uniformFrom: [500], phema: [0.05, 0.1] },
-        greedy: 10, writeBest: undefined, emitOnnx: undefined, outputs: {},
+        greedy: 10, holdout: 0.5, writeBest: undefined, emitOnnx: undefined, outputs: {},
       },
     ],
     [
