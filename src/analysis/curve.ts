@@ -13,7 +13,10 @@ import { bestRawTarget, timeToTarget, type Direction, type Target, type TimeToTa
 
 export interface CurvePoint {
   readonly step: number;
+  /** Empty when the point failed to score. */
   readonly metrics: Metrics;
+  /** Why it has no metrics (its evaluation command failed, --eval-cmd). */
+  readonly failed?: string;
 }
 
 export interface CurveMethod {
@@ -87,7 +90,11 @@ export function families(steps: readonly number[], averages: CurveAverages): Cur
 
 /** Time to target from the evaluated curves (the raw curve is `methods[0]`). */
 export function curveTimeToTarget(methods: readonly CurveMethod[], metric: string, direction: Direction, given?: number): { target: Target; ttt: CurveTimeToTarget[] } {
-  const values = (m: CurveMethod) => ({ name: m.name, points: m.points.map((p) => ({ step: p.step, value: p.metrics[metric] })) });
+  // a point that failed to score is NaN: never the target, never reaching it
+  const values = (m: CurveMethod) => ({ name: m.name, points: m.points.map((p) => ({ step: p.step, value: p.metrics[metric] ?? NaN })) });
+  if (given === undefined && methods[0].points.every((p) => p.failed !== undefined)) {
+    throw new AvgCkptError('eval-command', 'no raw checkpoint could be scored, so there is no target: pass --target VALUE');
+  }
   const target = given === undefined ? bestRawTarget(values(methods[0]), direction) : { value: given, source: 'given' as const };
   const rest = methods.slice(1);
   const ttt = timeToTarget(values(methods[0]), rest.map(values), target.value, direction);

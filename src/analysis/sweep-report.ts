@@ -5,6 +5,7 @@
 import type { MarginInterval } from './bootstrap.js';
 import type { ExportedInitializer } from '../eval/binding.js';
 import type { Metrics } from '../eval/metrics.js';
+import type { Outcome } from '../eval/scorer.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 
 export interface CandidateResult {
@@ -14,7 +15,10 @@ export interface CandidateResult {
   /** The steps the average reads, and their weights. */
   readonly steps: readonly number[];
   readonly weights: readonly number[];
+  /** Empty when the candidate failed to score. */
   readonly metrics: Metrics;
+  /** Why it has no metrics (its evaluation command failed, --eval-cmd): one line. */
+  readonly failed?: string;
   /** Milliseconds scoring it took (set by sweepWindow; optional for reports built by hand). */
   readonly ms?: number;
   /** True for a greedy soup that chose its members on the rows it is scored on: its score flatters it. */
@@ -74,10 +78,11 @@ export interface SweepReport {
   readonly unmapped?: readonly ExportedInitializer[];
 }
 
-/** A scored vector as the report keeps it: only the steps with weight. */
-export function candidateResult(v: WeightVector, metrics: Metrics, ms: number, extra: Pick<CandidateResult, 'optimistic' | 'choice_metrics'> = {}): CandidateResult {
+/** A scored (or failed) vector as the report keeps it: only the steps with weight. */
+export function candidateResult(v: WeightVector, outcome: Outcome, extra: Pick<CandidateResult, 'optimistic' | 'choice_metrics'> = {}): CandidateResult {
   const used = v.steps.map((s, i) => [s, v.weights[i]] as const).filter(([, w]) => w > 0);
-  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), metrics, ms: Math.round(ms), ...extra };
+  const scored = 'metrics' in outcome ? { metrics: outcome.metrics } : { metrics: {}, failed: outcome.failed };
+  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), ...scored, ms: Math.round(outcome.ms), ...extra };
 }
 
 /** The median, robust to the first candidate's one-off cost (shader compilation on WebGPU). */

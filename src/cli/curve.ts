@@ -8,7 +8,7 @@ import type { Argv } from 'yargs';
 import type { CurveOptions } from '../commands/curve.js';
 import { defineCommand, type ArgsOf } from './command.js';
 import { globalOptions, openFrom, runPositional } from './common-options.js';
-import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
+import { evalOptions, scoringOptions, scoringFeedback } from './eval-options.js';
 import { CURVE_FLAGS, familyOptions, familyValues } from './method-options.js';
 
 const builder = (y: Argv) =>
@@ -21,14 +21,15 @@ const builder = (y: Argv) =>
     .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs step, one line per method, the target marked' })
     .option('html', { type: 'string', describe: 'Write one self-contained HTML page: time to target, chart, table, command' })
     .example('$0 curve runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --window 5,10 --ema 0.9 --plot curve.svg', 'Raw vs LAWA(5), LAWA(10), EMA(0.9) along the run')
-    .example('$0 curve runs/exp1 --onnx model.onnx --data val/ --window 20 --every 5 --target 3.28 --html curve.html', 'Every 5th checkpoint; steps to a loss of 3.28');
+    .example('$0 curve runs/exp1 --onnx model.onnx --data val/ --window 20 --every 5 --target 3.28 --html curve.html', 'Every 5th checkpoint; steps to a loss of 3.28')
+    .example("$0 curve runs/exp1 --eval-cmd 'python eval.py --model {path}' --window 5 --every 4", 'The same analysis scored by your own script');
 
 export type CurveArgs = ArgsOf<typeof builder>;
 
 /** The parsed arguments as the command's options (the argv -> options table test checks this). */
 export function curveRequest(a: CurveArgs): Omit<CurveOptions, 'onNote' | 'onProgress'> {
   return {
-    ...evaluatorOptions(a, 'curve'),
+    ...scoringOptions(a, 'curve'),
     inputs: a.run,
     ...openFrom(a),
     selection: { fromStep: a.fromStep, toStep: a.toStep },
@@ -46,7 +47,7 @@ export const curveCommand = defineCommand({
   handler: async (a) => {
     const request = curveRequest(a);
     const feedback = scoringFeedback(a);
-    // onnxruntime's native libraries take a second to load: only the commands that score pay for them
+    // the scoring libraries (onnxruntime's native code above all) load only for the commands that score
     const { curve } = await import('../commands/curve.js');
     const report = await curve({
       ...request,

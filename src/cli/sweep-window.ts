@@ -1,10 +1,10 @@
-/** `avg-ckpt sweep-window`: score candidate averages of a run with onnxruntime and keep the best. */
+/** `avg-ckpt sweep-window`: score candidate averages of a run (onnxruntime or your own command) and keep the best. */
 import { formatSweepTable } from '../report/sweep-table.js';
 import type { Argv } from 'yargs';
 import type { SweepOptions } from '../commands/sweep.js';
 import { defineCommand, type ArgsOf } from './command.js';
 import { globalOptions, openFrom, runPositional, selectionFrom, selectionOptions } from './common-options.js';
-import { evalOptions, evaluatorOptions, scoringFeedback } from './eval-options.js';
+import { evalOptions, scoringOptions, scoringFeedback } from './eval-options.js';
 import { OUTPUT_DTYPES } from '../io/dtype.js';
 import { familyOptions, familyValues, SWEEP_FLAGS } from './method-options.js';
 import { outputDtype } from './values.js';
@@ -17,19 +17,20 @@ const builder = (y: Argv) =>
     .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
     .option('html', { type: 'string', describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command" })
     .option('write-best', { type: 'string', describe: 'Write the winner here, exactly as merge would (file or folder)' })
-    .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'With --write-best: output dtype (default: the input dtype)' })
+    .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'With --write-best (and the candidates --eval-cmd evaluates): output dtype (default: the input dtype)' })
     .option('emit-onnx', { type: 'string', describe: "Write the graph with the winner's weights baked in" })
     .option('force', { type: 'boolean', default: false, describe: 'Replace existing outputs' })
     .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/', 'Default grid, ranked by validation loss')
     .example('$0 sweep-window runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --windows 2,4,8,16 --ema 0.9 --write-best best/', 'Pick a window and write the winner')
-    .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/ --phema 0.05,0.1 --greedy 20', 'Power EMA widths and a greedy soup over the 20 newest');
+    .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/ --phema 0.05,0.1 --greedy 20', 'Power EMA widths and a greedy soup over the 20 newest')
+    .example("$0 sweep-window runs/exp1 --eval-cmd 'python eval.py --model {path}' --jobs 2 --eval-timeout 600", 'Score each candidate with your own script (it prints {"loss": ...} last)');
 
 export type SweepWindowArgs = ArgsOf<typeof builder>;
 
 /** The parsed arguments as the command's options (the argv -> options table test checks this). */
 export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 'onProgress'> {
   return {
-    ...evaluatorOptions(a, 'sweep-window'),
+    ...scoringOptions(a, 'sweep-window'),
     inputs: a.run,
     ...openFrom(a),
     selection: selectionFrom(a),
@@ -44,12 +45,12 @@ export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 
 
 export const sweepWindowCommand = defineCommand({
   command: 'sweep-window <run..>',
-  describe: 'Score candidate averages (LAWA windows, EMA decays, uniform) with onnxruntime and keep the best',
+  describe: 'Score candidate averages (LAWA windows, EMA decays, uniform) with onnxruntime or your own evaluation command, and keep the best',
   builder,
   handler: async (a) => {
     const request = sweepRequest(a);
     const feedback = scoringFeedback(a);
-    // onnxruntime's native libraries take a second to load: only the commands that score pay for them
+    // the scoring libraries (onnxruntime's native code above all) load only for the commands that score
     const { sweepWindow } = await import('../commands/sweep.js');
     const report = await sweepWindow({
       ...request,

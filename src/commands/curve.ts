@@ -1,13 +1,12 @@
 /**
  * `curve`, the whole job: along the run, score the raw model and the LAWA / EMA averages that end
- * at each checkpoint with one evaluator (the mixture engine makes each point one run), measure
+ * at each checkpoint with one scorer (with onnxruntime's mixture engine each point is one run; or
+ * the user's evaluation command, --eval-cmd), measure
  * how many steps each average saves to reach a target, and write the JSON, chart and page asked for.
  */
 import { CURVE_FAMILIES, curveIndexes, curveTimeToTarget, families, type CurveAverages, type CurvePoint, type CurveReport } from '../analysis/curve.js';
 import { AvgCkptError } from '../errors.js';
-import { exportedInitializers } from '../eval/binding.js';
-import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
-import { evaluationInputs } from '../eval/inputs.js';
+import { scoreEach } from '../eval/scorer.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { writeCurveOutputs } from '../report/curve-report.js';
 import { formatCommand } from '../report/recipe-command.js';
@@ -17,8 +16,11 @@ import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 import { checkReportNames, reportOutputs, type ReportFiles } from './report-files.js';
+import { checkSomeScored, openScorer, scoringInputs, type ScoringChoice } from './scoring.js';
 
-export interface CurveOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
+export type CurveOptions = CurveJob & ScoringChoice;
+
+interface CurveJob {
   readonly inputs: readonly string[];
   /** How checkpoint files are opened (`--key`). */
   readonly open?: OpenOptions;
@@ -48,10 +50,14 @@ export function curveCommandLine(o: CurveOptions): string[] {
   };
   const list = (xs: readonly number[] | undefined) => (xs === undefined || xs.length === 0 ? undefined : xs.join(','));
   flag('onnx', o.onnx);
-  flag('data', o.data.dataDir);
-  for (const [name, file] of Object.entries(o.data.inputs ?? {})) flag('input', `${name}=${file}`);
-  flag('labels', o.data.labels);
-  flag('batch-size', o.data.batchSize === 256 ? undefined : o.data.batchSize);
+  flag('data', o.data?.dataDir);
+  for (const [name, file] of Object.entries(o.data?.inputs ?? {})) flag('input', `${name}=${file}`);
+  flag('labels', o.data?.labels);
+  flag('batch-size', o.data?.batchSize === 256 ? undefined : o.data?.batchSize);
+  flag('eval-cmd', o.evalCommand?.command);
+  flag('shell', o.evalCommand?.shell);
+  flag('jobs', o.evalCommand?.jobs === 1 ? undefined : o.evalCommand?.jobs);
+  flag('eval-timeout', o.evalCommand?.timeoutSeconds);
   flag('metric', o.metric);
   flag('maximize', o.direction === 'max');
   flag('minimize', o.direction === 'min');
@@ -101,29 +107,29 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     return vector === undefined ? [] : [{ fi, step: steps[i], vector }];
   }));
 
-  await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data)]);
+  await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await scoringInputs(opts)]);
   checkReportNames(opts.outputs);
-  const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints });
+  const { scorer, inputs } = await openScorer(opts, { selected, series: series.checkpoints, onNote: note });
   try {
-    await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data, evaluator.model)]);
-    evaluator.deviceNotes.forEach(note);
-    note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
-    evaluator.data.notes.forEach(note);
-    for (const u of evaluator.binding.unmapped) note(`scoring "${u.initializer}" as exported (--allow-unmapped): ${u.why}`);
-    const points: CurvePoint[][] = fams.map(() => []);
-    for (const [n, j] of jobs.entries()) {
-      opts.onProgress?.(n, jobs.length, `step ${j.step}`);
-      points[j.fi].push({ step: j.step, metrics: await evaluator.score(j.vector) });
-    }
-    opts.onProgress?.(jobs.length, jobs.length, '');
+    await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...inputs]);
+    scorer.notes.forEach(note);
+    const scored: CurvePoint[] = [];
+    let done = 0;
+    opts.onProgress?.(0, jobs.length, `step ${jobs[0]?.step}`);
+    await scoreEach(scorer, jobs.map((j) => j.vector), (n, o) => {
+      scored[n] = 'metrics' in o ? { step: jobs[n].step, metrics: o.metrics } : { step: jobs[n].step, metrics: {}, failed: o.failed };
+      opts.onProgress?.(++done, jobs.length, `step ${jobs[n].step}`);
+    });
+    checkSomeScored(scored, 'point of the curve');
+    const points: CurvePoint[][] = fams.map((_, fi) => scored.filter((_, n) => jobs[n].fi === fi));
     const methods = fams.map((f, fi) => ({ name: f.name, method: f.method, params: f.params, points: points[fi] }));
-    const { target, ttt } = curveTimeToTarget(methods, evaluator.rankMetric, evaluator.direction, opts.target);
+    const { target, ttt } = curveTimeToTarget(methods, scorer.rankMetric, scorer.direction, opts.target);
     return {
-      metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind,
-      engine_reason: evaluator.engineReason, steps: indexes.map((i) => steps[i]), methods, target, time_to_target: ttt,
-      ...(evaluator.binding.unmapped.length > 0 ? { unmapped: exportedInitializers(evaluator.binding) } : {}),
+      metric: scorer.rankMetric, direction: scorer.direction, device: scorer.device, engine: scorer.engineKind,
+      engine_reason: scorer.engineReason, steps: indexes.map((i) => steps[i]), methods, target, time_to_target: ttt,
+      ...(scorer.unmapped !== undefined ? { unmapped: scorer.unmapped } : {}),
     };
   } finally {
-    await evaluator.close();
+    await scorer.close();
   }
 }

@@ -1,17 +1,16 @@
 /**
- * `sweep-window`, the whole job: score every candidate average of a run with one evaluator, rank
- * them, and write what was asked for: the winner (as `merge` would), a ready-to-serve ONNX, the
- * chart, the page and the JSON report.
+ * `sweep-window`, the whole job: score every candidate average of a run with one scorer (the
+ * onnxruntime evaluator, or the user's command), rank them, and write what was asked for: the
+ * winner (as `merge` would), a ready-to-serve ONNX, the chart, the page and the JSON report.
  */
 import { BOOTSTRAP, holdoutSplit, marginOver } from '../analysis/bootstrap.js';
 import { candidateResult, median, type CandidateResult, type SweepMargin, type SweepReport } from '../analysis/sweep-report.js';
 import { AvgCkptError } from '../errors.js';
 import { mergeToOutput } from '../engine/merge.js';
-import { exportedInitializers } from '../eval/binding.js';
 import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidates.js';
-import { Evaluator, type EvaluatorOptions } from '../eval/evaluator.js';
-import { evaluationInputs } from '../eval/inputs.js';
+import type { Evaluator } from '../eval/evaluator.js';
 import { metricsOver, type Metrics, type PerExample } from '../eval/metrics.js';
+import { CandidateFailed, eachConcurrently } from '../eval/scorer.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/dtype.js';
 import { greedySoup } from '../recipes/greedy-soup.js';
@@ -23,8 +22,9 @@ import type { OpenOptions } from '../io/formats/format.js';
 import { discoverSeries } from '../series/discover.js';
 import { selectCheckpoints, type SelectionOptions } from '../series/select.js';
 import { checkReportNames, reportOutputs, type ReportFiles } from './report-files.js';
+import { checkSomeScored, openScorer, orWorst, scoringInputs, type ScoringChoice } from './scoring.js';
 
-export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'> {
+export interface SweepOptions extends ScoringChoice {
   readonly inputs: readonly string[];
   /** How checkpoint files are opened (`--key`). */
   readonly open?: OpenOptions;
@@ -34,12 +34,13 @@ export interface SweepOptions extends Omit<EvaluatorOptions, 'checkpoints' | 'st
   readonly greedy?: number;
   /**
    * Hold out this share of the validation rows (0 < F < 1): the winner (and a greedy soup's
-   * members) are chosen on the other rows, and every number reported is on the held-out ones.
+   * members) are chosen on the other rows, and every number reported is on the held-out ones
+   * (ONNX scoring only: a command reports no per-row values).
    */
   readonly holdout?: number;
   /** Write the winner here, exactly as `merge` would. */
   readonly writeBest?: { readonly output: string; readonly force?: boolean; readonly dtype?: WritableFloat };
-  /** Write the graph with the winner's weights baked in. */
+  /** Write the graph with the winner's weights baked in (ONNX scoring only). */
   readonly emitOnnx?: { readonly output: string; readonly force?: boolean };
   /** Files to write: the JSON report, the SVG chart, the HTML page (checked against every input before scoring). */
   readonly outputs?: ReportFiles;
@@ -72,55 +73,86 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
     ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
     ...reportOutputs(opts.outputs),
   ];
-  await guardOutputs(outputs, [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data)]);
+  if (opts.evalCommand !== undefined) {
+    if (opts.emitOnnx) throw new AvgCkptError('usage', '--emit-onnx needs --onnx: with --eval-cmd there is no graph to bake the winner into');
+    if (opts.holdout !== undefined) throw new AvgCkptError('usage', '--holdout needs --onnx: an evaluation command reports no per-row values to split');
+  }
+  await guardOutputs(outputs, [...checkpointInputs(series.checkpoints), ...await scoringInputs(opts)]);
   checkReportNames(opts.outputs);
-  const evaluator = await Evaluator.create({ ...opts, checkpoints: selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []) });
+  const { scorer, evaluator, inputs: read } = await openScorer(opts, {
+    selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []), dtype: opts.writeBest?.dtype, onNote: note,
+  });
   const results: CandidateResult[] = [];
   const ms: number[] = [];
-  let bestIndex = 0;
+  let bestIndex = -1;
   try {
-    const inputs = [...checkpointInputs(series.checkpoints), ...await evaluationInputs(opts.onnx, opts.data, evaluator.model)];
+    const inputs = [...checkpointInputs(series.checkpoints), ...read];
     await guardOutputs(outputs, inputs);
-    evaluator.deviceNotes.forEach((n) => note(n));
-    note(`device ${evaluator.device}; engine ${evaluator.engineReason}`);
-    evaluator.data.notes.forEach(note);
-    for (const u of evaluator.binding.unmapped) note(`scoring "${u.initializer}" as exported (--allow-unmapped): ${u.why}`);
-    const split = opts.holdout === undefined ? undefined : holdoutSplit(evaluator.data.rows, checkHoldout(opts.holdout, evaluator));
+    scorer.notes.forEach(note);
+    const split = opts.holdout === undefined || evaluator === undefined ? undefined : holdoutSplit(evaluator.data.rows, checkHoldout(opts.holdout, evaluator));
     if (split !== undefined) note(`--holdout ${opts.holdout}: the winner is chosen on ${split.choose.length} validation rows, every number reported is on the other ${split.report.length}`);
-    /** Scores a vector: the metrics that rank it (the choosing rows) and those reported (the held-out rows). */
-    const scoreBoth = async (v: WeightVector) => {
+    /** Scores a vector: the metrics that rank it (the choosing rows) and those reported (the held-out rows); per row with onnxruntime. */
+    const scoreBoth = async (v: WeightVector): Promise<Scored> => {
+      if (evaluator === undefined) {
+        const metrics = await scorer.score(v);
+        return { chosen: metrics, reported: metrics };
+      }
       const { metrics, perExample } = await evaluator.scoreRows(v);
       if (split === undefined) return { chosen: metrics, reported: metrics, perExample };
       return { chosen: metricsOver(evaluator.metrics, perExample, split.choose), reported: metricsOver(evaluator.metrics, perExample, split.report), perExample };
     };
     const chosen: Metrics[] = [];
-    const perRow: PerExample[] = [];
-    const record = (v: WeightVector, r: Awaited<ReturnType<typeof scoreBoth>>, t: number, optimistic: boolean) => {
+    const perRow: (PerExample | undefined)[] = [];
+    const record = (v: WeightVector, r: Scored | { failed: string }, t: number, optimistic: boolean) => {
       ms.push(t);
+      if ('failed' in r) {
+        chosen.push({});
+        perRow.push(undefined);
+        results.push(candidateResult(v, { failed: r.failed, ms: t }));
+        return;
+      }
       chosen.push(r.chosen);
       perRow.push(r.perExample);
-      results.push(candidateResult(v, r.reported, t, { ...(optimistic ? { optimistic } : {}), ...(split ? { choice_metrics: r.chosen } : {}) }));
-      if (results.length > 1 && evaluator.better(r.chosen, chosen[bestIndex])) bestIndex = results.length - 1;
+      results.push(candidateResult(v, { metrics: r.reported, ms: t }, { ...(optimistic ? { optimistic } : {}), ...(split ? { choice_metrics: r.chosen } : {}) }));
+      if (bestIndex < 0 || scorer.better(r.chosen, chosen[bestIndex])) bestIndex = results.length - 1;
     };
-    for (const [i, v] of grid.candidates.entries()) {
-      opts.onProgress?.(i, grid.candidates.length, v.name);
+    /** A candidate's scores, or why its command failed (the others go on). */
+    const attempt = async (v: WeightVector) => {
       const t0 = performance.now();
-      record(v, await scoreBoth(v), performance.now() - t0, false);
-    }
+      try {
+        return { r: await scoreBoth(v) as Scored | { failed: string }, t: performance.now() - t0 };
+      } catch (e) {
+        if (e instanceof CandidateFailed) return { r: { failed: e.message }, t: performance.now() - t0 };
+        throw e;
+      }
+    };
+    // a command scores --jobs candidates at once; results are recorded in grid order, so ties go to the earlier
+    const outcomes: Awaited<ReturnType<typeof attempt>>[] = [];
+    let done = 0;
+    opts.onProgress?.(0, grid.candidates.length, grid.candidates[0].name);
+    await eachConcurrently(grid.candidates, scorer.concurrency ?? 1, async (v, i) => {
+      outcomes[i] = await attempt(v);
+      opts.onProgress?.(++done, grid.candidates.length, v.name);
+    });
+    for (const [i, v] of grid.candidates.entries()) record(v, outcomes[i].r, outcomes[i].t, false);
     const candidates = [...grid.candidates];
     if (opts.greedy !== undefined) {
       // Without --holdout the soup picks its members on the data it is then scored on: its score is optimistic.
       opts.onProgress?.(candidates.length, candidates.length + 1, `greedy-soup-${opts.greedy}`);
       const t0 = performance.now();
-      const soup = await greedySoup(steps, opts.greedy, async (v) => (await scoreBoth(v)).chosen, (a, b) => evaluator.better(a, b));
+      const failures = new WeakSet<Metrics>();
+      const soup = await greedySoup(steps, opts.greedy, orWorst(scorer.rankMetric, failures, async (v) => (await scoreBoth(v)).chosen), (a, b) => scorer.better(a, b));
       candidates.push(soup.vector);
-      record(soup.vector, await scoreBoth(soup.vector), performance.now() - t0, split === undefined);
+      // onnxruntime scores the soup once more for its per-row values; a command's score is kept (an evaluation may take hours)
+      const final = evaluator !== undefined ? (await attempt(soup.vector)).r : failures.has(soup.score) ? { failed: 'no member of the soup could be scored' } : { chosen: soup.score, reported: soup.score };
+      record(soup.vector, final, performance.now() - t0, split === undefined);
     }
     opts.onProgress?.(candidates.length, candidates.length, '');
-    const margin = sweepMargin(evaluator.rankMetric, results.map((r) => r.name), chosen, perRow, bestIndex, (a, b) => evaluator.better(a, b), split?.report ?? allRows(evaluator.data.rows));
+    checkSomeScored(results, 'candidate');
+    const margin = evaluator === undefined ? undefined : sweepMargin(scorer.rankMetric, results.map((r) => r.name), chosen, perRow as PerExample[], bestIndex, (a, b) => scorer.better(a, b), split?.report ?? allRows(evaluator.data.rows));
     const winner = candidates[bestIndex];
     const written: string[] = [];
-    if (opts.emitOnnx) {
+    if (opts.emitOnnx && evaluator !== undefined) {
       await evaluator.writeOnnx(winner, opts.emitOnnx.output, opts.emitOnnx.force);
       written.push(opts.emitOnnx.output);
     }
@@ -129,17 +161,24 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
       written.push(merged.output);
     }
     return {
-      metric: evaluator.rankMetric, direction: evaluator.direction, device: evaluator.device, engine: evaluator.engineKind,
-      engine_reason: evaluator.engineReason, setup_ms: Math.round(evaluator.setupMs), ms_per_candidate: Math.round(median(ms)),
+      metric: scorer.rankMetric, direction: scorer.direction, device: scorer.device, engine: scorer.engineKind,
+      engine_reason: scorer.engineReason, setup_ms: Math.round(scorer.setupMs), ms_per_candidate: Math.round(median(ms)),
       checkpoints: selected.map((c) => ({ step: c.step, path: c.path })), candidates: results, baseline: results[0].name, best: results[bestIndex].name,
       ...(written.length > 0 ? { written } : {}),
-      ...(evaluator.binding.unmapped.length > 0 ? { unmapped: exportedInitializers(evaluator.binding) } : {}),
+      ...(scorer.unmapped !== undefined ? { unmapped: scorer.unmapped } : {}),
       ...(margin === undefined ? {} : { margin }),
       ...(split === undefined ? {} : { holdout: { fraction: opts.holdout!, seed: BOOTSTRAP.seed, choose_rows: split.choose.length, report_rows: split.report.length } }),
     };
   } finally {
-    await evaluator.close();
+    await scorer.close();
   }
+}
+
+/** What ranks a candidate and what is reported of it (the same without --holdout); per-row values with onnxruntime. */
+interface Scored {
+  readonly chosen: Metrics;
+  readonly reported: Metrics;
+  readonly perExample?: PerExample;
 }
 
 function allRows(n: number): Int32Array {

@@ -20,7 +20,7 @@ import { checkTemplate, commandArgv, shellScript, splitCommand, type CommandValu
 import { readMetricLine } from './metric-line.js';
 import type { Metrics } from './metrics.js';
 import { runCommand, type CommandRun } from './run-command.js';
-import { CandidateFailed, outcomeOf, ranksBetter, type Outcome, type Scorer } from './scorer.js';
+import { CandidateFailed, ranksBetter, type Scorer } from './scorer.js';
 
 export interface CommandScorerOptions {
   /** The template, e.g. `python eval.py --model {path}`; `{path}`, `{name}`, `{step}` substituted. */
@@ -102,6 +102,10 @@ export class CommandScorer implements Scorer {
     readonly notes: readonly string[],
   ) {
     if (!opts.shell) this.words = splitCommand(opts.command);
+  }
+
+  get concurrency(): number {
+    return this.opts.jobs ?? 1;
   }
 
   get engineReason(): string {
@@ -188,26 +192,6 @@ export class CommandScorer implements Scorer {
   private async remove(path: string): Promise<void> {
     await rm(path, { recursive: true, force: true });
     untrackTemporary(path);
-  }
-
-  /** `jobs` workers over the candidates; a failure other than a candidate's own stops them all. */
-  async scoreAll(vectors: readonly WeightVector[], onOutcome: (index: number, outcome: Outcome) => void): Promise<void> {
-    let next = 0;
-    let stop = false;
-    const worker = async () => {
-      while (!stop && next < vectors.length) {
-        const i = next++;
-        try {
-          onOutcome(i, await outcomeOf(this, vectors[i]));
-        } catch (e) {
-          stop = true;
-          throw e;
-        }
-      }
-    };
-    const settled = await Promise.allSettled(Array.from({ length: Math.min(this.opts.jobs ?? 1, vectors.length) }, worker));
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
   }
 
   async close(): Promise<void> {

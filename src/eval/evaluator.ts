@@ -9,7 +9,7 @@ import { AvgCkptError } from '../errors.js';
 import { loadModel, type LoadedModel } from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
-import { bindModel, parseMapRule, type Binding } from './binding.js';
+import { bindModel, exportedInitializers, parseMapRule, type Binding, type ExportedInitializer } from './binding.js';
 import { loadValidationData, type DataOptions, type ValidationData } from './data.js';
 import { resolveDevice, type Device, type DeviceRequest } from './device.js';
 import type { EngineKind, ScoringEngine } from './engine.js';
@@ -17,6 +17,7 @@ import { createFed } from './fed.js';
 import { writeBakedModel, createMaterialize } from './materialize.js';
 import { defaultDirection, metricsFor, MetricAccumulator, type Metrics, type PerExample } from './metrics.js';
 import { createMixture, largestStack, mixtureBytes, mixtureUnsupported } from './mixture.js';
+import { ranksBetter, type Scorer } from './scorer.js';
 
 export interface EvaluatorOptions {
   readonly onnx: string;
@@ -103,7 +104,7 @@ export function chooseEngine(f: EngineFacts): { kind: EngineKind; reason: string
   return { kind: 'mixture', reason: `mixture: ${per} fits the ${gib(f.budget)} memory budget` };
 }
 
-export class Evaluator {
+export class Evaluator implements Scorer {
   private constructor(
     readonly model: LoadedModel,
     readonly binding: Binding,
@@ -175,10 +176,22 @@ export class Evaluator {
 
   /** True when `a` ranks strictly better than `b` on the ranking metric. */
   better(a: Metrics, b: Metrics): boolean {
-    const x = a[this.rankMetric];
-    const y = b[this.rankMetric];
-    if (Number.isNaN(y)) return !Number.isNaN(x);
-    return this.direction === 'max' ? x > y : x < y;
+    return ranksBetter(a, b, this.rankMetric, this.direction);
+  }
+
+  /** The weights scored as exported (--allow-unmapped), for every report; undefined when there are none. */
+  get unmapped(): ExportedInitializer[] | undefined {
+    return this.binding.unmapped.length > 0 ? exportedInitializers(this.binding) : undefined;
+  }
+
+  /** What the user should know before the scores: devices passed over, the engine and why, data matching, unmapped weights. */
+  get notes(): string[] {
+    return [
+      ...this.deviceNotes,
+      `device ${this.device}; engine ${this.engineReason}`,
+      ...this.data.notes,
+      ...this.binding.unmapped.map((u) => `scoring "${u.initializer}" as exported (--allow-unmapped): ${u.why}`),
+    ];
   }
 
   /** Writes the graph with `vector`'s average baked in. */

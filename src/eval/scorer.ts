@@ -6,6 +6,7 @@
  */
 import { AvgCkptError } from '../errors.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
+import type { ExportedInitializer } from './binding.js';
 import type { Metrics } from './metrics.js';
 
 export interface Scorer {
@@ -20,13 +21,17 @@ export interface Scorer {
   readonly direction: 'max' | 'min';
   /** Lines for the user once it is ready (device fallbacks, data matching, scratch folder). */
   readonly notes: readonly string[];
+  /** Float weights no checkpoint supplies, scored as exported in every candidate (ONNX, --allow-unmapped). */
+  readonly unmapped?: readonly ExportedInitializer[];
   /**
    * The metrics of the average `vector` describes. Throws `CandidateFailed` when only this
    * candidate could not be scored (its command failed): the sweep goes on with the others.
    */
   score(vector: WeightVector): Promise<Metrics>;
-  /** Scores several candidates, `onOutcome` called as each finishes (in any order); optional. */
-  scoreAll?(vectors: readonly WeightVector[], onOutcome: (index: number, outcome: Outcome) => void): Promise<void>;
+  /** True when `a` ranks strictly better than `b` (`ranksBetter` on the ranking metric). */
+  better(a: Metrics, b: Metrics): boolean;
+  /** Candidates it can score at once (default 1): `--jobs` for a command. */
+  readonly concurrency?: number;
   close(): Promise<void>;
 }
 
@@ -61,8 +66,30 @@ export async function outcomeOf(scorer: Scorer, vector: WeightVector): Promise<O
   }
 }
 
-/** Scores every vector: with the scorer's own `scoreAll` where it has one, else one at a time. */
+/**
+ * Calls `fn` on every item, `limit` at a time. A failure stops new items from starting; the ones
+ * under way finish (their commands and files are cleaned up) before it is thrown.
+ */
+export async function eachConcurrently<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let stop = false;
+  const worker = async () => {
+    while (!stop && next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i], i);
+      } catch (e) {
+        stop = true;
+        throw e;
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+}
+
+/** Scores every vector, `concurrency` at a time; `onOutcome` as each finishes (in any order). */
 export async function scoreEach(scorer: Scorer, vectors: readonly WeightVector[], onOutcome: (index: number, outcome: Outcome) => void): Promise<void> {
-  if (scorer.scoreAll !== undefined) return scorer.scoreAll(vectors, onOutcome);
-  for (const [i, v] of vectors.entries()) onOutcome(i, await outcomeOf(scorer, v));
+  await eachConcurrently(vectors, scorer.concurrency ?? 1, async (v, i) => onOutcome(i, await outcomeOf(scorer, v)));
 }

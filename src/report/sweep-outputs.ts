@@ -12,6 +12,7 @@ import { confidenceLines } from './margin-text.js';
 import { unmappedNote } from './unmapped-note.js';
 import { writeReportFile } from './write.js';
 import { formatCommand, mergeCommandFor } from './recipe-command.js';
+import { changeAgainst, metricNames } from './sweep-table.js';
 
 export interface SweepOutputOptions {
   /** The run and selection the sweep was given: the reproducing command repeats them. */
@@ -31,17 +32,12 @@ function optional(line: string | undefined): string[] {
   return line === undefined ? [] : [line];
 }
 
-function change(value: number, base: number): string {
-  const d = value - base;
-  const sign = d >= 0 ? '+' : '';
-  return base === 0 ? `${sign}${d.toPrecision(3)}` : `${sign}${d.toPrecision(3)} (${sign}${((100 * d) / Math.abs(base)).toFixed(1)}%)`;
-}
-
 export function sweepHtml(report: SweepReport, svg: string | undefined, opts: SweepOutputOptions): string {
   const steps = report.checkpoints.map((c) => c.step);
   const best = report.candidates.find((c) => c.name === report.best)!;
   const base = report.candidates.find((c) => c.name === report.baseline)!;
-  const metrics = Object.keys(best.metrics);
+  const metrics = metricNames(report);
+  const failed = report.candidates.filter((c) => c.failed !== undefined);
   const m = report.metric;
   const command = formatCommand(mergeCommandFor(opts.inputs, opts.selection, overSelection(best, steps), `${best.name}.safetensors`));
   const pathOf = new Map(report.checkpoints.map((c) => [c.step, c.path]));
@@ -49,10 +45,11 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
     {
       title: 'Result',
       text: [
-        `Best: ${best.name}, ${m} ${best.metrics[m].toPrecision(6)} (${report.direction === 'min' ? 'lower' : 'higher'} is better), against ${base.metrics[m].toPrecision(6)} for ${base.name}: ${change(best.metrics[m], base.metrics[m])}.`,
+        `Best: ${best.name}, ${m} ${best.metrics[m].toPrecision(6)} (${report.direction === 'min' ? 'lower' : 'higher'} is better), ${base.failed !== undefined ? `the baseline ${base.name} failed to score` : `against ${base.metrics[m].toPrecision(6)} for ${base.name}: ${changeAgainst(best.metrics[m], base.metrics[m])}`}.`,
         `${report.candidates.length} candidates over ${steps.length} checkpoints (steps ${steps[0]}..${steps[steps.length - 1]}), scored on ${report.device} with the ${report.engine} engine.`,
         ...confidenceLines(report),
         ...optional(unmappedNote(report.unmapped)),
+        ...failed.map((c) => `${c.name} failed to score: ${c.failed}`),
       ],
     },
     ...(svg === undefined ? [] : [{ title: `${m} by window size and decay`, svg }]),
@@ -62,7 +59,7 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
         head: ['candidate', 'steps', ...metrics, `change in ${m}`],
         rows: report.candidates.map((c) => [
           c.optimistic ? `${c.name} [optimistic]` : c.name, c.steps.length === 1 ? `${c.steps[0]}` : `${c.steps[0]}..${c.steps[c.steps.length - 1]} (${c.steps.length})`,
-          ...metrics.map((k) => measured(c.metrics[k])), c === base ? 'baseline' : change(c.metrics[m], base.metrics[m]),
+          ...metrics.map((k) => (c.metrics[k] === undefined ? '-' : measured(c.metrics[k]))), c.failed !== undefined ? 'failed' : c === base ? 'baseline' : changeAgainst(c.metrics[m], base.metrics[m]),
         ]),
         mark: [report.candidates.indexOf(best)],
       },
@@ -80,7 +77,7 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
 /** Writes what `--plot` and `--html` ask for; returns the paths written. */
 export async function writeSweepOutputs(report: SweepReport, opts: SweepOutputOptions): Promise<string[]> {
   if (opts.plot === undefined && opts.html === undefined) return [];
-  const spec = sweepChartSpec(report.candidates, report.metric, report.direction, report.best);
+  const spec = sweepChartSpec(report.candidates.filter((c) => c.failed === undefined), report.metric, report.direction, report.best);
   const svg = spec === undefined ? undefined : await renderSvg(spec);
   if (opts.plot !== undefined && svg === undefined) throw new AvgCkptError('usage', '--plot: the sweep has no LAWA, EMA or power-EMA candidates to plot against their parameter');
   const written: string[] = [];

@@ -4,9 +4,10 @@
  * digits-mlp-eval.mjs.
  *
  * node misbehaving-eval.mjs NAME MODEL DATA_DIR [CANDIDATE=BEHAVIOUR ...]
- * BEHAVIOUR: exit (three stderr lines, exit code 3), sleep (a minute), silent (prints nothing),
- * garbage (a broken JSON line), words (a last line that is no metric), number (prints 0.125),
- * other (a JSON object without "loss"), barrier:DIR:N (waits until N candidates reached it).
+ * BEHAVIOUR: exit (three stderr lines, exit code 3), sleep[:PIDFILE] (a minute; its pid written
+ * to PIDFILE), silent (prints nothing), garbage (a broken JSON line), words (a last line that is
+ * no metric), number (prints 0.125), other (a JSON object without "loss"), barrier:DIR:N (waits
+ * until N candidates reached it).
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +22,9 @@ if (behaviour === 'exit') {
   console.error('  File "eval.py", line 3, in <module>');
   console.error('RuntimeError: CUDA out of memory');
   process.exit(3);
-} else if (behaviour === 'sleep') {
+} else if (behaviour.startsWith('sleep')) {
+  const pidFile = behaviour.split(':')[1];
+  if (pidFile !== undefined) writeFileSync(pidFile, String(process.pid));
   await sleep(60_000);
 } else if (behaviour === 'silent') {
   process.exit(0);
