@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'unsupported-layout'
   | 'non-finite'
   | 'bad-weights'
+  | 'bad-recipes'
   // output
   | 'output-exists'
   | 'output-is-input'

@@ -10,6 +10,7 @@ export { readElements } from './io/formats/read-elements.js';
 export { merge, resolveMerge, type MergeRunOptions, type MergeRunResult } from './commands/merge.js';
 export { inspect, type InspectOptions, type InspectReport } from './commands/inspect.js';
 export { mergeMany, mergeToOutput, type ManyOptions, type MergeOptions, type MergeResult } from './engine/merge.js';
+export { mergeRecipes, recipesFromFile, type Recipe, type RecipesRunOptions } from './commands/merge-many.js';
 export { vectorFromSpec, METHODS, type MethodSpec } from './recipes/from-spec.js';
 export { METHOD_REGISTRY, methodNamed } from './recipes/registry.js';
 export { defineMethod, type MethodDefinition, type Family, type MethodOption } from './recipes/method.js';
