@@ -6,11 +6,15 @@
  * warm (the inputs read just before). Reports medians, each merge's throughput against the
  * read's in the same round, the speed-up over one thread, peak RSS and CPU seconds.
  *
+ * Then, when AVG_BENCH_RECIPES (M, default 4) is not 0, several recipes: M LAWA windows
+ * written in one pass (`--last 2,4,6,8 -o 'DIR/{name}.safetensors'`) against the same M
+ * written by M separate merges and against one merge (LAWA over all), side by side in rounds.
+ *
  * Environment: AVG_BENCH_CKPTS (8), AVG_BENCH_MB (256, per checkpoint), AVG_BENCH_PAIRS (3
- * rounds), AVG_BENCH_DTYPES (f32,bf16), AVG_BENCH_THREADS (1..nproc), AVG_BENCH_MODES
- * (cold,warm), AVG_BENCH_CLI (bin/avg-ckpt.js: point it at a copy of another build to compare
- * builds, or to keep a rebuild of dist/ from landing mid-run). Needs `npm run build` first; it
- * runs the real CLI.
+ * rounds), AVG_BENCH_DTYPES (f32,bf16), AVG_BENCH_THREADS (1..nproc; 0 skips that part),
+ * AVG_BENCH_MODES (cold,warm), AVG_BENCH_RECIPES (4; 0 skips that part), AVG_BENCH_CLI
+ * (bin/avg-ckpt.js: point it at a copy of another build to compare builds, or to keep a rebuild
+ * of dist/ from landing mid-run). Needs `npm run build` first; it runs the real CLI.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -25,8 +29,9 @@ const CKPTS = Number(process.env.AVG_BENCH_CKPTS ?? 8);
 const MB = Number(process.env.AVG_BENCH_MB ?? 256);
 const PAIRS = Number(process.env.AVG_BENCH_PAIRS ?? 3);
 const DTYPES = (process.env.AVG_BENCH_DTYPES ?? 'f32,bf16').split(',');
-const THREADS = (process.env.AVG_BENCH_THREADS ?? Array.from({ length: availableParallelism() }, (_, i) => i + 1).join(',')).split(',').map(Number);
+const THREADS = (process.env.AVG_BENCH_THREADS ?? Array.from({ length: availableParallelism() }, (_, i) => i + 1).join(',')).split(',').map(Number).filter((t) => t > 0);
 const MODES = (process.env.AVG_BENCH_MODES ?? 'cold,warm').split(',');
+const RECIPES = Number(process.env.AVG_BENCH_RECIPES ?? 4);
 const READ_BS = '16M';
 const CLI = process.env.AVG_BENCH_CLI ?? join(ROOT, 'bin', 'avg-ckpt.js');
 
@@ -172,8 +177,9 @@ function plainRead(files) {
 
 const HAVE_TIME = existsSync('/usr/bin/time');
 
-function merge(run, output, threads) {
-  const cli = [CLI, 'merge', run.dir, '--method', 'lawa', '--last', String(CKPTS), '--threads', String(threads), '-o', output, '--force', '-q'];
+/** `avg-ckpt merge RUN ARGS`, timed, with its peak RSS and CPU seconds. */
+function cliMerge(run, mergeArgs) {
+  const cli = [CLI, 'merge', run.dir, ...mergeArgs, '--force', '-q'];
   const [cmd, args] = HAVE_TIME ? ['/usr/bin/time', ['-v', process.execPath, ...cli]] : [process.execPath, [join(ROOT, 'bench', 'rss.js'), ...cli]];
   const { seconds, r } = timed(() => sh(cmd, args, { cwd: ROOT }));
   if (r.status !== 0) throw new Error(`merge failed (${r.status}): ${r.stderr}`);
@@ -181,6 +187,28 @@ function merge(run, output, threads) {
   // CPU seconds (user + system) barely depend on what else runs on the machine; wall time does.
   const cpu = [/User time \(seconds\): ([\d.]+)/, /System time \(seconds\): ([\d.]+)/].reduce((a, re) => a + Number(re.exec(r.stderr)?.[1] ?? NaN), 0);
   return { seconds, peakRssMB: m ? Number(m[1]) / 1024 : NaN, cpuSeconds: cpu };
+}
+
+function merge(run, output, threads) {
+  return cliMerge(run, ['--method', 'lawa', '--last', String(CKPTS), '--threads', String(threads), '-o', output]);
+}
+
+/** The M LAWA windows of the recipes bench: 2, 4, 6, 8 for M = 4 over 8 checkpoints. */
+function recipeWindows() {
+  return Array.from({ length: RECIPES }, (_, i) => Math.max(1, Math.round((CKPTS * (i + 1)) / RECIPES)));
+}
+
+/** The recipes bench's contenders: one pass for all M, M separate merges, one merge. */
+function recipesRound(run, dir, what) {
+  const windows = recipeWindows();
+  if (what === 'one-pass') return cliMerge(run, ['--method', 'lawa', '--last', windows.join(','), '-o', join(dir, '{name}.safetensors')]);
+  if (what === 'one-merge') return cliMerge(run, ['--method', 'lawa', '--last', String(CKPTS), '-o', join(dir, 'one.safetensors')]);
+  const each = windows.map((k) => cliMerge(run, ['--method', 'lawa', '--last', String(k), '-o', join(dir, `lawa-${k}.safetensors`)]));
+  return {
+    seconds: each.reduce((a, r) => a + r.seconds, 0),
+    peakRssMB: Math.max(...each.map((r) => r.peakRssMB)),
+    cpuSeconds: each.reduce((a, r) => a + r.cpuSeconds, 0),
+  };
 }
 
 function median(xs) {
@@ -197,11 +225,12 @@ if (process.env.AVG_BENCH_CLI === undefined && !existsSync(join(ROOT, 'dist', 'c
 }
 mkdirSync(OUT, { recursive: true });
 const results = [];
+const recipeResults = [];
 for (const dtype of DTYPES) {
   const run = makeRun(dtype);
   const output = join(OUT, `merged-${dtype}.safetensors`);
   const contenders = ['read', ...THREADS.map((t) => `merge-${t}`)];
-  for (const mode of MODES) {
+  for (const mode of THREADS.length > 0 ? MODES : []) {
     const rounds = [];
     for (let p = 0; p < PAIRS; p++) {
       // rotate the order, so that a drift over time does not favour one contender
@@ -240,6 +269,45 @@ for (const dtype of DTYPES) {
       });
     }
   }
+  if (RECIPES > 0) {
+    const dir = join(OUT, `recipes-${dtype}`);
+    const contenders = ['one-merge', 'one-pass', 'separate'];
+    for (const mode of MODES) {
+      const rounds = [];
+      for (let p = 0; p < PAIRS; p++) {
+        const round = {};
+        for (const what of contenders.map((_, i) => contenders[(i + p) % contenders.length])) {
+          rmSync(dir, { recursive: true, force: true });
+          mkdirSync(dir, { recursive: true });
+          if (mode === 'cold') dropCaches(run.files);
+          else plainRead(run.files);
+          round[what] = { ...recipesRound(run, dir, what), load1: loadavg()[0] };
+        }
+        rounds.push(round);
+        const line = contenders.map((c) => `${c} ${round[c].seconds.toFixed(2)} s`).join(', ');
+        process.stderr.write(`${dtype} ${mode} recipes (M = ${RECIPES}) round ${p + 1}/${PAIRS}: ${line}\n`);
+      }
+      const med = (f) => median(rounds.map(f));
+      recipeResults.push({
+        dtype,
+        mode,
+        recipes: RECIPES,
+        windows: recipeWindows(),
+        oneMergeSeconds: med((r) => r['one-merge'].seconds),
+        onePassSeconds: med((r) => r['one-pass'].seconds),
+        separateSeconds: med((r) => r.separate.seconds),
+        passVsSeparate: med((r) => r.separate.seconds / r['one-pass'].seconds),
+        passVsOneMerge: med((r) => r['one-pass'].seconds / r['one-merge'].seconds),
+        onePassPeakRssMB: Math.max(...rounds.map((r) => r['one-pass'].peakRssMB)),
+        oneMergePeakRssMB: Math.max(...rounds.map((r) => r['one-merge'].peakRssMB)),
+        onePassCpuSeconds: med((r) => r['one-pass'].cpuSeconds),
+        separateCpuSeconds: med((r) => r.separate.cpuSeconds),
+        load1: median(rounds.flatMap((r) => contenders.map((c) => r[c].load1))),
+        rounds: rounds.map((r) => Object.fromEntries(contenders.map((c) => [c, r[c].seconds]))),
+      });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
   rmSync(output, { force: true });
 }
 
@@ -251,7 +319,7 @@ const machine = {
   filesystem: sh('df', ['--output=source,fstype', OUT]).stdout.trim().split('\n').pop().replace(/\s+/, ' '),
 };
 const config = { checkpoints: CKPTS, mbPerCheckpoint: MB, rounds: PAIRS, threads: THREADS, modes: MODES, cacheDrop: dropMethod, read: `dd bs=${READ_BS} of=/dev/null, files in order`, merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} --threads T -o OUT --force -q`, rss: HAVE_TIME ? '/usr/bin/time -v' : 'process.resourceUsage().maxRSS' };
-writeFileSync(join(OUT, 'merge.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, config, results }, null, 2)}\n`);
+writeFileSync(join(OUT, 'merge.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, config, results, recipeResults }, null, 2)}\n`);
 
 const f = (x, d = 0) => x.toFixed(d);
 console.log(`\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} rounds (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`);
@@ -259,5 +327,13 @@ console.log('| dtype | cache | threads | read MB/s | merge MB/s | merge/read | s
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   console.log(`| ${r.dtype} | ${r.mode} | ${r.threads} | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.speedup, 2)} | ${f(r.peakRssMB)} MB | ${f(r.cpuSeconds, 2)} s | ${f(r.load1, 1)} |`);
+}
+if (recipeResults.length > 0) {
+  console.log(`\nseveral recipes: LAWA windows ${recipeWindows().join(', ')} in one pass, against ${RECIPES} separate merges and one merge (LAWA ${CKPTS}); medians of ${PAIRS} rounds\n`);
+  console.log('| dtype | cache | one merge | one pass (M outputs) | M separate merges | separate / one pass | one pass / one merge | peak RSS one pass (one merge) | CPU one pass (separate) | load avg |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of recipeResults) {
+    console.log(`| ${r.dtype} | ${r.mode} | ${f(r.oneMergeSeconds, 2)} s | ${f(r.onePassSeconds, 2)} s | ${f(r.separateSeconds, 2)} s | ${f(r.passVsSeparate, 2)} | ${f(r.passVsOneMerge, 2)} | ${f(r.onePassPeakRssMB)} (${f(r.oneMergePeakRssMB)}) MB | ${f(r.onePassCpuSeconds, 2)} (${f(r.separateCpuSeconds, 2)}) s | ${f(r.load1, 1)} |`);
+  }
 }
 console.log(`\nwrote ${join('bench', 'out', 'merge.json')}`);

@@ -159,46 +159,32 @@ describe('merge on 1-4 threads (built CLI)', () => {
   }, 300_000);
 
   it('an average that overflows f16 fails with the same one-line error on 1 and 2 threads, no temporary file', async () => {
-    const out = join(tmp.dir, 'overflow');
+    // two folders: an abandoned output removes the folder created for it, under the other's feet
+    const out = (o: string) => join(tmp.dir, `overflow-${o}`);
     const cmd = (o: string, t: number) => [
-      'merge',
-      run,
-      '--method',
-      'uniform',
-      '--dtype',
-      'f16',
-      '--threads',
-      String(t),
-      '-o',
-      join(out, o),
+      'merge', run, '--method', 'uniform', '--dtype', 'f16', '--threads', String(t), '-o', join(out(o), 'avg.safetensors'),
     ];
-    const [w, t] = await Promise.all([
-      runCli(cmd('w.safetensors', 2), { env: THREADED }),
-      runCli(cmd('t.safetensors', 1), { env: THREADED }),
-    ]);
+    const [w, t] = await Promise.all([runCli(cmd('w', 2), { env: THREADED }), runCli(cmd('t', 1), { env: THREADED })]);
     expect(w.code).toBe(t.code);
     expect(w.code).not.toBe(0);
-    expect(w.stderr.replace('w.safetensors', 't.safetensors')).toBe(t.stderr);
+    expect(w.stderr.replace('overflow-w', 'overflow-t')).toBe(t.stderr);
     expect(w.stderr).toMatch(/^avg-ckpt: .*beyond the range of the output dtype F16.*\n$/);
-    expect(listAll(out)).toEqual([]);
+    expect([...listAll(out('w')), ...listAll(out('t'))]).toEqual([]);
   });
 
   it('a NaN input in the second chunk is named, as on one thread', async () => {
     const bad = putRun('nan', (k, big) => {
       if (k === 2) big[(2 << 20) + 7] = NaN;
     }).run;
-    const out = join(tmp.dir, 'nan-out');
-    const cmd = (o: string, t: number) => ['merge', bad, '--dtype', 'bf16', '--threads', String(t), '-o', join(out, o)];
-    const [w, t] = await Promise.all([
-      runCli(cmd('w.safetensors', 3), { env: THREADED }),
-      runCli(cmd('t.safetensors', 1), { env: THREADED }),
-    ]);
+    const out = (o: string) => join(tmp.dir, `nan-out-${o}`);
+    const cmd = (o: string, t: number) => ['merge', bad, '--dtype', 'bf16', '--threads', String(t), '-o', join(out(o), 'avg.safetensors')];
+    const [w, t] = await Promise.all([runCli(cmd('w', 3), { env: THREADED }), runCli(cmd('t', 1), { env: THREADED })]);
     expect(w.code).not.toBe(0);
     expect(w.code).toBe(t.code);
     expect(w.stderr).toBe(t.stderr);
     expect(w.stderr).toContain('checkpoint-2');
     expect(w.stderr).toContain(`element ${(2 << 20) + 7}`);
-    expect(listAll(out)).toEqual([]);
+    expect([...listAll(out('w')), ...listAll(out('t'))]).toEqual([]);
   });
 
   it('--threads 0 is a usage error', async () => {
