@@ -15,8 +15,8 @@ export interface PickledTensor {
   readonly storageNumel: number;
 }
 
-/** Appends pickle opcodes to a growing byte array. */
-class Ops {
+/** Appends pickle opcodes (protocol 2) to a growing byte array. */
+export class PickleWriter {
   private bytes: number[] = [];
   op(...b: number[]): this {
     for (const x of b) this.bytes.push(x);
@@ -50,6 +50,16 @@ class Ops {
     for (const x of items) this.int(x);
     return this.op(0x74);
   }
+  /** A contiguous tensor at offset 0 of its storage, rebuilt as `torch.save` pickles it. */
+  tensor(t: PickledTensor): this {
+    const cls = torchStorageOf(t.dtype);
+    if (cls === undefined) throw new RangeError(`no torch storage for ${t.dtype}`);
+    this.global('torch._utils', '_rebuild_tensor_v2').op(0x28, 0x28); // MARK MARK (persistent id tuple)
+    this.text('storage').global('torch', cls).text(t.storage).text('cpu').int(t.storageNumel).op(0x74, 0x51); // TUPLE BINPERSID
+    this.int(0).tuple(t.shape).tuple(contiguousStrides(t.shape)).op(0x89); // offset, size, stride, NEWFALSE
+    this.global('collections', 'OrderedDict').op(0x29, 0x52); // backward hooks: OrderedDict()
+    return this.op(0x74, 0x52); // TUPLE, REDUCE
+  }
   done(): Uint8Array {
     return Uint8Array.from(this.bytes);
   }
@@ -67,15 +77,7 @@ function contiguousStrides(shape: readonly number[]): number[] {
 
 /** `data.pkl` for a plain state dict of contiguous tensors, each at offset 0 of its storage. */
 export function stateDictPickle(tensors: readonly PickledTensor[]): Uint8Array {
-  const o = new Ops().op(0x80, 0x02, 0x7d, 0x28); // PROTO 2, EMPTY_DICT, MARK
-  for (const t of tensors) {
-    const cls = torchStorageOf(t.dtype);
-    if (cls === undefined) throw new RangeError(`no torch storage for ${t.dtype}`);
-    o.text(t.name).global('torch._utils', '_rebuild_tensor_v2').op(0x28, 0x28); // MARK MARK (persistent id tuple)
-    o.text('storage').global('torch', cls).text(t.storage).text('cpu').int(t.storageNumel).op(0x74, 0x51); // TUPLE BINPERSID
-    o.int(0).tuple(t.shape).tuple(contiguousStrides(t.shape)).op(0x89); // offset, size, stride, NEWFALSE
-    o.global('collections', 'OrderedDict').op(0x29, 0x52); // backward hooks: OrderedDict()
-    o.op(0x74, 0x52); // TUPLE, REDUCE
-  }
+  const o = new PickleWriter().op(0x80, 0x02, 0x7d, 0x28); // PROTO 2, EMPTY_DICT, MARK
+  for (const t of tensors) o.text(t.name).tensor(t);
   return o.op(0x75, 0x2e).done(); // SETITEMS, STOP
 }
