@@ -106,12 +106,16 @@ async function makeRuns() {
   return { st, pt, stBytes: size(st, '.safetensors'), ptBytes: size(pt, '.pth') };
 }
 
+/** One merge: wall seconds, CPU seconds (user + system: what the reader costs, whatever else runs), peak RSS. */
 function merge(run, output) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'rss.js'), CLI, 'merge', run, '--method', 'lawa', '--last', String(CKPTS), '-o', output, '--force', '-q'], { encoding: 'utf8', cwd: ROOT });
+  const cli = [CLI, 'merge', run, '--method', 'lawa', '--last', String(CKPTS), '-o', output, '--force', '-q'];
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...cli], { encoding: 'utf8', cwd: ROOT });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`merge of ${run} failed (${r.status}): ${r.stderr}`);
-  return { seconds, peakRssMB: Number(/maxRSS_kB=(\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1024 };
+  const num = (re) => Number(re.exec(r.stderr)?.[1] ?? NaN);
+  const cpuSeconds = num(/User time \(seconds\): ([\d.]+)/) + num(/System time \(seconds\): ([\d.]+)/);
+  return { seconds, cpuSeconds, peakRssMB: num(/Maximum resident set size \(kbytes\): (\d+)/) / 1024 };
 }
 
 const median = (xs) => {
@@ -134,13 +138,18 @@ for (let p = 0; p < PAIRS; p++) {
   const pair = {};
   for (const what of order) pair[what] = merge(runs[what], out[what]);
   pair.ratio = pair.pt.seconds / pair.st.seconds;
+  pair.cpuRatio = pair.pt.cpuSeconds / pair.st.cpuSeconds;
   pairs.push(pair);
-  process.stderr.write(`pair ${p + 1}/${PAIRS}: safetensors ${pair.st.seconds.toFixed(2)} s (${pair.st.peakRssMB.toFixed(0)} MB), .pt ${pair.pt.seconds.toFixed(2)} s (${pair.pt.peakRssMB.toFixed(0)} MB), ratio ${pair.ratio.toFixed(3)}\n`);
+  const show = (m) => `${m.seconds.toFixed(2)} s, CPU ${m.cpuSeconds.toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB`;
+  process.stderr.write(`pair ${p + 1}/${PAIRS}: safetensors ${show(pair.st)}; .pt ${show(pair.pt)}; ratio ${pair.ratio.toFixed(3)} (CPU ${pair.cpuRatio.toFixed(3)})\n`);
 }
 const result = {
   stSeconds: median(pairs.map((x) => x.st.seconds)),
   ptSeconds: median(pairs.map((x) => x.pt.seconds)),
   ratio: median(pairs.map((x) => x.ratio)),
+  stCpuSeconds: median(pairs.map((x) => x.st.cpuSeconds)),
+  ptCpuSeconds: median(pairs.map((x) => x.pt.cpuSeconds)),
+  cpuRatio: median(pairs.map((x) => x.cpuRatio)),
   stPeakRssMB: Math.max(...pairs.map((x) => x.st.peakRssMB)),
   ptPeakRssMB: Math.max(...pairs.map((x) => x.pt.peakRssMB)),
 };
@@ -149,8 +158,8 @@ const machine = { nproc: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', ramG
 const config = { checkpoints: CKPTS, modelMBPerCheckpoint: MB, pairs: PAIRS, cache: 'warm', stBytes: runs.stBytes, ptBytes: runs.ptBytes, merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} -o OUT.safetensors --force -q` };
 writeFileSync(join(OUT, 'merge-pt.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, config, result, pairs }, null, 2)}\n`);
 console.log(`\nmerge of a .pt run vs the same run as safetensors: ${CKPTS} checkpoints x ${MB} MB of model (.pt files also hold Adam's state: ${(runs.ptBytes / 1e9).toFixed(1)} GB vs ${(runs.stBytes / 1e9).toFixed(1)} GB), ${PAIRS} warm pairs (median); ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB\n`);
-console.log('| input | merge time | peak RSS |');
-console.log('|---|---|---|');
-console.log(`| safetensors | ${result.stSeconds.toFixed(2)} s | ${result.stPeakRssMB.toFixed(0)} MB |`);
-console.log(`| .pt (zip, with optimizer state) | ${result.ptSeconds.toFixed(2)} s | ${result.ptPeakRssMB.toFixed(0)} MB |`);
-console.log(`\nratio .pt / safetensors (median of pairs): ${result.ratio.toFixed(3)}\nwrote ${join('bench', 'out', 'merge-pt.json')}`);
+console.log('| input | merge time | CPU (user+sys) | peak RSS |');
+console.log('|---|---|---|---|');
+console.log(`| safetensors | ${result.stSeconds.toFixed(2)} s | ${result.stCpuSeconds.toFixed(2)} s | ${result.stPeakRssMB.toFixed(0)} MB |`);
+console.log(`| .pt (zip, with optimizer state) | ${result.ptSeconds.toFixed(2)} s | ${result.ptCpuSeconds.toFixed(2)} s | ${result.ptPeakRssMB.toFixed(0)} MB |`);
+console.log(`\nratio .pt / safetensors (median of pairs): time ${result.ratio.toFixed(3)}, CPU ${result.cpuRatio.toFixed(3)}\nwrote ${join('bench', 'out', 'merge-pt.json')}`);

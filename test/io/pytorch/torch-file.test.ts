@@ -6,8 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AvgCkptError } from '../../../src/errors.js';
+import { PickleWriter } from '../../../src/io/pytorch/state-dict-pickle.js';
 import { isTorchFile, isTorchLegacy, openTorchFile, type TorchFile } from '../../../src/io/pytorch/torch-file.js';
 import { bytesReader } from '../../../src/io/zip.js';
+import { zipBytes } from '../../helpers/npy-bytes.js';
 import { elementsAt, PT } from '../../helpers/pt-reference.js';
 
 const EXTRA = `${PT}/extra`;
@@ -106,5 +108,41 @@ describe('torch reader: choosing the state dict', () => {
 
   it('a Trainer training_args.bin holds no state dict', async () => {
     expect((await failure(`${PT}/hfbin/run/checkpoint-20/training_args.bin`)).code).toBe('no-state-dict');
+  });
+});
+
+describe('torch reader: what newer torch versions write', () => {
+  /** A zip with `data.pkl` built by `build` and one float32 storage record `0` of 0..11. */
+  async function openBuilt(build: (p: PickleWriter) => void): Promise<{ f: TorchFile; values: number[] }> {
+    const p = new PickleWriter().op(0x80, 0x02, 0x7d, 0x28); // PROTO 2, EMPTY_DICT, MARK
+    build(p);
+    const pkl = p.op(0x75, 0x2e).done(); // SETITEMS, STOP
+    const data = new Uint8Array(Float32Array.from({ length: 12 }, (_, i) => i).buffer);
+    const zip = zipBytes([{ name: 'archive/data.pkl', data: pkl }, { name: 'archive/data/0', data }, { name: 'archive/.data/serialization_id', data: new Uint8Array(8) }]);
+    const f = await openTorchFile(bytesReader(zip, 'new.pt'), zip.subarray(0, 64), 'new.pt');
+    const t = f.tensors[0];
+    return { f, values: elementsAt(zip, t.dtype, t.shape, t.position, t.strides) };
+  }
+  const persistent = (p: PickleWriter, cls: string, numel: number) => p.op(0x28).text('storage').global('torch', cls).text('0').text('cpu').int(numel).op(0x74, 0x51);
+
+  it('_rebuild_tensor_v3 over an UntypedStorage (dtype from the call, sizes in bytes)', async () => {
+    const { f, values: v } = await openBuilt((p) => {
+      p.text('w').global('torch._utils', '_rebuild_tensor_v3').op(0x28);
+      persistent(p, 'UntypedStorage', 48);
+      p.int(4).tuple([2, 4]).tuple([4, 1]).op(0x89).global('collections', 'OrderedDict').op(0x29, 0x52).global('torch', 'float32').op(0x4e, 0x74, 0x52);
+    });
+    expect([f.tensors[0].dtype, f.tensors[0].shape, f.tensors[0].byteLength]).toEqual(['F32', [2, 4], 32]);
+    expect(v).toEqual([4, 5, 6, 7, 8, 9, 10, 11]); // from element offset 4
+  });
+
+  it('_rebuild_from_type_v2 of a Parameter (torch 2 tensor subclasses)', async () => {
+    const { f, values: v } = await openBuilt((p) => {
+      // _rebuild_from_type_v2(_rebuild_tensor_v2, Parameter, (storage, 0, (3, 4), (1, 3), False, OrderedDict()), {})
+      p.text('w').global('torch._tensor', '_rebuild_from_type_v2').op(0x28).global('torch._utils', '_rebuild_tensor_v2').global('torch.nn.parameter', 'Parameter').op(0x28);
+      persistent(p, 'FloatStorage', 12);
+      p.int(0).tuple([3, 4]).tuple([1, 3]).op(0x89).global('collections', 'OrderedDict').op(0x29, 0x52, 0x74, 0x7d, 0x74, 0x52);
+    });
+    expect([f.tensors[0].shape, f.tensors[0].strides]).toEqual([[3, 4], [1, 3]]);
+    expect(v).toEqual([0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]); // a transposed view, read by strides
   });
 });
