@@ -30,6 +30,8 @@ export interface PtLayout {
 const ROOT = 'archive/';
 const ALIGN = 64;
 const U32_MAX = 0xffffffff;
+/** 1980-01-01, the first day a zip can say (a date of 0 is not a valid one): outputs do not depend on the clock. */
+const DOS_DATE = 0x21;
 
 function byteLength(t: PtOutputTensor): number {
   return (t.shape.reduce((a, b) => a * b, 1) * dtypeBits(t.dtype)) / 8;
@@ -70,6 +72,7 @@ function localHeader(name: Uint8Array, offset: number, zip64: boolean): Uint8Arr
   dv.setUint32(0, 0x04034b50, true);
   dv.setUint16(4, zip64 ? 45 : 20, true);
   dv.setUint16(6, 0x0808, true); // sizes and CRC in a data descriptor; UTF-8 names
+  dv.setUint16(12, DOS_DATE, true);
   dv.setUint32(18, zip64 ? U32_MAX : 0, true);
   dv.setUint32(22, zip64 ? U32_MAX : 0, true);
   dv.setUint16(26, name.byteLength, true);
@@ -115,6 +118,7 @@ function centralDirectory(entries: readonly Entry[], at: number): Uint8Array {
     dv.setUint16(4, 0x031e, true);
     dv.setUint16(6, extra > 0 ? 45 : 20, true);
     dv.setUint16(8, 0x0808, true);
+    dv.setUint16(14, DOS_DATE, true);
     dv.setUint32(16, e.crc, true);
     dv.setUint32(20, big[1] ? U32_MAX : e.size, true);
     dv.setUint32(24, big[0] ? U32_MAX : e.size, true);
