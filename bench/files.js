@@ -1,4 +1,6 @@
 /** The file formats the benchmarks write their synthetic runs and validation data in. */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * The 8-byte length prefix and the space-padded JSON header of a safetensors file whose tensors
@@ -29,3 +31,12 @@ export function npyBytes(descr, shape, data) {
   pre.writeUInt16LE(head.length, 8);
   return Buffer.concat([pre, Buffer.from(head, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
 }
+
+/** Where the benchmarks write, and the size of their synthetic runs (AVG_BENCH_CKPTS, _MB, _PAIRS). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const OUT = join(ROOT, 'bench', 'out');
+export const RUN_SIZE = {
+  checkpoints: Number(process.env.AVG_BENCH_CKPTS ?? 8),
+  mb: Number(process.env.AVG_BENCH_MB ?? 256),
+  pairs: Number(process.env.AVG_BENCH_PAIRS ?? 3),
+};

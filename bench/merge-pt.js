@@ -13,17 +13,12 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { PickleWriter } from '../dist/io/pytorch/state-dict-pickle.js';
 import { PtWriter } from '../dist/io/pytorch/writer.js';
-import { safetensorsHeader } from './files.js';
+import { OUT, ROOT, RUN_SIZE, safetensorsHeader } from './files.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const OUT = join(ROOT, 'bench', 'out');
-const CKPTS = Number(process.env.AVG_BENCH_CKPTS ?? 8);
-const MB = Number(process.env.AVG_BENCH_MB ?? 256);
-const PAIRS = Number(process.env.AVG_BENCH_PAIRS ?? 3);
+const { checkpoints: CKPTS, mb: MB, pairs: PAIRS } = RUN_SIZE;
 const CLI = join(ROOT, 'bin', 'avg-ckpt.js');
 
 /** Linear layers [4h, h] with a bias each, filling `MB` of float32 (h = 1024). */
