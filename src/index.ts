@@ -7,6 +7,7 @@ export type { Checkpoint, TensorSource } from './series/checkpoint.js';
 export type { CheckpointFormat, FormatFile, OpenOptions } from './io/formats/format.js';
 export { FORMATS, openCheckpointFile } from './io/formats/registry.js';
 export { readElements } from './io/formats/read-elements.js';
+export { FilePool } from './io/storage/file-pool.js';
 export { merge, resolveMerge, type MergeRunOptions, type MergeRunResult } from './commands/merge.js';
 export { inspect, type InspectOptions, type InspectReport } from './commands/inspect.js';
 export { mergeMany, mergeToOutput, type ManyOptions, type MergeOptions, type MergeResult } from './engine/merge.js';
