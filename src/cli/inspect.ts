@@ -11,7 +11,7 @@ const builder = (y: Argv) =>
     .option('map', { type: 'string', array: true, describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (as sweep-window)" })
     .example('$0 inspect runs/exp1', 'Show the series in a Trainer output folder')
     .example('$0 inspect runs/exp1 --onnx model.onnx', 'Show which checkpoint tensor feeds each ONNX initializer')
-    .example("$0 inspect 'runs/exp1/*.safetensors' --last 5 --json", 'The 5 newest, as JSON');
+    .example("$0 inspect 'runs/exp1/checkpoint-*' --last 5 --json", 'The 5 newest, as JSON');
 
 export type InspectArgs = ArgsOf<typeof builder>;
 
