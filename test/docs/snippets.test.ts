@@ -5,7 +5,9 @@
  * val_x.npy, val_y.npy) pointing at them; each ```ts block as a module against the built package,
  * imported through its exports like a user's code. Lines that are not avg-ckpt (npm ci, npm test,
  * npm rebuild, the GPU-machine scripts) set up an environment and are not run here; nor are
- * commands on s3:// paths, which need an object store (test/io/storage runs them on s3rver).
+ * commands on s3:// paths, which need an object store (the S3 suites run them on s3rver), nor
+ * snippets that score with the reader's own evaluation script (`--eval-cmd`, `evalCommand`:
+ * `eval.py` stands for the user's code; the eval-cmd suites run the bundled example).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -27,7 +29,7 @@ function snippets(file: string): Snippet[] {
   for (const m of text.matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)) {
     const line = text.slice(0, m.index).split('\n').length;
     const lang = m[1] === 'sh' || (m[1] === '' && m[2].startsWith('avg-ckpt ')) ? 'sh' : m[1] === 'ts' ? 'ts' : undefined;
-    if (lang !== undefined) out.push({ where: `${file}:${line}`, lang, code: m[2] });
+    if (lang !== undefined && !m[2].includes('evalCommand')) out.push({ where: `${file}:${line}`, lang, code: m[2] });
   }
   return out;
 }
@@ -38,7 +40,7 @@ function commands(code: string): string[] {
     .replace(/\\\n\s*/g, ' ')
     .split('\n')
     .map((l) => l.replace(/\s+#.*$/, '').trim())
-    .filter((l) => l.startsWith('avg-ckpt ') && !l.includes('s3://'));
+    .filter((l) => l.startsWith('avg-ckpt ') && !l.includes('s3://') && !l.includes('--eval-cmd'));
 }
 
 const FILES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
@@ -47,7 +49,7 @@ const FIX = join(ROOT, 'fixtures/runs/digits-mlp');
 let scratch: string;
 let bin: string;
 
-/** A fresh folder holding the names the docs use, pointing at the bundled run. */
+/** A fresh folder holding the names the docs use (run, model, data, recipes.json), pointing at the bundled run. */
 function workdir(): string {
   const dir = mkdtempSync(join(scratch, 'w-'));
   mkdirSync(join(dir, 'runs'));
@@ -57,6 +59,8 @@ function workdir(): string {
   symlinkSync(join(FIX, 'val_input.npy'), join(dir, 'val_x.npy'));
   symlinkSync(join(FIX, 'val_labels.npy'), join(dir, 'val_y.npy'));
   symlinkSync(join(ROOT, 'fixtures'), join(dir, 'fixtures'));
+  // README's --recipes example, with the recipes its table shows
+  writeFileSync(join(dir, 'recipes.json'), '[{"method": "lawa", "k": 8}, {"method": "ema", "decay": 0.9, "last": 20}]');
   mkdirSync(join(dir, 'node_modules'));
   symlinkSync(ROOT, join(dir, 'node_modules/avg-ckpt'));
   return dir;
