@@ -56,6 +56,16 @@ export interface SelectedCheckpoint {
   readonly path: string;
 }
 
+/** Which candidates a part of a split sweep scored (sweep-window --candidates-part I/N). */
+export interface SweepPart {
+  readonly index: number;
+  readonly count: number;
+  /** Grid positions of this part's candidates, in `candidates` order. */
+  readonly candidates: readonly number[];
+  /** Candidates in the whole grid. */
+  readonly of: number;
+}
+
 export interface SweepReport {
   readonly metric: string;
   readonly direction: 'max' | 'min';
@@ -76,6 +86,8 @@ export interface SweepReport {
   readonly holdout?: HoldoutSplit;
   /** Float initializers no checkpoint supplies, scored as exported in every candidate (--allow-unmapped). */
   readonly unmapped?: readonly ExportedInitializer[];
+  /** Present in a part's report: merge the parts with `avg-ckpt report merge`. */
+  readonly part?: SweepPart;
 }
 
 /** A scored (or failed) vector as the report keeps it: only the steps with weight. */

@@ -10,11 +10,12 @@ import { configureS3 } from '../io/storage/s3-settings.js';
 import { curveCommand } from './curve.js';
 import { inspectCommand } from './inspect.js';
 import { mergeCommand } from './merge.js';
+import { reportCommand } from './report.js';
 import { sweepWindowCommand } from './sweep-window.js';
 import { cleanUp } from './process.js';
 import { usageLine } from './usage.js';
 
-const COMMANDS = [inspectCommand, mergeCommand, sweepWindowCommand, curveCommand] as const;
+const COMMANDS = [inspectCommand, mergeCommand, sweepWindowCommand, curveCommand, reportCommand] as const;
 
 /** Runs one command line; returns its exit code (never throws, never exits the process). */
 export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
@@ -27,6 +28,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
       .command(mergeCommand)
       .command(sweepWindowCommand)
       .command(curveCommand)
+      .command(reportCommand)
       .demandCommand(1, `Name a command: ${COMMANDS.map((c) => String(c.command).split(' ')[0]).join(', ')}.`)
       .middleware((a) => {
         if (typeof a.s3Endpoint === 'string') configureS3({ endpoint: a.s3Endpoint });

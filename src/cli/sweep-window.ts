@@ -1,4 +1,5 @@
 /** `avg-ckpt sweep-window`: score candidate averages of a run (onnxruntime or your own command) and keep the best. */
+import { parsePartSpec } from '../engine/parts.js';
 import { formatSweepTable } from '../report/sweep-table.js';
 import type { Argv } from 'yargs';
 import type { SweepOptions } from '../commands/sweep.js';
@@ -14,6 +15,7 @@ const builder = (y: Argv) =>
     .option('greedy', { type: 'number', describe: 'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)' })
     .option('holdout', { type: 'number', describe: 'Hold out this share of the validation rows (e.g. 0.5): choose the winner on the rest, report every number on these' })
     .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
+    .option('candidates-part', { type: 'string', describe: 'Score only part I of N of the candidates (I/N or auto/N); then avg-ckpt report merge' })
     .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
     .option('html', { type: 'string', describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command" })
     .option('write-best', { type: 'string', describe: 'Write the winner here, exactly as merge would (file or folder)' })
@@ -35,6 +37,7 @@ export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 
     ...openFrom(a),
     selection: selectionFrom(a),
     grid: familyValues(a, SWEEP_FLAGS),
+    ...(a.candidatesPart === undefined ? {} : { candidatesPart: parsePartSpec(a.candidatesPart, process.env, '--candidates-part') }),
     greedy: a.greedy,
     holdout: a.holdout,
     writeBest: a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: outputDtype(a.dtype) },

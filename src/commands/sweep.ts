@@ -7,6 +7,7 @@ import { BOOTSTRAP, holdoutSplit, marginOver } from '../analysis/bootstrap.js';
 import { candidateResult, median, type CandidateResult, type SweepMargin, type SweepReport } from '../analysis/sweep-report.js';
 import { AvgCkptError } from '../errors.js';
 import { mergeToOutput } from '../engine/merge.js';
+import type { PartSpec } from '../engine/parts.js';
 import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidates.js';
 import type { Evaluator } from '../eval/evaluator.js';
 import { metricsOver, type Metrics, type PerExample } from '../eval/metrics.js';
@@ -30,6 +31,8 @@ export interface SweepOptions extends ScoringChoice {
   readonly open?: OpenOptions;
   readonly selection?: SelectionOptions;
   readonly grid?: GridOptions;
+  /** Score only every N-th candidate from the I-th (a part of a sweep split over processes). */
+  readonly candidatesPart?: PartSpec;
   /** Also build a greedy soup over the K newest checkpoints (Wortsman et al. 2022). */
   readonly greedy?: number;
   /**
@@ -66,8 +69,13 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
   checkCompatible(selected);
   const steps = selected.map((c) => c.step);
-  const grid = candidateGrid(steps, opts.grid);
-  grid.notes.forEach(note);
+  const full = candidateGrid(steps, opts.grid);
+  full.notes.forEach(note);
+  // a part of a split sweep scores every N-th candidate from the I-th; `report merge` ranks them all
+  const part = opts.candidatesPart;
+  if (part !== undefined) checkPartOptions(opts, part, full.candidates.length);
+  const positions = full.candidates.map((_, i) => i).filter((i) => part === undefined || i % part.count === part.index);
+  const grid = { ...full, candidates: positions.map((i) => full.candidates[i]) };
   const outputs = [
     ...(opts.writeBest ? [{ path: opts.writeBest.output, role: 'output (--write-best)' }] : []),
     ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
@@ -149,7 +157,7 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
     }
     opts.onProgress?.(candidates.length, candidates.length, '');
     checkSomeScored(results, 'candidate');
-    const margin = evaluator === undefined ? undefined : sweepMargin(scorer.rankMetric, results.map((r) => r.name), chosen, perRow as PerExample[], bestIndex, (a, b) => scorer.better(a, b), split?.report ?? allRows(evaluator.data.rows));
+    const margin = evaluator === undefined || part !== undefined ? undefined : sweepMargin(scorer.rankMetric, results.map((r) => r.name), chosen, perRow as PerExample[], bestIndex, (a, b) => scorer.better(a, b), split?.report ?? allRows(evaluator.data.rows));
     const winner = candidates[bestIndex];
     const written: string[] = [];
     if (opts.emitOnnx && evaluator !== undefined) {
@@ -168,6 +176,7 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
       ...(scorer.unmapped !== undefined ? { unmapped: scorer.unmapped } : {}),
       ...(margin === undefined ? {} : { margin }),
       ...(split === undefined ? {} : { holdout: { fraction: opts.holdout!, seed: BOOTSTRAP.seed, choose_rows: split.choose.length, report_rows: split.report.length } }),
+      ...(part === undefined ? {} : { part: { index: part.index, count: part.count, candidates: positions, of: full.candidates.length } }),
     };
   } finally {
     await scorer.close();
@@ -179,6 +188,14 @@ interface Scored {
   readonly chosen: Metrics;
   readonly reported: Metrics;
   readonly perExample?: PerExample;
+}
+
+/** A part scores candidates only: what needs every candidate's score comes after `report merge`. */
+function checkPartOptions(opts: SweepOptions, part: PartSpec, total: number): void {
+  const whole = [['--greedy', opts.greedy], ['--write-best', opts.writeBest], ['--emit-onnx', opts.emitOnnx], ['--plot', opts.outputs?.plot], ['--html', opts.outputs?.html]] as const;
+  const used = whole.filter(([, v]) => v !== undefined).map(([flag]) => flag);
+  if (used.length > 0) throw new AvgCkptError('usage', `--candidates-part scores a share of the candidates; ${used.join(', ')} need${used.length > 1 ? '' : 's'} them all: use --report, then avg-ckpt report merge`);
+  if (part.index >= total) throw new AvgCkptError('usage', `--candidates-part ${part.index}/${part.count}: the sweep has only ${total} candidates, so this part would score none`);
 }
 
 function allRows(n: number): Int32Array {

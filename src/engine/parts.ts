@@ -41,22 +41,22 @@ export const PARTS_FOLDER = '.avg-ckpt-parts';
  * `I/N`, or `auto/N` with I from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
  * SLURM_ARRAY_TASK_ID (Slurm array, submitted with --array=0-(N-1)).
  */
-export function parsePartSpec(spec: string, env: NodeJS.ProcessEnv = process.env): PartSpec {
+export function parsePartSpec(spec: string, env: NodeJS.ProcessEnv = process.env, flag = '--part'): PartSpec {
   const m = /^(\d+|auto)\/(\d+)$/.exec(spec.trim());
-  if (m === null || Number(m[2]) < 1) throw new AvgCkptError('usage', `--part ${spec}: expected I/N (e.g. 0/8, I from 0 to N-1) or auto/N`);
+  if (m === null || Number(m[2]) < 1) throw new AvgCkptError('usage', `${flag} ${spec}: expected I/N (e.g. 0/8, I from 0 to N-1) or auto/N`);
   const count = Number(m[2]);
   let index = Number(m[1]);
   let from = '';
   if (m[1] === 'auto') {
     const name = env.JOB_COMPLETION_INDEX !== undefined ? 'JOB_COMPLETION_INDEX' : env.SLURM_ARRAY_TASK_ID !== undefined ? 'SLURM_ARRAY_TASK_ID' : undefined;
     if (name === undefined) {
-      throw new AvgCkptError('usage', `--part auto/${count}: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (Slurm array) is set; pass --part I/${count}`);
+      throw new AvgCkptError('usage', `${flag} auto/${count}: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (Slurm array) is set; pass --part I/${count}`);
     }
     from = ` (${name}=${env[name]})`;
     index = /^\d+$/.test(env[name] ?? '') ? Number(env[name]) : Number.NaN;
   }
   if (!Number.isSafeInteger(index) || index >= count) {
-    throw new AvgCkptError('usage', `--part ${spec}${from}: the part index must be 0 to ${count - 1}`);
+    throw new AvgCkptError('usage', `${flag} ${spec}${from}: the part index must be 0 to ${count - 1}`);
   }
   return { index, count };
 }
