@@ -27,8 +27,8 @@ async function usage(args: string[]): Promise<string> {
 
 describe('usage errors name the nearest right word', () => {
   it.each([
-    [['mrege', `${MLP}/run`], 'avg-ckpt: unknown command mrege; did you mean merge? (commands: inspect, merge, sweep-window, curve)'],
-    [['sweepwindow', `${MLP}/run`], 'avg-ckpt: unknown command sweepwindow; did you mean sweep-window? (commands: inspect, merge, sweep-window, curve)'],
+    [['mrege', `${MLP}/run`], 'avg-ckpt: unknown command mrege; did you mean merge? (commands: inspect, merge, sweep-window, curve, report)'],
+    [['sweepwindow', `${MLP}/run`], 'avg-ckpt: unknown command sweepwindow; did you mean sweep-window? (commands: inspect, merge, sweep-window, curve, report)'],
     [['sweep-window', `${MLP}/run`, ...SCORING, '--window', '2'], 'avg-ckpt: unknown option --window for sweep-window; did you mean --windows?'],
     [['curve', `${MLP}/run`, ...SCORING, '--windows', '2'], 'avg-ckpt: unknown option --windows for curve; did you mean --window?'],
     [['merge', `${MLP}/run`, '--dry-run', '--las', '3'], 'avg-ckpt: unknown option --las for merge; did you mean --last?'],
