@@ -109,7 +109,7 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
 
   await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await scoringInputs(opts)]);
   checkReportNames(opts.outputs);
-  const { scorer, inputs } = await openScorer(opts, { selected, series: series.checkpoints, onNote: note });
+  const { scorer, inputs } = await openScorer(opts, { selected, series: series.checkpoints, candidates: jobs.map((j) => j.vector), onNote: note });
   try {
     await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...inputs]);
     scorer.notes.forEach(note);

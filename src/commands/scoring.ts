@@ -49,6 +49,8 @@ export interface ScorerContext {
   readonly series: readonly Checkpoint[];
   /** Steps the candidates read (the mixture stacks only these). */
   readonly steps?: readonly number[];
+  /** The candidates to score, for the ONNX engine choice's cost model. */
+  readonly candidates?: readonly WeightVector[];
   /** dtype the candidates are written in for a command (as --write-best would write them). */
   readonly dtype?: WritableFloat;
   readonly onNote?: (line: string) => void;
@@ -77,7 +79,7 @@ export async function openScorer(opts: ScoringChoice, ctx: ScorerContext): Promi
   // onnxruntime's native libraries take a second to load, and a command-scored run never needs them
   const o = onnxScoring(opts);
   const { Evaluator } = await import('../eval/evaluator.js');
-  const evaluator = await Evaluator.create({ ...o, checkpoints: ctx.selected, series: ctx.series, steps: ctx.steps });
+  const evaluator = await Evaluator.create({ ...o, checkpoints: ctx.selected, series: ctx.series, steps: ctx.steps, candidates: ctx.candidates });
   try {
     return { scorer: evaluator, evaluator, inputs: await evaluationInputs(o.onnx, o.data, evaluator.model) };
   } catch (e) {

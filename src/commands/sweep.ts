@@ -88,7 +88,7 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
   await guardOutputs(outputs, [...checkpointInputs(series.checkpoints), ...await scoringInputs(opts)]);
   checkReportNames(opts.outputs);
   const { scorer, evaluator, inputs: read } = await openScorer(opts, {
-    selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []), dtype: opts.writeBest?.dtype, onNote: note,
+    selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []), candidates: grid.candidates, dtype: opts.writeBest?.dtype, onNote: note,
   });
   const results: CandidateResult[] = [];
   const ms: number[] = [];

@@ -12,7 +12,7 @@ import type { Checkpoint } from '../series/checkpoint.js';
 import { bindModel, exportedInitializers, parseMapRule, type Binding, type ExportedInitializer } from './binding.js';
 import { loadValidationData, type DataOptions, type ValidationData } from './data.js';
 import { resolveDevice, type Device, type DeviceRequest } from './device.js';
-import type { EngineKind, ScoringEngine } from './engine.js';
+import { weightSlots, type EngineKind, type ScoringEngine } from './engine.js';
 import { createFed } from './fed.js';
 import { writeBakedModel, createMaterialize } from './materialize.js';
 import { defaultDirection, metricsFor, MetricAccumulator, type Metrics, type PerExample } from './metrics.js';
@@ -23,8 +23,10 @@ export interface EvaluatorOptions {
   readonly onnx: string;
   /** The selected series in step order; the newest names the tensors and supplies integer tensors. */
   readonly checkpoints: readonly Checkpoint[];
-  /** Steps the candidates will read (default: all); the mixture stacks only these. */
+  /** Steps the candidates will read (default: all); the engines read only these. */
   readonly steps?: readonly number[];
+  /** The candidates to be scored, for the engine choice's cost model (default: each checkpoint alone). */
+  readonly candidates?: readonly Pick<WeightVector, 'steps' | 'weights'>[];
   /** Every checkpoint of the run, to find the one the graph was exported from (default: `checkpoints`). */
   readonly series?: readonly Checkpoint[];
   readonly data: DataOptions;
@@ -38,6 +40,11 @@ export interface EvaluatorOptions {
   /** The metric that ranks (default: loss with class labels, mse with float targets). */
   readonly metric?: string;
   readonly direction?: 'max' | 'min';
+}
+
+/** Bytes of the tensors bound to weight slots, as one checkpoint stores them. */
+function storedBytes(binding: Binding, ck: Checkpoint): number {
+  return weightSlots(binding.weights).reduce((s, slot) => s + (ck.tensors.get(slot.first.source)?.byteLength ?? 0), 0);
 }
 
 /** Free memory of the first GPU, from nvidia-smi when there is one. */
@@ -86,22 +93,49 @@ export interface EngineFacts {
   readonly unsupported?: string;
   /** The largest stacked weight (K x elements x 4 bytes). */
   readonly largest?: { readonly name: string; readonly bytes: number };
+  /** Candidates to score, and the checkpoint bytes they read in all (each candidate its support). */
+  readonly candidates: number;
+  readonly reads: number;
+  /** Bytes of the bound tensors in one checkpoint, as stored (what the mixture's setup reads K times). */
+  readonly checkpointBytes: number;
 }
 
-/** Picks the engine and says why in one line; refuses a forced mixture that cannot work. */
+/**
+ * The cost model's rates, measured on the 2-core bench machine (docs/benchmarks.md, sweep-scale):
+ * bytes per second of checkpoint the mixture's setup reads and folds into its stacks, of stacked
+ * weights its MatMul reads per candidate, and of checkpoint the fed engine averages per candidate.
+ * Both engines then run the same forward passes, so only these costs decide.
+ */
+export const RATES = { mixtureSetup: 0.5e9, mixing: 10e9, averaging: 1.0e9 } as const;
+
+function seconds(x: number): string {
+  return x >= 10 ? `${x.toFixed(0)} s` : `${x.toFixed(1)} s`;
+}
+
+/**
+ * Picks the engine and says why in one line; refuses a forced mixture that cannot work. auto:
+ * the mixture when it can be built, fits the budget and its estimated extra time (setup plus
+ * mixing per candidate) is below the fed engine's (averaging the candidates' supports); the fed
+ * engine otherwise. materialize only when asked for (fed does the same averaging without a file
+ * and a session per candidate).
+ */
 export function chooseEngine(f: EngineFacts): { kind: EngineKind; reason: string } {
   const big = f.device === 'webgpu' && f.largest !== undefined && f.largest.bytes >= WEBGPU_MAX_BUFFER ? f.largest : undefined;
   const stack = big && `the stacked weight "${big.name}" would be ${f.k} checkpoints x ${gib(big.bytes / f.k)} = ${gib(big.bytes)} in one buffer, over WebGPU's 2 GiB per-buffer limit`;
   if (f.requested === 'mixture') {
-    if (f.unsupported !== undefined) throw new AvgCkptError('usage', `--engine mixture: ${f.unsupported}; use --engine materialize`);
-    if (stack) throw new AvgCkptError('usage', `--engine mixture on webgpu: ${stack} (a larger buffer crashed the runtime); use --engine materialize, fewer checkpoints (--last N, --every N), or --device cpu`);
+    if (f.unsupported !== undefined) throw new AvgCkptError('usage', `--engine mixture: ${f.unsupported}; use --engine fed`);
+    if (stack) throw new AvgCkptError('usage', `--engine mixture on webgpu: ${stack} (a larger buffer crashed the runtime); use --engine fed, fewer checkpoints (--last N, --every N), or --device cpu`);
   }
   if (f.requested !== 'auto') return { kind: f.requested, reason: `${f.requested}: chosen with --engine` };
   const per = `${f.k} checkpoints x ${gib(f.need / Math.max(1, f.k))} = ${gib(f.need)}`;
-  if (f.unsupported !== undefined) return { kind: 'materialize', reason: `materialize: the mixture cannot be built (${f.unsupported})` };
-  if (stack) return { kind: 'materialize', reason: `materialize: on webgpu ${stack}` };
-  if (f.need > f.budget) return { kind: 'materialize', reason: `materialize: ${per} exceeds the ${gib(f.budget)} memory budget` };
-  return { kind: 'mixture', reason: `mixture: ${per} fits the ${gib(f.budget)} memory budget` };
+  if (f.unsupported !== undefined) return { kind: 'fed', reason: `fed: the mixture cannot be built (${f.unsupported})` };
+  if (stack) return { kind: 'fed', reason: `fed: on webgpu ${stack}` };
+  if (f.need > f.budget) return { kind: 'fed', reason: `fed: the mixture's ${per} exceeds the ${gib(f.budget)} memory budget` };
+  const mixture = (f.k * f.checkpointBytes) / RATES.mixtureSetup + (f.candidates * f.need) / RATES.mixing;
+  const fed = f.reads / RATES.averaging;
+  const estimate = `estimated ${seconds(mixture)} of setup and mixing against ${seconds(fed)} of averaging for ${f.candidates} candidates`;
+  if (fed < mixture) return { kind: 'fed', reason: `fed: ${estimate} (the mixture's ${per} would fit the ${gib(f.budget)} budget)` };
+  return { kind: 'mixture', reason: `mixture: ${per} fits the ${gib(f.budget)} memory budget; ${estimate}` };
 }
 
 export class Evaluator implements Scorer {
@@ -149,9 +183,12 @@ export class Evaluator implements Scorer {
     const wanted = new Set(opts.steps ?? opts.checkpoints.map((c) => c.step));
     const touched = opts.checkpoints.filter((c) => wanted.has(c.step));
     const k = touched.length;
+    const checkpointBytes = storedBytes(binding, newest);
+    const candidates = opts.candidates ?? touched.map((c) => ({ steps: [c.step], weights: [1] }));
     const { kind, reason } = chooseEngine({
       device, requested: opts.engine ?? 'auto', k, need: mixtureBytes(binding, k), budget: opts.memoryBudget ?? defaultMemoryBudget(device),
       unsupported: mixtureUnsupported(binding, newest), largest: largestStack(binding, k),
+      candidates: candidates.length, reads: candidates.reduce((s, v) => s + v.weights.filter((w) => w !== 0).length, 0) * checkpointBytes, checkpointBytes,
     });
     const t0 = performance.now();
     const engine = kind === 'mixture' ? await createMixture(model, binding, touched, newest, device, data.batches.length)

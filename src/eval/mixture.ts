@@ -173,7 +173,7 @@ function floatInfo(name: string, dims: readonly number[]): ValueInfoProto {
 }
 
 /** What to do when the mixture does not fit: every option lowers the K copies it holds. */
-const MIXTURE_ADVICE = 'use --engine materialize (about one model in memory), a smaller --memory-budget so that --engine auto picks it, or fewer checkpoints (--last N, --every N)';
+const MIXTURE_ADVICE = 'use --engine fed (about one model in memory), a smaller --memory-budget so that --engine auto picks it, or fewer checkpoints (--last N, --every N)';
 
 /** `batches`: how many runs score one candidate; with more than one, the average is formed once in a session of its own. */
 export async function createMixture(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device, batches: number): Promise<ScoringEngine> {

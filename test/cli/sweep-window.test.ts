@@ -21,7 +21,7 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     const report = join(tmp, 'mlp.json');
     const best = join(tmp, 'best.safetensors');
     const baked = join(tmp, 'best.onnx');
-    const r = await runCli(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2,4,8,16', '--ema', '0.8,0.9', '--report', report, '--write-best', best, '--emit-onnx', baked, '--device', 'cpu']);
+    const r = await runCli(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2,4,8,16', '--ema', '0.8,0.9', '--report', report, '--write-best', best, '--emit-onnx', baked, '--device', 'cpu', '--engine', 'mixture']);
     expect(r.stderr).toMatch(/cpu/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\* lawa-8 +1060\.\.1200 \(8\)/m);
@@ -100,9 +100,9 @@ describe('avg-ckpt sweep-window: the runtime failing during run', () => {
       return 'x' in feeds ? real.apply(this, [feeds, ...rest] as never) : Promise.reject(failure);
     } as never);
     try {
-      const r = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu'], '--quiet'], { inProcess: true });
+      const r = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu', '--engine', 'mixture'], '--quiet'], { inProcess: true });
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine materialize .*--memory-budget.*--last N, --every N\)\n$/);
+      expect(r.stderr).toMatch(/^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine fed .*--memory-budget.*--last N, --every N\)\n$/);
       failure = new Error("Non-zero status code returned while running Gemm node. Name:'' Status Message: device lost");
       const m = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu', '--engine', 'materialize'], '--quiet'], { inProcess: true });
       expect(m.code).toBe(1);
