@@ -101,10 +101,11 @@ export interface EngineFacts {
 }
 
 /**
- * The cost model's rates, measured on the 2-core bench machine (docs/benchmarks.md, sweep-scale):
- * bytes per second of checkpoint the mixture's setup reads and folds into its stacks, of stacked
- * weights its MatMul reads per candidate, and of checkpoint the fed engine averages per candidate.
- * Both engines then run the same forward passes, so only these costs decide.
+ * The cost model's rates, estimated from the 64 MB sweep bench on the 2-core machine
+ * (docs/benchmarks.md; to be re-derived on a quiet machine): bytes per second of checkpoint the
+ * mixture's setup reads and folds into its stacks, of stacked weights its MatMul reads per
+ * candidate, and of checkpoint the fed engine averages per candidate. Both engines then run the
+ * same forward passes, so only these costs decide.
  */
 export const RATES = { mixtureSetup: 0.5e9, mixing: 10e9, averaging: 1.0e9 } as const;
 
