@@ -24,7 +24,7 @@ export function safetensorsHeader(tensors) {
 /** A version-1 .npy file (C order). */
 export function npyBytes(descr, shape, data) {
   let head = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  head += ' '.repeat(63 - ((head.length + 10) % 64)) + '\n';
+  head += `${' '.repeat(63 - ((head.length + 10) % 64))}\n`;
   const pre = Buffer.alloc(10);
   pre.write('\x93NUMPY', 0, 'latin1');
   pre[6] = 1;

@@ -21,7 +21,8 @@ const ROWS = Number(process.env.AVG_GPU_ROWS ?? 512);
 const CLASSES = 10;
 
 const tensors = [];
-for (let l = 0; l < LAYERS; l++) tensors.push({ name: `layers.${l}.weight`, shape: [H, H] }, { name: `layers.${l}.bias`, shape: [H] });
+for (let l = 0; l < LAYERS; l++)
+  tensors.push({ name: `layers.${l}.weight`, shape: [H, H] }, { name: `layers.${l}.bias`, shape: [H] });
 tensors.push({ name: 'head.weight', shape: [CLASSES, H] }, { name: 'head.bias', shape: [CLASSES] });
 
 /** xorshift32 uniforms in [-scale, scale), deterministic per seed. */
@@ -39,7 +40,9 @@ function fill(out, seed, scale, add = false) {
 
 /** Writes one safetensors file; returns each tensor's absolute byte offset in it. */
 function writeCheckpoint(path, ck) {
-  const head = safetensorsHeader(tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, bytes: t.shape.reduce((a, b) => a * b, 1) * 4 })));
+  const head = safetensorsHeader(
+    tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, bytes: t.shape.reduce((a, b) => a * b, 1) * 4 })),
+  );
   const fd = openSync(path, 'w');
   writeSync(fd, head);
   let offset = head.length;
@@ -67,13 +70,26 @@ for (let ck = 0; ck < CKPTS; ck++) {
   newest = `run/checkpoint-${step}/model.safetensors`;
 }
 
-const vi = (name, dims) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } } });
+const vi = (name, dims) => ({
+  name,
+  type: {
+    tensorType: {
+      elemType: 1,
+      shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
+    },
+  },
+});
 const node = [];
 let x = 'input';
 for (let l = 0; l <= LAYERS; l++) {
   const p = l < LAYERS ? `layers.${l}` : 'head';
   const y = l < LAYERS ? `h${l}` : 'logits';
-  node.push({ opType: 'Gemm', input: [x, `${p}.weight`, `${p}.bias`], output: [y], attribute: [{ name: 'transB', type: 2, i: 1 }] });
+  node.push({
+    opType: 'Gemm',
+    input: [x, `${p}.weight`, `${p}.bias`],
+    output: [y],
+    attribute: [{ name: 'transB', type: 2, i: 1 }],
+  });
   x = y;
   if (l < LAYERS) node.push({ opType: 'Relu', input: [y], output: [(x = `r${l}`)] });
 }
@@ -83,10 +99,26 @@ const initializer = tensors.map((t) => {
   return proto;
 });
 const model = onnx.ModelProto.fromObject({
-  irVersion: 8, opsetImport: [{ domain: '', version: 17 }],
-  graph: { name: 'synthetic-mlp', node, initializer, input: [vi('input', ['batch', H])], output: [vi('logits', ['batch', CLASSES])] },
+  irVersion: 8,
+  opsetImport: [{ domain: '', version: 17 }],
+  graph: {
+    name: 'synthetic-mlp',
+    node,
+    initializer,
+    input: [vi('input', ['batch', H])],
+    output: [vi('logits', ['batch', CLASSES])],
+  },
 });
 writeFileSync(join(dir, 'model.onnx'), encodeModel(model));
 writeFileSync(join(dir, 'input.npy'), npyBytes('<f4', [ROWS, H], fill(new Float32Array(ROWS * H), 31337, 1)));
-writeFileSync(join(dir, 'labels.npy'), npyBytes('<i8', [ROWS], BigInt64Array.from({ length: ROWS }, (_, i) => BigInt((i * 7) % CLASSES))));
-process.stdout.write(`gpu-run: ${CKPTS} checkpoints x ${((tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0) * 4) / 2 ** 30).toFixed(3)} GiB in ${dir}\n`);
+writeFileSync(
+  join(dir, 'labels.npy'),
+  npyBytes(
+    '<i8',
+    [ROWS],
+    BigInt64Array.from({ length: ROWS }, (_, i) => BigInt((i * 7) % CLASSES)),
+  ),
+);
+process.stdout.write(
+  `gpu-run: ${CKPTS} checkpoints x ${((tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0) * 4) / 2 ** 30).toFixed(3)} GiB in ${dir}\n`,
+);

@@ -31,7 +31,13 @@ async function measure(run, device, engine, out) {
   // materialize reads every checkpoint per candidate: AVG_GPU_CANDIDATES keeps it within time
   vectors.splice(Number(process.env.AVG_GPU_CANDIDATES ?? vectors.length));
   let t = performance.now();
-  const ev = await Evaluator.create({ onnx: join(run, 'model.onnx'), checkpoints, data: { dataDir: run }, device, engine });
+  const ev = await Evaluator.create({
+    onnx: join(run, 'model.onnx'),
+    checkpoints,
+    data: { dataDir: run },
+    device,
+    engine,
+  });
   const setupMs = performance.now() - t;
   const times = [];
   const candidates = [];
@@ -45,23 +51,43 @@ async function measure(run, device, engine, out) {
     await ev.close();
   }
   const r = {
-    device: ev.device, engine: ev.engineKind, engineReason: ev.engineReason, checkpoints: steps.length,
-    setupMs, firstMs: times[0], steadyMs: median(times.slice(1)), peakRssMiB: resourceUsage().maxRSS / 1024, candidates,
+    device: ev.device,
+    engine: ev.engineKind,
+    engineReason: ev.engineReason,
+    checkpoints: steps.length,
+    setupMs,
+    firstMs: times[0],
+    steadyMs: median(times.slice(1)),
+    peakRssMiB: resourceUsage().maxRSS / 1024,
+    candidates,
   };
   writeFileSync(out, `${JSON.stringify(r, null, 2)}\n`);
-  process.stdout.write(`${device}/${engine}: setup ${setupMs.toFixed(0)} ms, first candidate ${times[0].toFixed(0)} ms, then ${r.steadyMs.toFixed(1)} ms per candidate\n`);
+  process.stdout.write(
+    `${device}/${engine}: setup ${setupMs.toFixed(0)} ms, first candidate ${times[0].toFixed(0)} ms, then ${r.steadyMs.toFixed(1)} ms per candidate\n`,
+  );
 }
 
 function summary(dir) {
-  const rows = readdirSync(dir).filter((f) => /^sweep-.*\.json$/.test(f)).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+  const rows = readdirSync(dir)
+    .filter((f) => /^sweep-.*\.json$/.test(f))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
   const cpu = rows.find((r) => r.device === 'cpu' && r.engine === 'mixture');
-  const lines = ['| device | engine | checkpoints | setup | first candidate | per candidate (median) | peak RSS | max metric diff vs cpu/mixture |', '|---|---|---|---|---|---|---|---|'];
+  const lines = [
+    '| device | engine | checkpoints | setup | first candidate | per candidate (median) | peak RSS | max metric diff vs cpu/mixture |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
   for (const r of rows) {
     let diff = '-';
     if (cpu && r !== cpu) {
-      diff = Math.max(...r.candidates.flatMap((c, i) => Object.entries(c.metrics).map(([m, v]) => Math.abs(v - cpu.candidates[i].metrics[m])))).toExponential(1);
+      diff = Math.max(
+        ...r.candidates.flatMap((c, i) =>
+          Object.entries(c.metrics).map(([m, v]) => Math.abs(v - cpu.candidates[i].metrics[m])),
+        ),
+      ).toExponential(1);
     }
-    lines.push(`| ${r.device} | ${r.engine} | ${r.checkpoints} | ${(r.setupMs / 1e3).toFixed(1)} s | ${r.firstMs.toFixed(0)} ms | ${r.steadyMs.toFixed(1)} ms | ${(r.peakRssMiB / 1024).toFixed(1)} GiB | ${diff} |`);
+    lines.push(
+      `| ${r.device} | ${r.engine} | ${r.checkpoints} | ${(r.setupMs / 1e3).toFixed(1)} s | ${r.firstMs.toFixed(0)} ms | ${r.steadyMs.toFixed(1)} ms | ${(r.peakRssMiB / 1024).toFixed(1)} GiB | ${diff} |`,
+    );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -27,14 +27,18 @@ function wsumModel() {
   node.push({ opType: 'Sum', input: node.map((n) => n.output[0]), output: ['y'] });
   const input = [];
   for (let k = 0; k < K; k++) input.push(vi(`x${k}`, N), vi(`a${k}`, 1));
-  const model = onnx.ModelProto.fromObject({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'wsum', node, input, output: [vi('y', N)] } });
+  const model = onnx.ModelProto.fromObject({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'wsum', node, input, output: [vi('y', N)] },
+  });
   return onnx.ModelProto.encode(model).finish();
 }
 
 /** Checkpoint-like values: a shared base plus small per-checkpoint drift, as in a late run. */
 function inputs() {
   let s = 12345;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+  const rnd = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
   const base = Float32Array.from({ length: N }, () => rnd() * 0.1);
   return Array.from({ length: K }, () => base.map((b) => b + rnd() * 1e-3));
 }
@@ -76,7 +80,13 @@ const refF32 = new Float32Array(N);
 encode('F32', acc, new Uint8Array(refF32.buffer));
 const refBf16 = new Uint16Array(N);
 encode('BF16', acc, new Uint8Array(refBf16.buffer));
-results.push({ path: 'js float64', msPerChunk: median(jsTimes), gbPerS: inputGB / (median(jsTimes) / 1e3), mismatchF32: 0, mismatchBf16: 0 });
+results.push({
+  path: 'js float64',
+  msPerChunk: median(jsTimes),
+  gbPerS: inputGB / (median(jsTimes) / 1e3),
+  mismatchF32: 0,
+  mismatchBf16: 0,
+});
 
 const model = wsumModel();
 const feeds = {};
@@ -84,7 +94,10 @@ for (let k = 0; k < K; k++) {
   feeds[`x${k}`] = new ort.Tensor('float32', xs[k], [N]);
   feeds[`a${k}`] = new ort.Tensor('float32', new Float32Array([weights[k]]), [1]);
 }
-for (const ep of ort.listSupportedBackends().map((b) => b.name).filter((n) => n !== 'tensorrt')) {
+for (const ep of ort
+  .listSupportedBackends()
+  .map((b) => b.name)
+  .filter((n) => n !== 'tensorrt')) {
   let session;
   try {
     session = await ort.InferenceSession.create(model, { executionProviders: [ep] });
@@ -103,13 +116,22 @@ for (const ep of ort.listSupportedBackends().map((b) => b.name).filter((n) => n 
   }
   await session.release();
   const m = mismatches(y, refF32, refBf16);
-  results.push({ path: `ort ${ep} float32`, firstMs, msPerChunk: median(times), gbPerS: inputGB / (median(times) / 1e3), mismatchF32: m.f32, mismatchBf16: m.bf16 });
+  results.push({
+    path: `ort ${ep} float32`,
+    firstMs,
+    msPerChunk: median(times),
+    gbPerS: inputGB / (median(times) / 1e3),
+    mismatchF32: m.f32,
+    mismatchBf16: m.bf16,
+  });
 }
 
 const report = { K, elements: N, inputMB: (inputGB * 1e3).toFixed(1), results };
 const json = JSON.stringify(report, null, 2);
-if (process.env.AVG_WSUM_OUT) writeFileSync(process.env.AVG_WSUM_OUT, json + '\n');
+if (process.env.AVG_WSUM_OUT) writeFileSync(process.env.AVG_WSUM_OUT, `${json}\n`);
 for (const r of results) {
-  const cols = r.unavailable ? `unavailable: ${r.unavailable}` : `${r.msPerChunk.toFixed(1)} ms/chunk  ${r.gbPerS.toFixed(2)} GB/s  differs from the float64 reference: f32 ${r.mismatchF32}/${N}, bf16 ${r.mismatchBf16}/${N}`;
+  const cols = r.unavailable
+    ? `unavailable: ${r.unavailable}`
+    : `${r.msPerChunk.toFixed(1)} ms/chunk  ${r.gbPerS.toFixed(2)} GB/s  differs from the float64 reference: f32 ${r.mismatchF32}/${N}, bf16 ${r.mismatchBf16}/${N}`;
   process.stdout.write(`${r.path.padEnd(20)} ${cols}\n`);
 }

@@ -60,20 +60,34 @@ async function writeTorch(path, step, tensors, data) {
   const storages = [];
   const ref = (t) => {
     storages.push(t);
-    return { name: t.name, dtype: t.dtype, shape: t.shape, storage: String(storages.length - 1), storageNumel: t.bytes / 4 };
+    return {
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      storage: String(storages.length - 1),
+      storageNumel: t.bytes / 4,
+    };
   };
   const p = new PickleWriter().op(0x80, 0x02, 0x7d, 0x28); // PROTO 2, EMPTY_DICT, MARK
   p.text('step').int(step).text('state_dict').op(0x7d, 0x28);
   for (const t of tensors) p.text(t.name).tensor(ref(t));
   p.op(0x75).text('optimizer').op(0x7d, 0x28).text('state').op(0x7d, 0x28);
   tensors.forEach((t, i) => {
-    p.int(i).op(0x7d, 0x28).text('step').tensor(ref({ name: 'step', dtype: 'F32', shape: [], bytes: 4 }));
+    p.int(i)
+      .op(0x7d, 0x28)
+      .text('step')
+      .tensor(ref({ name: 'step', dtype: 'F32', shape: [], bytes: 4 }));
     p.text('exp_avg').tensor(ref(t)).text('exp_avg_sq').tensor(ref(t)).op(0x75);
   });
   p.op(0x75).text('param_groups').op(0x5d, 0x7d, 0x28).text('params').op(0x5d, 0x28);
   tensors.forEach((_, i) => p.int(i));
   p.op(0x65, 0x75, 0x61, 0x75, 0x75, 0x2e); // APPENDS, SETITEMS, APPEND, SETITEMS (optimizer), SETITEMS (top), STOP
-  const layout = { tensors: storages.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), storageOf: new Map(), pickle: p.done(), metadata: {} };
+  const layout = {
+    tensors: storages.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
+    storageOf: new Map(),
+    pickle: p.done(),
+    metadata: {},
+  };
   const w = await PtWriter.create(path, layout);
   for (const t of storages) for (const b of bytesOf(t, data)) await w.write(b);
   await w.close();
@@ -97,7 +111,11 @@ async function makeRuns() {
     }
     writeFileSync(stamp, '');
   }
-  const size = (d, ext) => Array.from({ length: CKPTS }, (_, i) => statSync(join(d, `ckpt_step_${(i + 1) * 1000}${ext}`)).size).reduce((a, b) => a + b, 0);
+  const size = (d, ext) =>
+    Array.from({ length: CKPTS }, (_, i) => statSync(join(d, `ckpt_step_${(i + 1) * 1000}${ext}`)).size).reduce(
+      (a, b) => a + b,
+      0,
+    );
   return { st, pt, stBytes: size(st, '.safetensors'), ptBytes: size(pt, '.pth') };
 }
 
@@ -136,7 +154,9 @@ for (let p = 0; p < PAIRS; p++) {
   pair.cpuRatio = pair.pt.cpuSeconds / pair.st.cpuSeconds;
   pairs.push(pair);
   const show = (m) => `${m.seconds.toFixed(2)} s, CPU ${m.cpuSeconds.toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB`;
-  process.stderr.write(`pair ${p + 1}/${PAIRS}: safetensors ${show(pair.st)}; .pt ${show(pair.pt)}; ratio ${pair.ratio.toFixed(3)} (CPU ${pair.cpuRatio.toFixed(3)})\n`);
+  process.stderr.write(
+    `pair ${p + 1}/${PAIRS}: safetensors ${show(pair.st)}; .pt ${show(pair.pt)}; ratio ${pair.ratio.toFixed(3)} (CPU ${pair.cpuRatio.toFixed(3)})\n`,
+  );
 }
 const result = {
   stSeconds: median(pairs.map((x) => x.st.seconds)),
@@ -149,12 +169,36 @@ const result = {
   ptPeakRssMB: Math.max(...pairs.map((x) => x.pt.peakRssMB)),
 };
 for (const f of Object.values(out)) rmSync(f, { force: true });
-const machine = { nproc: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', ramGB: Math.round(totalmem() / 2 ** 30), node: process.version };
-const config = { checkpoints: CKPTS, modelMBPerCheckpoint: MB, pairs: PAIRS, cache: 'warm', stBytes: runs.stBytes, ptBytes: runs.ptBytes, merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} -o OUT.safetensors --force -q` };
-writeFileSync(join(OUT, 'merge-pt.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, config, result, pairs }, null, 2)}\n`);
-console.log(`\nmerge of a .pt run vs the same run as safetensors: ${CKPTS} checkpoints x ${MB} MB of model (.pt files also hold Adam's state: ${(runs.ptBytes / 1e9).toFixed(1)} GB vs ${(runs.stBytes / 1e9).toFixed(1)} GB), ${PAIRS} warm pairs (median); ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB\n`);
+const machine = {
+  nproc: cpus().length,
+  cpu: cpus()[0]?.model ?? 'unknown',
+  ramGB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+};
+const config = {
+  checkpoints: CKPTS,
+  modelMBPerCheckpoint: MB,
+  pairs: PAIRS,
+  cache: 'warm',
+  stBytes: runs.stBytes,
+  ptBytes: runs.ptBytes,
+  merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} -o OUT.safetensors --force -q`,
+};
+writeFileSync(
+  join(OUT, 'merge-pt.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), machine, config, result, pairs }, null, 2)}\n`,
+);
+console.log(
+  `\nmerge of a .pt run vs the same run as safetensors: ${CKPTS} checkpoints x ${MB} MB of model (.pt files also hold Adam's state: ${(runs.ptBytes / 1e9).toFixed(1)} GB vs ${(runs.stBytes / 1e9).toFixed(1)} GB), ${PAIRS} warm pairs (median); ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB\n`,
+);
 console.log('| input | merge time | CPU (user+sys) | peak RSS |');
 console.log('|---|---|---|---|');
-console.log(`| safetensors | ${result.stSeconds.toFixed(2)} s | ${result.stCpuSeconds.toFixed(2)} s | ${result.stPeakRssMB.toFixed(0)} MB |`);
-console.log(`| .pt (zip, with optimizer state) | ${result.ptSeconds.toFixed(2)} s | ${result.ptCpuSeconds.toFixed(2)} s | ${result.ptPeakRssMB.toFixed(0)} MB |`);
-console.log(`\nratio .pt / safetensors (median of pairs): time ${result.ratio.toFixed(3)}, CPU ${result.cpuRatio.toFixed(3)}\nwrote ${join('bench', 'out', 'merge-pt.json')}`);
+console.log(
+  `| safetensors | ${result.stSeconds.toFixed(2)} s | ${result.stCpuSeconds.toFixed(2)} s | ${result.stPeakRssMB.toFixed(0)} MB |`,
+);
+console.log(
+  `| .pt (zip, with optimizer state) | ${result.ptSeconds.toFixed(2)} s | ${result.ptCpuSeconds.toFixed(2)} s | ${result.ptPeakRssMB.toFixed(0)} MB |`,
+);
+console.log(
+  `\nratio .pt / safetensors (median of pairs): time ${result.ratio.toFixed(3)}, CPU ${result.cpuRatio.toFixed(3)}\nwrote ${join('bench', 'out', 'merge-pt.json')}`,
+);

@@ -17,7 +17,7 @@
  * of dist/ from landing mid-run). Needs `npm run build` first; it runs the real CLI.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,12 @@ const CKPTS = Number(process.env.AVG_BENCH_CKPTS ?? 8);
 const MB = Number(process.env.AVG_BENCH_MB ?? 256);
 const PAIRS = Number(process.env.AVG_BENCH_PAIRS ?? 3);
 const DTYPES = (process.env.AVG_BENCH_DTYPES ?? 'f32,bf16').split(',');
-const THREADS = (process.env.AVG_BENCH_THREADS ?? Array.from({ length: availableParallelism() }, (_, i) => i + 1).join(',')).split(',').map(Number).filter((t) => t > 0);
+const THREADS = (
+  process.env.AVG_BENCH_THREADS ?? Array.from({ length: availableParallelism() }, (_, i) => i + 1).join(',')
+)
+  .split(',')
+  .map(Number)
+  .filter((t) => t > 0);
 const MODES = (process.env.AVG_BENCH_MODES ?? 'cold,warm').split(',');
 const RECIPES = Number(process.env.AVG_BENCH_RECIPES ?? 4);
 const READ_BS = '16M';
@@ -49,10 +54,12 @@ function tensorMix(elements) {
   let left = elements - 8 * h * h;
   for (let l = 0; left >= 12 * h * h + 13 * h; l++) {
     const p = `layers.${l}.`;
-    for (const m of ['q', 'k', 'v', 'o']) list.push({ name: `${p}attn.${m}.weight`, shape: [h, h] }, { name: `${p}attn.${m}.bias`, shape: [h] });
+    for (const m of ['q', 'k', 'v', 'o'])
+      list.push({ name: `${p}attn.${m}.weight`, shape: [h, h] }, { name: `${p}attn.${m}.bias`, shape: [h] });
     list.push({ name: `${p}mlp.up.weight`, shape: [4 * h, h] }, { name: `${p}mlp.up.bias`, shape: [4 * h] });
     list.push({ name: `${p}mlp.down.weight`, shape: [h, 4 * h] }, { name: `${p}mlp.down.bias`, shape: [h] });
-    for (const n of ['ln1', 'ln2']) list.push({ name: `${p}${n}.weight`, shape: [h] }, { name: `${p}${n}.bias`, shape: [h] });
+    for (const n of ['ln1', 'ln2'])
+      list.push({ name: `${p}${n}.weight`, shape: [h] }, { name: `${p}${n}.bias`, shape: [h] });
     left -= 12 * h * h + 13 * h;
   }
   if (left >= 2 * h) {
@@ -80,9 +87,22 @@ function filler(seed) {
 function writeCheckpoint(path, dtype, tensors, seed) {
   const size = dtype === 'f32' ? 4 : 2;
   const st = dtype === 'f32' ? 'F32' : 'BF16';
-  const all = [...tensors.map((t) => ({ ...t, dtype: st, size })), { name: 'position_ids', shape: [1, 2048], dtype: 'I64', size: 8 }];
+  const all = [
+    ...tensors.map((t) => ({ ...t, dtype: st, size })),
+    { name: 'position_ids', shape: [1, 2048], dtype: 'I64', size: 8 },
+  ];
   const fd = openSync(path, 'w');
-  writeSync(fd, safetensorsHeader(all.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.shape.reduce((a, b) => a * b, 1) * t.size }))));
+  writeSync(
+    fd,
+    safetensorsHeader(
+      all.map((t) => ({
+        name: t.name,
+        dtype: t.dtype,
+        shape: t.shape,
+        bytes: t.shape.reduce((a, b) => a * b, 1) * t.size,
+      })),
+    ),
+  );
   const fill = filler(seed);
   const f32 = new Float32Array(1 << 20);
   const u32 = new Uint32Array(f32.buffer);
@@ -148,7 +168,9 @@ function dropCaches(files) {
       dropMethod = 'drop_caches';
       return;
     } catch (e) {
-      process.stderr.write(`cannot write /proc/sys/vm/drop_caches (${e.code}); evicting the inputs with posix_fadvise(DONTNEED) via dd iflag=nocache instead\n`);
+      process.stderr.write(
+        `cannot write /proc/sys/vm/drop_caches (${e.code}); evicting the inputs with posix_fadvise(DONTNEED) via dd iflag=nocache instead\n`,
+      );
       dropMethod = 'fadvise';
     }
   }
@@ -159,7 +181,10 @@ function dropCaches(files) {
 function cachedBytes(files) {
   const r = sh('fincore', ['--bytes', '--noheadings', '--output', 'RES', ...files]);
   if (r.status !== 0) return undefined;
-  return r.stdout.trim().split('\n').reduce((a, l) => a + Number(l.trim()), 0);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .reduce((a, l) => a + Number(l.trim()), 0);
 }
 
 function timed(fn) {
@@ -169,7 +194,7 @@ function timed(fn) {
 }
 
 function plainRead(files) {
-  const script = 'for f in "$@"; do dd if="$f" of=/dev/null bs=' + READ_BS + ' status=none || exit 1; done';
+  const script = `for f in "$@"; do dd if="$f" of=/dev/null bs=${READ_BS} status=none || exit 1; done`;
   const { seconds, r } = timed(() => sh('sh', ['-c', script, 'read', ...files]));
   if (r.status !== 0) throw new Error(`plain read failed: ${r.stderr}`);
   return seconds;
@@ -180,12 +205,17 @@ const HAVE_TIME = existsSync('/usr/bin/time');
 /** `avg-ckpt merge RUN ARGS`, timed, with its peak RSS and CPU seconds. */
 function cliMerge(run, mergeArgs) {
   const cli = [CLI, 'merge', run.dir, ...mergeArgs, '--force', '-q'];
-  const [cmd, args] = HAVE_TIME ? ['/usr/bin/time', ['-v', process.execPath, ...cli]] : [process.execPath, [join(ROOT, 'bench', 'rss.js'), ...cli]];
+  const [cmd, args] = HAVE_TIME
+    ? ['/usr/bin/time', ['-v', process.execPath, ...cli]]
+    : [process.execPath, [join(ROOT, 'bench', 'rss.js'), ...cli]];
   const { seconds, r } = timed(() => sh(cmd, args, { cwd: ROOT }));
   if (r.status !== 0) throw new Error(`merge failed (${r.status}): ${r.stderr}`);
   const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr) ?? /maxRSS_kB=(\d+)/.exec(r.stderr);
   // CPU seconds (user + system) barely depend on what else runs on the machine; wall time does.
-  const cpu = [/User time \(seconds\): ([\d.]+)/, /System time \(seconds\): ([\d.]+)/].reduce((a, re) => a + Number(re.exec(r.stderr)?.[1] ?? NaN), 0);
+  const cpu = [/User time \(seconds\): ([\d.]+)/, /System time \(seconds\): ([\d.]+)/].reduce(
+    (a, re) => a + Number(re.exec(r.stderr)?.[1] ?? NaN),
+    0,
+  );
   return { seconds, peakRssMB: m ? Number(m[1]) / 1024 : NaN, cpuSeconds: cpu };
 }
 
@@ -201,9 +231,13 @@ function recipeWindows() {
 /** The recipes bench's contenders: one pass for all M, M separate merges, one merge. */
 function recipesRound(run, dir, what) {
   const windows = recipeWindows();
-  if (what === 'one-pass') return cliMerge(run, ['--method', 'lawa', '--last', windows.join(','), '-o', join(dir, '{name}.safetensors')]);
-  if (what === 'one-merge') return cliMerge(run, ['--method', 'lawa', '--last', String(CKPTS), '-o', join(dir, 'one.safetensors')]);
-  const each = windows.map((k) => cliMerge(run, ['--method', 'lawa', '--last', String(k), '-o', join(dir, `lawa-${k}.safetensors`)]));
+  if (what === 'one-pass')
+    return cliMerge(run, ['--method', 'lawa', '--last', windows.join(','), '-o', join(dir, '{name}.safetensors')]);
+  if (what === 'one-merge')
+    return cliMerge(run, ['--method', 'lawa', '--last', String(CKPTS), '-o', join(dir, 'one.safetensors')]);
+  const each = windows.map((k) =>
+    cliMerge(run, ['--method', 'lawa', '--last', String(k), '-o', join(dir, `lawa-${k}.safetensors`)]),
+  );
   return {
     seconds: each.reduce((a, r) => a + r.seconds, 0),
     peakRssMB: Math.max(...each.map((r) => r.peakRssMB)),
@@ -318,22 +352,47 @@ const machine = {
   node: process.version,
   filesystem: sh('df', ['--output=source,fstype', OUT]).stdout.trim().split('\n').pop().replace(/\s+/, ' '),
 };
-const config = { checkpoints: CKPTS, mbPerCheckpoint: MB, rounds: PAIRS, threads: THREADS, modes: MODES, cacheDrop: dropMethod, read: `dd bs=${READ_BS} of=/dev/null, files in order`, merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} --threads T -o OUT --force -q`, rss: HAVE_TIME ? '/usr/bin/time -v' : 'process.resourceUsage().maxRSS' };
-writeFileSync(join(OUT, 'merge.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, config, results, recipeResults }, null, 2)}\n`);
+const config = {
+  checkpoints: CKPTS,
+  mbPerCheckpoint: MB,
+  rounds: PAIRS,
+  threads: THREADS,
+  modes: MODES,
+  cacheDrop: dropMethod,
+  read: `dd bs=${READ_BS} of=/dev/null, files in order`,
+  merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} --threads T -o OUT --force -q`,
+  rss: HAVE_TIME ? '/usr/bin/time -v' : 'process.resourceUsage().maxRSS',
+};
+writeFileSync(
+  join(OUT, 'merge.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), machine, config, results, recipeResults }, null, 2)}\n`,
+);
 
 const f = (x, d = 0) => x.toFixed(d);
-console.log(`\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} rounds (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`);
-console.log('| dtype | cache | threads | read MB/s | merge MB/s | merge/read | speed-up vs 1 thread | peak RSS | CPU (user+sys) | load avg (1 min) |');
+console.log(
+  `\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} rounds (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`,
+);
+console.log(
+  '| dtype | cache | threads | read MB/s | merge MB/s | merge/read | speed-up vs 1 thread | peak RSS | CPU (user+sys) | load avg (1 min) |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.dtype} | ${r.mode} | ${r.threads} | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.speedup, 2)} | ${f(r.peakRssMB)} MB | ${f(r.cpuSeconds, 2)} s | ${f(r.load1, 1)} |`);
+  console.log(
+    `| ${r.dtype} | ${r.mode} | ${r.threads} | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.speedup, 2)} | ${f(r.peakRssMB)} MB | ${f(r.cpuSeconds, 2)} s | ${f(r.load1, 1)} |`,
+  );
 }
 if (recipeResults.length > 0) {
-  console.log(`\nseveral recipes: LAWA windows ${recipeWindows().join(', ')} in one pass, against ${RECIPES} separate merges and one merge (LAWA ${CKPTS}); medians of ${PAIRS} rounds\n`);
-  console.log('| dtype | cache | one merge | one pass (M outputs) | M separate merges | separate / one pass | one pass / one merge | peak RSS one pass (one merge) | CPU one pass (separate) | load avg |');
+  console.log(
+    `\nseveral recipes: LAWA windows ${recipeWindows().join(', ')} in one pass, against ${RECIPES} separate merges and one merge (LAWA ${CKPTS}); medians of ${PAIRS} rounds\n`,
+  );
+  console.log(
+    '| dtype | cache | one merge | one pass (M outputs) | M separate merges | separate / one pass | one pass / one merge | peak RSS one pass (one merge) | CPU one pass (separate) | load avg |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of recipeResults) {
-    console.log(`| ${r.dtype} | ${r.mode} | ${f(r.oneMergeSeconds, 2)} s | ${f(r.onePassSeconds, 2)} s | ${f(r.separateSeconds, 2)} s | ${f(r.passVsSeparate, 2)} | ${f(r.passVsOneMerge, 2)} | ${f(r.onePassPeakRssMB)} (${f(r.oneMergePeakRssMB)}) MB | ${f(r.onePassCpuSeconds, 2)} (${f(r.separateCpuSeconds, 2)}) s | ${f(r.load1, 1)} |`);
+    console.log(
+      `| ${r.dtype} | ${r.mode} | ${f(r.oneMergeSeconds, 2)} s | ${f(r.onePassSeconds, 2)} s | ${f(r.separateSeconds, 2)} s | ${f(r.passVsSeparate, 2)} | ${f(r.passVsOneMerge, 2)} | ${f(r.onePassPeakRssMB)} (${f(r.oneMergePeakRssMB)}) MB | ${f(r.onePassCpuSeconds, 2)} (${f(r.separateCpuSeconds, 2)}) s | ${f(r.load1, 1)} |`,
+    );
   }
 }
 console.log(`\nwrote ${join('bench', 'out', 'merge.json')}`);

@@ -14,7 +14,17 @@
  * AVG_BENCH_VOCAB (50257), AVG_BENCH_SEQS (8), AVG_BENCH_T (128), AVG_BENCH_DIR (kept if given).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,12 +45,26 @@ const self = fileURLToPath(import.meta.url);
 
 /** The weights in graph order: name, shape. */
 function shapes() {
-  const out = [['wte', [V, D]], ['wpe', [T, D]]];
+  const out = [
+    ['wte', [V, D]],
+    ['wpe', [T, D]],
+  ];
   for (let l = 0; l < L; l++) {
     const p = `h.${l}.`;
-    out.push([`${p}ln_1.weight`, [D]], [`${p}ln_1.bias`, [D]], [`${p}attn.c_attn.weight`, [D, 3 * D]], [`${p}attn.c_attn.bias`, [3 * D]],
-      [`${p}attn.c_proj.weight`, [D, D]], [`${p}attn.c_proj.bias`, [D]], [`${p}ln_2.weight`, [D]], [`${p}ln_2.bias`, [D]],
-      [`${p}mlp.c_fc.weight`, [D, 4 * D]], [`${p}mlp.c_fc.bias`, [4 * D]], [`${p}mlp.c_proj.weight`, [4 * D, D]], [`${p}mlp.c_proj.bias`, [D]]);
+    out.push(
+      [`${p}ln_1.weight`, [D]],
+      [`${p}ln_1.bias`, [D]],
+      [`${p}attn.c_attn.weight`, [D, 3 * D]],
+      [`${p}attn.c_attn.bias`, [3 * D]],
+      [`${p}attn.c_proj.weight`, [D, D]],
+      [`${p}attn.c_proj.bias`, [D]],
+      [`${p}ln_2.weight`, [D]],
+      [`${p}ln_2.bias`, [D]],
+      [`${p}mlp.c_fc.weight`, [D, 4 * D]],
+      [`${p}mlp.c_fc.bias`, [4 * D]],
+      [`${p}mlp.c_proj.weight`, [4 * D, D]],
+      [`${p}mlp.c_proj.bias`, [D]],
+    );
   }
   out.push(['ln_f.weight', [D]], ['ln_f.bias', [D]]);
   return out;
@@ -82,7 +106,8 @@ function buildModel(run) {
   const node = [];
   const op = (opType, input, output, attribute = []) => node.push({ opType, input, output: [output], attribute });
   const int64 = (name, vals) => inits.push({ name, dataType: 7, dims: [vals.length], int64Data: vals });
-  const ln = (x, p, out) => op('LayerNormalization', [x, `${p}.weight`, `${p}.bias`], out, [{ name: 'axis', type: 2, i: -1 }]);
+  const ln = (x, p, out) =>
+    op('LayerNormalization', [x, `${p}.weight`, `${p}.bias`], out, [{ name: 'axis', type: 2, i: -1 }]);
   int64('split3', [D, D, D]);
   int64('rows', [-1, D]);
   int64('logits_shape', [N, T, V]);
@@ -94,7 +119,12 @@ function buildModel(run) {
     ln(h, `${p}ln_1`, `${p}x1`);
     op('MatMul', [`${p}x1`, `${p}attn.c_attn.weight`], `${p}qkv0`);
     op('Add', [`${p}qkv0`, `${p}attn.c_attn.bias`], `${p}qkv`);
-    node.push({ opType: 'Split', input: [`${p}qkv`, 'split3'], output: [`${p}q`, `${p}k`, `${p}v`], attribute: [{ name: 'axis', type: 2, i: -1 }] });
+    node.push({
+      opType: 'Split',
+      input: [`${p}qkv`, 'split3'],
+      output: [`${p}q`, `${p}k`, `${p}v`],
+      attribute: [{ name: 'axis', type: 2, i: -1 }],
+    });
     op('Mul', [`${p}q`, `${p}k`], `${p}qk`);
     op('Add', [`${p}qk`, `${p}v`], `${p}a`);
     op('MatMul', [`${p}a`, `${p}attn.c_proj.weight`], `${p}o0`);
@@ -113,10 +143,20 @@ function buildModel(run) {
   // the head tied to the token embedding, as GPT-2 exports do (Gemm with transB)
   op('Gemm', ['hf2', 'wte'], 'logits2', [{ name: 'transB', type: 2, i: 1 }]);
   op('Reshape', ['logits2', 'logits_shape'], 'logits');
-  const vi = (name, elemType, dims) => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+  const vi = (name, elemType, dims) => ({
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  });
   const model = onnx.ModelProto.fromObject({
-    irVersion: 8, opsetImport: [{ domain: '', version: 20 }],
-    graph: { name: 'gpt2-shaped', node, initializer: inits, input: [vi('input_ids', 7, [N, T])], output: [vi('logits', 1, [N, T, V])] },
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 20 }],
+    graph: {
+      name: 'gpt2-shaped',
+      node,
+      initializer: inits,
+      input: [vi('input_ids', 7, [N, T])],
+      output: [vi('logits', 1, [N, T, V])],
+    },
   });
   writeFileSync(join(root, 'model.onnx'), run.encodeModel(model));
   return offset;
@@ -125,7 +165,9 @@ function buildModel(run) {
 function buildRun() {
   mkdirSync(join(root, 'run'), { recursive: true });
   const list = shapes();
-  const header = safetensorsHeader(list.map(([name, shape]) => ({ name, dtype: 'F32', shape, bytes: numel(shape) * 4 })));
+  const header = safetensorsHeader(
+    list.map(([name, shape]) => ({ name, dtype: 'F32', shape, bytes: numel(shape) * 4 })),
+  );
   for (let k = 1; k <= KMAX; k++) {
     const fd = openSync(join(root, 'run', `step_${String(k * 100).padStart(6, '0')}.safetensors`), 'w');
     writeSync(fd, header);
@@ -138,7 +180,10 @@ function buildRun() {
   mkdirSync(join(root, 'val'), { recursive: true });
   let s = 7;
   const tok = () => BigInt((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % V);
-  writeFileSync(join(root, 'val', 'input_ids.npy'), npyBytes('<i8', [N, T], BigInt64Array.from({ length: N * T }, tok)));
+  writeFileSync(
+    join(root, 'val', 'input_ids.npy'),
+    npyBytes('<i8', [N, T], BigInt64Array.from({ length: N * T }, tok)),
+  );
   writeFileSync(join(root, 'val', 'labels.npy'), npyBytes('<i8', [N, T], BigInt64Array.from({ length: N * T }, tok)));
 }
 
@@ -150,7 +195,13 @@ async function childBare(fed) {
   const { onnx, encodeModel } = await import('../dist/io/onnx/model.js');
   const ids = readFileSync(join(root, 'val', 'input_ids.npy'));
   const body = ids.subarray(ids.length - N * T * 8);
-  const feeds = { input_ids: new ort.Tensor('int64', new BigInt64Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)), [N, T]) };
+  const feeds = {
+    input_ids: new ort.Tensor(
+      'int64',
+      new BigInt64Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)),
+      [N, T],
+    ),
+  };
   const t0 = performance.now();
   let session;
   if (!fed) {
@@ -163,9 +214,14 @@ async function childBare(fed) {
     g.initializer = g.initializer.filter((t) => t.dataType !== 1);
     for (const t of weights) {
       const kv = Object.fromEntries(t.externalData.map((e) => [e.key, e.value]));
-      const v = new Float32Array(data.buffer.slice(data.byteOffset + Number(kv.offset), data.byteOffset + Number(kv.offset) + Number(kv.length)));
+      const v = new Float32Array(
+        data.buffer.slice(data.byteOffset + Number(kv.offset), data.byteOffset + Number(kv.offset) + Number(kv.length)),
+      );
       feeds[t.name] = new ort.Tensor('float32', v, t.dims.map(Number));
-      g.input.push({ name: t.name, type: { tensorType: { elemType: 1, shape: { dim: t.dims.map((d) => ({ dimValue: Number(d) })) } } } });
+      g.input.push({
+        name: t.name,
+        type: { tensorType: { elemType: 1, shape: { dim: t.dims.map((d) => ({ dimValue: Number(d) })) } } },
+      });
     }
     session = await ort.InferenceSession.create(encodeModel(m));
   }
@@ -189,7 +245,16 @@ async function childEngine(engine, k) {
   const steps = checkpoints.map((c) => c.step);
   const candidates = [raw(steps), lawa(steps, 2), lawa(steps, k)];
   const t0 = performance.now();
-  const ev = await Evaluator.create({ onnx: join(root, 'model.onnx'), checkpoints, series: all, candidates, data: { dataDir: join(root, 'val'), batchSize: N }, engine, device: 'cpu', memoryBudget: 64 * 2 ** 30 });
+  const ev = await Evaluator.create({
+    onnx: join(root, 'model.onnx'),
+    checkpoints,
+    series: all,
+    candidates,
+    data: { dataDir: join(root, 'val'), batchSize: N },
+    engine,
+    device: 'cpu',
+    memoryBudget: 64 * 2 ** 30,
+  });
   const setup = performance.now() - t0;
   const rows = [];
   for (const v of candidates) {
@@ -203,12 +268,16 @@ async function childEngine(engine, k) {
 
 if (process.argv[2] === 'child') {
   const [, , , what, k] = process.argv;
-  const out = what === 'bare' || what === 'bare-fed' ? await childBare(what === 'bare-fed') : await childEngine(what, Number(k));
+  const out =
+    what === 'bare' || what === 'bare-fed' ? await childBare(what === 'bare-fed') : await childEngine(what, Number(k));
   process.stdout.write(JSON.stringify({ ...out, maxRssGiB: process.resourceUsage().maxRSS / 2 ** 20 }));
   process.exit(0);
 }
 
-const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 const t0 = performance.now();
 const proto = await import('../dist/io/onnx/model.js');
 if (!existsSync(join(root, 'model.onnx'))) {
@@ -216,22 +285,32 @@ if (!existsSync(join(root, 'model.onnx'))) {
   buildRun();
 }
 const modelBytes = shapes().reduce((s, [, shape]) => s + numel(shape) * 4, 0);
-console.log(`sweep-scale bench: ${(modelBytes / 4 / 1e6).toFixed(1)}M parameters (${(modelBytes / 1e6).toFixed(0)} MB f32; ${L} layers, d ${D}, vocab ${V}), ${KMAX} checkpoints, ${N} x ${T} tokens; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; files ready in ${((performance.now() - t0) / 1000).toFixed(0)} s; load ${load()}`);
+console.log(
+  `sweep-scale bench: ${(modelBytes / 4 / 1e6).toFixed(1)}M parameters (${(modelBytes / 1e6).toFixed(0)} MB f32; ${L} layers, d ${D}, vocab ${V}), ${KMAX} checkpoints, ${N} x ${T} tokens; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; files ready in ${((performance.now() - t0) / 1000).toFixed(0)} s; load ${load()}`,
+);
 
 function child(...args) {
   const before = load();
-  const out = execFileSync(process.execPath, [self, 'child', ...args.map(String)], { env: { ...process.env, AVG_BENCH_DIR: root }, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const out = execFileSync(process.execPath, [self, 'child', ...args.map(String)], {
+    env: { ...process.env, AVG_BENCH_DIR: root },
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
   return { ...JSON.parse(out), load: `${before} -> ${load()}` };
 }
 
 for (const what of ['bare', 'bare-fed']) {
   const r = child(what);
-  console.log(`${what.padEnd(12)} session ${(r.setup / 1000).toFixed(1)} s, forward ${(r.forward / 1000).toFixed(2)} s (runs ${r.times.map((x) => (x / 1000).toFixed(2)).join(', ')}), peak RSS ${r.maxRssGiB.toFixed(2)} GiB; load ${r.load}`);
+  console.log(
+    `${what.padEnd(12)} session ${(r.setup / 1000).toFixed(1)} s, forward ${(r.forward / 1000).toFixed(2)} s (runs ${r.times.map((x) => (x / 1000).toFixed(2)).join(', ')}), peak RSS ${r.maxRssGiB.toFixed(2)} GiB; load ${r.load}`,
+  );
 }
 const jobs = [...MIXTURE_KS.map((k) => ['mixture', k]), ...KS.flatMap((k) => ENGINES.map((e) => [e, k]))];
 for (const [engine, k] of jobs) {
   const r = child(engine, k);
   const rows = r.rows.map((x) => `${x.name} ${(x.ms / 1000).toFixed(2)} s (loss ${x.loss.toFixed(9)})`).join(', ');
-  console.log(`${engine.padEnd(12)} K=${String(k).padEnd(3)} setup ${(r.setup / 1000).toFixed(1)} s, per candidate ${rows}; peak RSS ${r.maxRssGiB.toFixed(2)} GiB; load ${r.load}`);
+  console.log(
+    `${engine.padEnd(12)} K=${String(k).padEnd(3)} setup ${(r.setup / 1000).toFixed(1)} s, per candidate ${rows}; peak RSS ${r.maxRssGiB.toFixed(2)} GiB; load ${r.load}`,
+  );
 }
 if (process.env.AVG_BENCH_DIR === undefined) rmSync(root, { recursive: true, force: true });

@@ -28,7 +28,9 @@ const D = Math.round(Math.sqrt((MB * 1e6) / 4 / LAYERS));
 const root = process.env.AVG_BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'avg-ckpt-bench-sweep-'));
 
 function safetensors(tensors) {
-  const header = safetensorsHeader(tensors.map(([name, data]) => ({ name, dtype: 'F32', shape: [D, D], bytes: data.byteLength })));
+  const header = safetensorsHeader(
+    tensors.map(([name, data]) => ({ name, dtype: 'F32', shape: [D, D], bytes: data.byteLength })),
+  );
   return [header, ...tensors.map(([, d]) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))];
 }
 
@@ -42,7 +44,10 @@ function makeRun() {
   for (let k = 1; k <= K; k++) {
     const f = 1 + 0.01 * Math.sin(k);
     const tensors = base.map((w, l) => [`layers.${l}.weight`, w.map((x) => x * f)]);
-    writeFileSync(join(root, 'run', `step_${String(k * 100).padStart(6, '0')}.safetensors`), Buffer.concat(safetensors(tensors)));
+    writeFileSync(
+      join(root, 'run', `step_${String(k * 100).padStart(6, '0')}.safetensors`),
+      Buffer.concat(safetensors(tensors)),
+    );
   }
   // the graph: x -> (MatMul W_l, Relu)* -> logits; its initializers hold the newest checkpoint, as external data
   const nodes = [];
@@ -61,18 +66,55 @@ function makeRun() {
     x = y;
   });
   writeFileSync(join(root, 'model.onnx.data'), Buffer.concat(data));
-  const vi = (name) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }, { dimValue: D }] } } } });
-  writeFileSync(join(root, 'model.onnx'), encodeModel(onnx.ModelProto.fromObject({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'bench', node: nodes, initializer: inits, input: [vi('input')], output: [vi('logits')] } })));
+  const vi = (name) => ({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }, { dimValue: D }] } } },
+  });
+  writeFileSync(
+    join(root, 'model.onnx'),
+    encodeModel(
+      onnx.ModelProto.fromObject({
+        irVersion: 8,
+        opsetImport: [{ domain: '', version: 17 }],
+        graph: { name: 'bench', node: nodes, initializer: inits, input: [vi('input')], output: [vi('logits')] },
+      }),
+    ),
+  );
   mkdirSync(join(root, 'val'), { recursive: true });
-  writeFileSync(join(root, 'val', 'input.npy'), npyBytes('<f4', [ROWS, D], Float32Array.from({ length: ROWS * D }, rand)));
-  writeFileSync(join(root, 'val', 'labels.npy'), npyBytes('<i8', [ROWS], BigInt64Array.from({ length: ROWS }, (_, i) => BigInt(i % D))));
+  writeFileSync(
+    join(root, 'val', 'input.npy'),
+    npyBytes('<f4', [ROWS, D], Float32Array.from({ length: ROWS * D }, rand)),
+  );
+  writeFileSync(
+    join(root, 'val', 'labels.npy'),
+    npyBytes(
+      '<i8',
+      [ROWS],
+      BigInt64Array.from({ length: ROWS }, (_, i) => BigInt(i % D)),
+    ),
+  );
 }
 
 async function create(engine, checkpoints, candidates) {
   const rss = process.memoryUsage().rss;
   const t0 = performance.now();
-  const ev = await Evaluator.create({ onnx: join(root, 'model.onnx'), checkpoints, steps: touchedSteps(candidates), data: { dataDir: join(root, 'val'), batchSize: BATCH }, engine, device: DEVICE, memoryBudget: 64 * 2 ** 30 });
-  return { engine, ev, setup: performance.now() - t0, rss: process.memoryUsage().rss - rss, times: candidates.map(() => []), losses: [] };
+  const ev = await Evaluator.create({
+    onnx: join(root, 'model.onnx'),
+    checkpoints,
+    steps: touchedSteps(candidates),
+    data: { dataDir: join(root, 'val'), batchSize: BATCH },
+    engine,
+    device: DEVICE,
+    memoryBudget: 64 * 2 ** 30,
+  });
+  return {
+    engine,
+    ev,
+    setup: performance.now() - t0,
+    rss: process.memoryUsage().rss - rss,
+    times: candidates.map(() => []),
+    losses: [],
+  };
 }
 
 const median = (xs) => {
@@ -86,7 +128,11 @@ const made = performance.now() - t0;
 const series = await discoverSeries([join(root, 'run')]);
 const steps = series.checkpoints.map((c) => c.step);
 const { candidates } = candidateGrid(steps, { windows: [2, 4, 8, K], ema: [0.5, 0.9] });
-console.log(`sweep bench: K=${K} checkpoints x ${((LAYERS * D * D * 4) / 1e6).toFixed(1)} MB (${LAYERS} layers ${D}x${D} f32), ${ROWS} rows in runs of ${BATCH}, ${candidates.length} candidates, device ${DEVICE}; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; run written in ${(made / 1000).toFixed(1)} s`);
+console.log(
+  `sweep bench: K=${K} checkpoints x ${((LAYERS * D * D * 4) / 1e6).toFixed(1)} MB (${LAYERS} layers ${D}x${D} f32), ${ROWS} rows in runs of ${BATCH}, ${candidates.length} candidates, device ${DEVICE}; ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; load average ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}; run written in ${(made / 1000).toFixed(1)} s`,
+);
 // both engines stay open and take turns on every candidate, so a change in the machine's load
 // hits both alike; each candidate's time is the median of REPEAT rounds
 const results = [];
@@ -105,9 +151,15 @@ for (const r of results) {
   await r.ev.close();
   r.perCandidate = r.times.map(median);
   r.median = median(r.perCandidate);
-  console.log(`${r.engine.padEnd(12)} setup ${(r.setup / 1000).toFixed(2)} s, RSS +${(r.rss / 2 ** 30).toFixed(2)} GiB, per candidate median ${r.median.toFixed(0)} ms [${candidates.map((c, i) => `${c.name} ${r.perCandidate[i].toFixed(0)}`).join(', ')}]`);
+  console.log(
+    `${r.engine.padEnd(12)} setup ${(r.setup / 1000).toFixed(2)} s, RSS +${(r.rss / 2 ** 30).toFixed(2)} GiB, per candidate median ${r.median.toFixed(0)} ms [${candidates.map((c, i) => `${c.name} ${r.perCandidate[i].toFixed(0)}`).join(', ')}]`,
+  );
 }
 const [mat, mix] = results;
 const maxDiff = Math.max(...mat.losses.map((l, i) => Math.abs(l - mix.losses[i])));
-console.log(`ratio materialize/mixture per candidate (medians): ${(mat.median / mix.median).toFixed(1)}x; including setup over ${candidates.length} candidates: ${((mat.setup + mat.median * candidates.length) / (mix.setup + mix.median * candidates.length)).toFixed(1)}x; max |loss difference| between engines ${maxDiff.toExponential(1)}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(
+  `ratio materialize/mixture per candidate (medians): ${(mat.median / mix.median).toFixed(1)}x; including setup over ${candidates.length} candidates: ${((mat.setup + mat.median * candidates.length) / (mix.setup + mix.median * candidates.length)).toFixed(1)}x; max |loss difference| between engines ${maxDiff.toExponential(1)}; load average ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 if (process.env.AVG_BENCH_DIR === undefined) rmSync(root, { recursive: true, force: true });

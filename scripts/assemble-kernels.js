@@ -36,7 +36,10 @@ export async function assembleKernels(text = readFileSync(WAT, 'utf8')) {
 export async function writeKernels(dir) {
   const { shared, plain } = await assembleKernels();
   mkdirSync(dir, { recursive: true });
-  for (const [name, bytes] of [['kernels.wasm', shared], ['kernels-plain.wasm', plain]]) {
+  for (const [name, bytes] of [
+    ['kernels.wasm', shared],
+    ['kernels-plain.wasm', plain],
+  ]) {
     const tmp = join(dir, `.${name}.${process.pid}.tmp`);
     writeFileSync(tmp, bytes);
     renameSync(tmp, join(dir, name));

@@ -130,10 +130,14 @@ export function exitCodeFor(error: unknown): number {
 export function ioError(file: string, cause: unknown, doing: string): AvgCkptError {
   const code = (cause as NodeJS.ErrnoException | undefined)?.code;
   const why =
-    code === 'ENOENT' ? 'no such file or folder'
-    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-    : code === 'ENOSPC' ? 'no space left on the device'
-    : code === 'EISDIR' ? 'is a folder, expected a file'
-    : (cause as Error | undefined)?.message ?? String(cause);
+    code === 'ENOENT'
+      ? 'no such file or folder'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'ENOSPC'
+          ? 'no space left on the device'
+          : code === 'EISDIR'
+            ? 'is a folder, expected a file'
+            : ((cause as Error | undefined)?.message ?? String(cause));
   return new AvgCkptError('io', `cannot ${doing}: ${why}`, { file, cause });
 }

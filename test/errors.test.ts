@@ -7,7 +7,16 @@ describe('exit codes', () => {
     expect(exitCodeFor(new AvgCkptError('internal', 'x'))).toBe(70);
     // what a shell reports for a process its signal ended: 128 + SIGHUP 1, SIGINT 2, SIGTERM 15
     expect([EXIT_CODES.SIGHUP, EXIT_CODES.SIGINT, EXIT_CODES.SIGTERM]).toEqual([129, 130, 143]);
-    for (const c of ['header-too-small', 'invalid-offset', 'missing-shard', 'series-mismatch', 'io', 'output-exists', 'non-finite', 'invalid-npy'] as const) {
+    for (const c of [
+      'header-too-small',
+      'invalid-offset',
+      'missing-shard',
+      'series-mismatch',
+      'io',
+      'output-exists',
+      'non-finite',
+      'invalid-npy',
+    ] as const) {
       expect(exitCodeFor(new AvgCkptError(c, 'x'))).toBe(1);
     }
     expect(exitCodeFor(new TypeError('x'))).toBe(70);
@@ -18,7 +27,9 @@ describe('exit codes', () => {
 
 describe('messages', () => {
   it('one line: file, tensor, message', () => {
-    expect(new AvgCkptError('invalid-offset', 'invalid offset', { file: 'runs/x/model.safetensors', tensor: 'w' }).oneLine()).toBe('runs/x/model.safetensors: tensor "w": invalid offset');
+    expect(
+      new AvgCkptError('invalid-offset', 'invalid offset', { file: 'runs/x/model.safetensors', tensor: 'w' }).oneLine(),
+    ).toBe('runs/x/model.safetensors: tensor "w": invalid offset');
     expect(new AvgCkptError('usage', 'bad flag').oneLine()).toBe('bad flag');
   });
   it('keeps the cause', () => {

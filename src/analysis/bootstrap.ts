@@ -54,7 +54,13 @@ export interface MarginInterval {
  * The paired bootstrap interval of metric(a) - metric(b) over `rows` (indexes into the per-row
  * sums): `resamples` draws of `rows.length` rows with replacement.
  */
-export function pairedBootstrap(metric: string, a: PerExample, b: PerExample, rows: ArrayLike<number>, settings: BootstrapSettings = BOOTSTRAP): { margin: number; low: number; high: number } {
+export function pairedBootstrap(
+  metric: string,
+  a: PerExample,
+  b: PerExample,
+  rows: ArrayLike<number>,
+  settings: BootstrapSettings = BOOTSTRAP,
+): { margin: number; low: number; high: number } {
   const n = rows.length;
   const random = mulberry32(settings.seed);
   const draw = new Int32Array(n);
@@ -65,11 +71,22 @@ export function pairedBootstrap(metric: string, a: PerExample, b: PerExample, ro
   }
   diffs.sort();
   const tail = (1 - settings.level) / 2;
-  return { margin: metricOver(metric, a, rows) - metricOver(metric, b, rows), low: quantile(diffs, tail), high: quantile(diffs, 1 - tail) };
+  return {
+    margin: metricOver(metric, a, rows) - metricOver(metric, b, rows),
+    low: quantile(diffs, tail),
+    high: quantile(diffs, 1 - tail),
+  };
 }
 
 /** The winner against one other candidate, with the verdict. */
-export function marginOver(metric: string, against: string, winner: PerExample, other: PerExample, rows: ArrayLike<number>, settings: BootstrapSettings = BOOTSTRAP): MarginInterval {
+export function marginOver(
+  metric: string,
+  against: string,
+  winner: PerExample,
+  other: PerExample,
+  rows: ArrayLike<number>,
+  settings: BootstrapSettings = BOOTSTRAP,
+): MarginInterval {
   const { margin, low, high } = pairedBootstrap(metric, winner, other, rows, settings);
   return { against, margin, low, high, distinguishable: low > 0 || high < 0 };
 }
@@ -78,7 +95,11 @@ export function marginOver(metric: string, against: string, winner: PerExample, 
  * A seeded split of `rows` rows for --holdout: `fraction` of them (at least one) are held out to
  * report on, the rest choose the winner. Both lists are in row order.
  */
-export function holdoutSplit(rows: number, fraction: number, seed: number = BOOTSTRAP.seed): { choose: Int32Array; report: Int32Array } {
+export function holdoutSplit(
+  rows: number,
+  fraction: number,
+  seed: number = BOOTSTRAP.seed,
+): { choose: Int32Array; report: Int32Array } {
   const order = Int32Array.from({ length: rows }, (_, i) => i);
   const random = mulberry32(seed ^ 0x5bd1e995);
   for (let i = rows - 1; i > 0; i--) {

@@ -59,12 +59,16 @@ export interface CurveFamily {
 
 /** `v` over the first steps of the series, extended with zero weights to the whole series. */
 function padded(v: WeightVector, steps: readonly number[]): WeightVector {
-  return weightVector(`${v.name}@${v.steps[v.steps.length - 1]}`, v.method, { ...v.params }, steps, [...v.weights, ...steps.slice(v.weights.length).map(() => 0)]);
+  return weightVector(`${v.name}@${v.steps[v.steps.length - 1]}`, v.method, { ...v.params }, steps, [
+    ...v.weights,
+    ...steps.slice(v.weights.length).map(() => 0),
+  ]);
 }
 
 /** The indexes evaluated: every N-th counted back from the newest, so the end of the run is always in. */
 export function curveIndexes(n: number, every = 1): number[] {
-  if (!Number.isSafeInteger(every) || every < 1) throw new AvgCkptError('usage', `--every must be a whole number >= 1, got ${every}`);
+  if (!Number.isSafeInteger(every) || every < 1)
+    throw new AvgCkptError('usage', `--every must be a whole number >= 1, got ${every}`);
   return Array.from({ length: n }, (_, i) => i).filter((i) => (n - 1 - i) % every === 0);
 }
 
@@ -80,22 +84,40 @@ export function families(steps: readonly number[], averages: CurveAverages): Cur
   for (const { family, curve } of CURVE_FAMILIES) {
     for (const v of [...new Set(averages[curve.key] ?? [])]) {
       const needs = curve.needs?.(v) ?? 1;
-      if (needs > steps.length) throw new AvgCkptError('usage', `--${curve.flag} ${v} is longer than the ${steps.length} selected checkpoints`);
+      if (needs > steps.length)
+        throw new AvgCkptError('usage', `--${curve.flag} ${v} is longer than the ${steps.length} selected checkpoints`);
       const probe = family.vector(steps, v); // validates v
-      out.push({ name: probe.name, method: probe.method, params: probe.params, at: (i) => (i + 1 >= needs ? padded(family.vector(steps.slice(0, i + 1), v), steps) : undefined) });
+      out.push({
+        name: probe.name,
+        method: probe.method,
+        params: probe.params,
+        at: (i) => (i + 1 >= needs ? padded(family.vector(steps.slice(0, i + 1), v), steps) : undefined),
+      });
     }
   }
   return out;
 }
 
 /** Time to target from the evaluated curves (the raw curve is `methods[0]`). */
-export function curveTimeToTarget(methods: readonly CurveMethod[], metric: string, direction: Direction, given?: number): { target: Target; ttt: CurveTimeToTarget[] } {
+export function curveTimeToTarget(
+  methods: readonly CurveMethod[],
+  metric: string,
+  direction: Direction,
+  given?: number,
+): { target: Target; ttt: CurveTimeToTarget[] } {
   // a point that failed to score is NaN: never the target, never reaching it
-  const values = (m: CurveMethod) => ({ name: m.name, points: m.points.map((p) => ({ step: p.step, value: p.metrics[metric] ?? NaN })) });
+  const values = (m: CurveMethod) => ({
+    name: m.name,
+    points: m.points.map((p) => ({ step: p.step, value: p.metrics[metric] ?? NaN })),
+  });
   if (given === undefined && methods[0].points.every((p) => p.failed !== undefined)) {
-    throw new AvgCkptError('eval-command', 'no raw checkpoint could be scored, so there is no target: pass --target VALUE');
+    throw new AvgCkptError(
+      'eval-command',
+      'no raw checkpoint could be scored, so there is no target: pass --target VALUE',
+    );
   }
-  const target = given === undefined ? bestRawTarget(values(methods[0]), direction) : { value: given, source: 'given' as const };
+  const target =
+    given === undefined ? bestRawTarget(values(methods[0]), direction) : { value: given, source: 'given' as const };
   const rest = methods.slice(1);
   const ttt = timeToTarget(values(methods[0]), rest.map(values), target.value, direction);
   return { target, ttt: ttt.map((t, i) => ({ ...t, method: rest[i].method, params: rest[i].params })) };

@@ -91,10 +91,23 @@ export interface SweepReport {
 }
 
 /** A scored (or failed) vector as the report keeps it: only the steps with weight. */
-export function candidateResult(v: WeightVector, outcome: Outcome, extra: Pick<CandidateResult, 'optimistic' | 'choice_metrics'> = {}): CandidateResult {
+export function candidateResult(
+  v: WeightVector,
+  outcome: Outcome,
+  extra: Pick<CandidateResult, 'optimistic' | 'choice_metrics'> = {},
+): CandidateResult {
   const used = v.steps.map((s, i) => [s, v.weights[i]] as const).filter(([, w]) => w > 0);
   const scored = 'metrics' in outcome ? { metrics: outcome.metrics } : { metrics: {}, failed: outcome.failed };
-  return { name: v.name, method: v.method, params: v.params, steps: used.map(([s]) => s), weights: used.map(([, w]) => w), ...scored, ms: Math.round(outcome.ms), ...extra };
+  return {
+    name: v.name,
+    method: v.method,
+    params: v.params,
+    steps: used.map(([s]) => s),
+    weights: used.map(([, w]) => w),
+    ...scored,
+    ms: Math.round(outcome.ms),
+    ...extra,
+  };
 }
 
 /** The median, robust to the first candidate's one-off cost (shader compilation on WebGPU). */

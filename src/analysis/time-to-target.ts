@@ -49,11 +49,22 @@ export function bestRawTarget(raw: SeriesValues, direction: Direction): Target {
 }
 
 /** Time to target for every series, measured against `raw`. */
-export function timeToTarget(raw: SeriesValues, methods: readonly SeriesValues[], target: number, direction: Direction): TimeToTarget[] {
+export function timeToTarget(
+  raw: SeriesValues,
+  methods: readonly SeriesValues[],
+  target: number,
+  direction: Direction,
+): TimeToTarget[] {
   const baseline = firstReach(raw, target, direction);
   return methods.map((m) => {
     const step = firstReach(m, target, direction);
     const saved = step === null || baseline === null ? null : baseline - step;
-    return { name: m.name, step, baseline_step: baseline, steps_saved: saved, share_saved: saved === null || baseline === 0 ? null : saved / baseline! };
+    return {
+      name: m.name,
+      step,
+      baseline_step: baseline,
+      steps_saved: saved,
+      share_saved: saved === null || baseline === 0 ? null : saved / baseline!,
+    };
   });
 }

@@ -16,4 +16,6 @@ export function defineCommand<U>(c: TypedCommand<U>): CommandModule<object, U> {
 }
 
 /** The parsed arguments of a builder, as its handler receives them. */
-export type ArgsOf<B extends (y: Argv) => Argv<unknown>> = ArgumentsCamelCase<ReturnType<B> extends Argv<infer U> ? U : never>;
+export type ArgsOf<B extends (y: Argv) => Argv<unknown>> = ArgumentsCamelCase<
+  ReturnType<B> extends Argv<infer U> ? U : never
+>;

@@ -8,14 +8,26 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('json', { type: 'boolean', default: false, describe: 'Print machine-readable JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress bar or notes on stderr' })
     .option('verbose', { type: 'boolean', default: false, describe: 'Show stack traces with errors' })
-    .option('s3-endpoint', { type: 'string', describe: 'S3-compatible endpoint for s3:// paths (MinIO, GCS, ...; default: AWS_ENDPOINT_URL)' });
+    .option('s3-endpoint', {
+      type: 'string',
+      describe: 'S3-compatible endpoint for s3:// paths (MinIO, GCS, ...; default: AWS_ENDPOINT_URL)',
+    });
 }
 
 /** The `<run..>` positional of every command, and how its files are opened. */
 export function runPositional<T>(y: Argv<T>) {
   return y
-    .positional('run', { type: 'string', array: true, demandOption: true, describe: 'A run folder, a glob, or checkpoint files/folders' })
-    .option('key', { type: 'string', describe: 'PyTorch files: the dotted key of the state dict (default: the plain state dict, else state_dict, model, ...)' });
+    .positional('run', {
+      type: 'string',
+      array: true,
+      demandOption: true,
+      describe: 'A run folder, a glob, or checkpoint files/folders',
+    })
+    .option('key', {
+      type: 'string',
+      describe:
+        'PyTorch files: the dotted key of the state dict (default: the plain state dict, else state_dict, model, ...)',
+    });
 }
 
 /** `--key` as the commands' `open` option (absent when not given). */
@@ -31,6 +43,11 @@ export function selectionOptions<T>(y: Argv<T>) {
     .option('last', { type: 'number', describe: 'Keep the K newest checkpoints (after --every)' });
 }
 
-export function selectionFrom(a: { fromStep?: number; toStep?: number; every?: number; last?: number }): SelectionOptions {
+export function selectionFrom(a: {
+  fromStep?: number;
+  toStep?: number;
+  every?: number;
+  last?: number;
+}): SelectionOptions {
   return { fromStep: a.fromStep, toStep: a.toStep, every: a.every, last: a.last };
 }

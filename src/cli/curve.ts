@@ -13,16 +13,38 @@ import { CURVE_FLAGS, familyOptions, familyValues } from './method-options.js';
 
 const builder = (y: Argv) =>
   familyOptions(runPositional(evalOptions(globalOptions(y))), CURVE_FLAGS)
-    .option('every', { type: 'number', describe: 'Evaluate at every N-th checkpoint only, counted back from the newest (windows still count every checkpoint)' })
+    .option('every', {
+      type: 'number',
+      describe:
+        'Evaluate at every N-th checkpoint only, counted back from the newest (windows still count every checkpoint)',
+    })
     .option('from-step', { type: 'number', describe: 'First step of the run to use (inclusive)' })
     .option('to-step', { type: 'number', describe: 'Last step of the run to use (inclusive)' })
     .option('target', { type: 'number', describe: 'Metric value to reach (default: the best value of the raw model)' })
-    .option('report', { type: 'string', describe: 'Write the JSON report (every point of every method, time to target) to this file' })
-    .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs step, one line per method, the target marked' })
-    .option('html', { type: 'string', describe: 'Write one self-contained HTML page: time to target, chart, table, command' })
-    .example('$0 curve runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --window 5,10 --ema 0.9 --plot curve.svg', 'Raw vs LAWA(5), LAWA(10), EMA(0.9) along the run')
-    .example('$0 curve runs/exp1 --onnx model.onnx --data val/ --window 20 --every 5 --target 3.28 --html curve.html', 'Every 5th checkpoint; steps to a loss of 3.28')
-    .example("$0 curve runs/exp1 --eval-cmd 'python eval.py --model {path}' --window 5 --every 4", 'The same analysis scored by your own script');
+    .option('report', {
+      type: 'string',
+      describe: 'Write the JSON report (every point of every method, time to target) to this file',
+    })
+    .option('plot', {
+      type: 'string',
+      describe: 'Write an SVG chart: metric vs step, one line per method, the target marked',
+    })
+    .option('html', {
+      type: 'string',
+      describe: 'Write one self-contained HTML page: time to target, chart, table, command',
+    })
+    .example(
+      '$0 curve runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --window 5,10 --ema 0.9 --plot curve.svg',
+      'Raw vs LAWA(5), LAWA(10), EMA(0.9) along the run',
+    )
+    .example(
+      '$0 curve runs/exp1 --onnx model.onnx --data val/ --window 20 --every 5 --target 3.28 --html curve.html',
+      'Every 5th checkpoint; steps to a loss of 3.28',
+    )
+    .example(
+      "$0 curve runs/exp1 --eval-cmd 'python eval.py --model {path}' --window 5 --every 4",
+      'The same analysis scored by your own script',
+    );
 
 export type CurveArgs = ArgsOf<typeof builder>;
 

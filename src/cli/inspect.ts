@@ -7,8 +7,12 @@ import { globalOptions, openFrom, runPositional, selectionFrom, selectionOptions
 
 const builder = (y: Argv) =>
   runPositional(selectionOptions(globalOptions(y)))
-    .option('onnx', { type: 'string', describe: 'Also show how the graph\'s initializers bind to checkpoint tensors' })
-    .option('map', { type: 'string', array: true, describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (as sweep-window)" })
+    .option('onnx', { type: 'string', describe: "Also show how the graph's initializers bind to checkpoint tensors" })
+    .option('map', {
+      type: 'string',
+      array: true,
+      describe: "'REGEX=>REPLACEMENT' rewriting initializer names into checkpoint names (as sweep-window)",
+    })
     .example('$0 inspect runs/exp1', 'Show the series in a Trainer output folder')
     .example('$0 inspect runs/exp1 --onnx model.onnx', 'Show which checkpoint tensor feeds each ONNX initializer')
     .example("$0 inspect 'runs/exp1/checkpoint-*' --last 5 --json", 'The 5 newest, as JSON');

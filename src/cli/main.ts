@@ -23,7 +23,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
   try {
     await yargs(argv)
       .scriptName('avg-ckpt')
-      .usage('$0 <command> [options]\n\nAverage the checkpoints of a training run, and find the average that scores best.')
+      .usage(
+        '$0 <command> [options]\n\nAverage the checkpoints of a training run, and find the average that scores best.',
+      )
       .command(inspectCommand)
       .command(mergeCommand)
       .command(sweepWindowCommand)
@@ -50,7 +52,9 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
       if (code === EXIT_CODES.usage) process.stderr.write('Run avg-ckpt --help for usage.\n');
       if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
     } else {
-      process.stderr.write(`avg-ckpt: internal error, please report it with the command you ran:\n${(err as Error)?.stack ?? String(err)}\n`);
+      process.stderr.write(
+        `avg-ckpt: internal error, please report it with the command you ran:\n${(err as Error)?.stack ?? String(err)}\n`,
+      );
     }
     return code;
   } finally {

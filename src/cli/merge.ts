@@ -17,12 +17,26 @@ import { numberList, outputDtype, parseSize, positiveInteger } from './values.js
 
 const builder = (y: Argv) =>
   runPositional(methodOptions(selectionOptions(globalOptions(y))))
-    .option('output', { alias: 'o', type: 'string', describe: 'out.safetensors or out.pt (one file), or out/ (a folder like the input)' })
-    .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'Output dtype for float tensors (default: the input dtype)' })
+    .option('output', {
+      alias: 'o',
+      type: 'string',
+      describe: 'out.safetensors or out.pt (one file), or out/ (a folder like the input)',
+    })
+    .option('dtype', {
+      choices: Object.keys(OUTPUT_DTYPES),
+      describe: 'Output dtype for float tensors (default: the input dtype)',
+    })
     .option('shard-size', { type: 'string', describe: 'Folder output: split into shards of this size (e.g. 5GB)' })
     .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output' })
-    .option('allow-nonfinite', { type: 'boolean', default: false, describe: 'Average NaN/Inf inputs instead of refusing them' })
-    .option('threads', { type: 'number', describe: 'Threads for the arithmetic (default: the cores; small merges use fewer)' })
+    .option('allow-nonfinite', {
+      type: 'boolean',
+      default: false,
+      describe: 'Average NaN/Inf inputs instead of refusing them',
+    })
+    .option('threads', {
+      type: 'number',
+      describe: 'Threads for the arithmetic (default: the cores; small merges use fewer)',
+    })
     .option('last', {
       type: 'string',
       describe: 'Keep the K newest checkpoints (after --every); several (4,8,16): one recipe per window, in one pass',
@@ -32,14 +46,41 @@ const builder = (y: Argv) =>
       type: 'string',
       describe: 'A JSON file listing the recipes to write in one pass ([{"method": "lawa", "k": 8}, ...])',
     })
-    .option('dry-run', { type: 'boolean', default: false, describe: 'Print the steps and weights without reading tensors' })
-    .option('part', { type: 'string', describe: 'Compute only part I of N of a folder output (I/N; auto/N: I from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID)' })
-    .option('finalize', { type: 'boolean', default: false, describe: 'After every --part I/N: check the parts, write the index, config files and _SUCCESS last' })
-    .example('$0 merge runs/exp1 --method lawa --last 8 -o lawa8.safetensors', 'LAWA: uniform over the 8 newest checkpoints')
-    .example('$0 merge runs/exp1 --method ema --decay 0.9 --every 2 -o ema/', 'EMA over every 2nd checkpoint, written as a folder like the input')
-    .example('$0 merge runs/exp1 --method ema --decay-per-step 0.999 -o ema.safetensors', 'EMA per optimizer step (uses the real step gaps)')
-    .example("$0 merge 'runs/exp1/checkpoint-*' --from-step 5000 --dtype bf16 -o swa/", 'Uniform (SWA) from step 5000, written in bf16')
-    .example('$0 merge runs/exp1 --method phema --sigma-rel 0.05 --dry-run', 'Post-hoc power EMA: show the weights only')
+    .option('dry-run', {
+      type: 'boolean',
+      default: false,
+      describe: 'Print the steps and weights without reading tensors',
+    })
+    .option('part', {
+      type: 'string',
+      describe:
+        'Compute only part I of N of a folder output (I/N; auto/N: I from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID)',
+    })
+    .option('finalize', {
+      type: 'boolean',
+      default: false,
+      describe: 'After every --part I/N: check the parts, write the index, config files and _SUCCESS last',
+    })
+    .example(
+      '$0 merge runs/exp1 --method lawa --last 8 -o lawa8.safetensors',
+      'LAWA: uniform over the 8 newest checkpoints',
+    )
+    .example(
+      '$0 merge runs/exp1 --method ema --decay 0.9 --every 2 -o ema/',
+      'EMA over every 2nd checkpoint, written as a folder like the input',
+    )
+    .example(
+      '$0 merge runs/exp1 --method ema --decay-per-step 0.999 -o ema.safetensors',
+      'EMA per optimizer step (uses the real step gaps)',
+    )
+    .example(
+      "$0 merge 'runs/exp1/checkpoint-*' --from-step 5000 --dtype bf16 -o swa/",
+      'Uniform (SWA) from step 5000, written in bf16',
+    )
+    .example(
+      '$0 merge runs/exp1 --method phema --sigma-rel 0.05 --dry-run',
+      'Post-hoc power EMA: show the weights only',
+    )
     .example(
       "$0 merge runs/exp1 --method lawa --last 4,8,16 --ema 0.9,0.95 -o 'out/{name}/'",
       'Five averages in one pass: out/lawa-4/ ... out/ema-0.95/',
@@ -88,8 +129,10 @@ function recipesOf(
 
 /** The parsed arguments as the command's options (the argv -> options table test checks this). */
 export function mergeRequest(a: MergeArgs): MergeRequest {
-  if (!a.dryRun && a.output === undefined) throw new AvgCkptError('usage', 'merge needs -o OUTPUT (a .safetensors file or a folder), or --dry-run');
-  if (a.part !== undefined && a.finalize) throw new AvgCkptError('usage', '--finalize replaces --part on the same command line: pass one of them');
+  if (!a.dryRun && a.output === undefined)
+    throw new AvgCkptError('usage', 'merge needs -o OUTPUT (a .safetensors file or a folder), or --dry-run');
+  if (a.part !== undefined && a.finalize)
+    throw new AvgCkptError('usage', '--finalize replaces --part on the same command line: pass one of them');
   const lasts = numberList('last', a.last);
   const select = selectionFrom({ ...a, last: lasts?.length === 1 ? lasts[0] : undefined });
   const method = methodSpecFrom({ ...a, last: select.last });
@@ -164,8 +207,15 @@ function dryRunText({ vector, checkpoints, selected }: ResolvedMerge): string {
 function doneJson(r: MergeRunResult) {
   const { vector, plan } = r;
   return {
-    output: r.output, files: r.files, method: vector.method, name: vector.name, params: vector.params,
-    checkpoints: r.checkpoints, bytes_read: plan.bytesToRead, bytes_written: plan.bytesToWrite, seconds: r.seconds,
+    output: r.output,
+    files: r.files,
+    method: vector.method,
+    name: vector.name,
+    params: vector.params,
+    checkpoints: r.checkpoints,
+    bytes_read: plan.bytesToRead,
+    bytes_written: plan.bytesToWrite,
+    seconds: r.seconds,
     threads: r.threads,
   };
 }
@@ -173,7 +223,14 @@ function doneJson(r: MergeRunResult) {
 function doneText(r: MergeRunResult): string {
   const { vector, plan, output, seconds } = r;
   const files = r.files.length;
-  return formatMergeDone({ vector, contributing: plan.contributing, output, bytesWritten: plan.bytesToWrite, files, seconds });
+  return formatMergeDone({
+    vector,
+    contributing: plan.contributing,
+    output,
+    bytesWritten: plan.bytesToWrite,
+    files,
+    seconds,
+  });
 }
 
 /** Several recipes: one pass, one output each (`{name}` in -o); JSON: a list, one entry per output. */

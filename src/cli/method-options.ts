@@ -15,9 +15,15 @@ export function registryOptions<T, V>(y: Argv<T>, options: MethodOptions): Argv<
 
 export function methodOptions<T>(y: Argv<T>) {
   const withMethod = y.option('method', {
-    alias: 'm', type: 'string', default: 'uniform', describe: `Averaging method (each is a weight vector over the selection): ${METHODS.join(', ')}`,
+    alias: 'm',
+    type: 'string',
+    default: 'uniform',
+    describe: `Averaging method (each is a weight vector over the selection): ${METHODS.join(', ')}`,
   });
-  return registryOptions<typeof withMethod extends Argv<infer U> ? U : never, MethodOptionValues>(withMethod, allMethodOptions());
+  return registryOptions<typeof withMethod extends Argv<infer U> ? U : never, MethodOptionValues>(
+    withMethod,
+    allMethodOptions(),
+  );
 }
 
 /** A family's option: `--windows 2,4,8` on sweep-window, `--window 5` on curve. */
@@ -29,10 +35,14 @@ export interface FamilyFlag {
 }
 
 /** sweep-window's grid options, one per registered family that sweeps. */
-export const SWEEP_FLAGS: readonly FamilyFlag[] = FAMILIES.flatMap((f) => (f.sweep === undefined ? [] : [{ flag: kebab(f.sweep.key), key: f.sweep.key, describe: f.sweep.describe }]));
+export const SWEEP_FLAGS: readonly FamilyFlag[] = FAMILIES.flatMap((f) =>
+  f.sweep === undefined ? [] : [{ flag: kebab(f.sweep.key), key: f.sweep.key, describe: f.sweep.describe }],
+);
 
 /** curve's options, one per registered family that `curve` follows. */
-export const CURVE_FLAGS: readonly FamilyFlag[] = FAMILIES.flatMap((f) => (f.curve === undefined ? [] : [{ flag: f.curve.flag, key: f.curve.key, describe: f.curve.describe }]));
+export const CURVE_FLAGS: readonly FamilyFlag[] = FAMILIES.flatMap((f) =>
+  f.curve === undefined ? [] : [{ flag: f.curve.flag, key: f.curve.key, describe: f.curve.describe }],
+);
 
 /** One string option (numbers separated by commas) per family flag; read back with `familyValues`. */
 export function familyOptions<T>(y: Argv<T>, flags: readonly FamilyFlag[]): Argv<T> {
@@ -42,7 +52,10 @@ export function familyOptions<T>(y: Argv<T>, flags: readonly FamilyFlag[]): Argv
 }
 
 /** The numbers given to each family flag, by key (undefined where the flag was not given). */
-export function familyValues(argv: Readonly<Record<string, unknown>>, flags: readonly FamilyFlag[]): Record<string, number[] | undefined> {
+export function familyValues(
+  argv: Readonly<Record<string, unknown>>,
+  flags: readonly FamilyFlag[],
+): Record<string, number[] | undefined> {
   return Object.fromEntries(flags.map((f) => [f.key, numberList(f.flag, argv[f.flag])]));
 }
 

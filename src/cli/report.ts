@@ -8,8 +8,17 @@ import { globalOptions } from './common-options.js';
 
 const builder = (y: Argv) =>
   globalOptions(y)
-    .positional('action', { choices: ['merge'] as const, demandOption: true, describe: 'merge: rank the parts of one sweep together' })
-    .positional('reports', { type: 'string', array: true, demandOption: true, describe: 'The JSON reports of sweep-window --candidates-part I/N' })
+    .positional('action', {
+      choices: ['merge'] as const,
+      demandOption: true,
+      describe: 'merge: rank the parts of one sweep together',
+    })
+    .positional('reports', {
+      type: 'string',
+      array: true,
+      demandOption: true,
+      describe: 'The JSON reports of sweep-window --candidates-part I/N',
+    })
     .option('report', { type: 'string', describe: 'Write the merged JSON report to this file' })
     .example('$0 report merge part-*.json --report sweep.json', 'Rank the candidates of every part together');
 

@@ -12,20 +12,49 @@ import { outputDtype } from './values.js';
 
 const builder = (y: Argv) =>
   familyOptions(runPositional(evalOptions(selectionOptions(globalOptions(y)))), SWEEP_FLAGS)
-    .option('greedy', { type: 'number', describe: 'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)' })
-    .option('holdout', { type: 'number', describe: 'Hold out this share of the validation rows (e.g. 0.5): choose the winner on the rest, report every number on these' })
+    .option('greedy', {
+      type: 'number',
+      describe:
+        'Also a greedy soup over the K newest checkpoints: a checkpoint joins only if the metric improves (optimistic: chosen on the same data)',
+    })
+    .option('holdout', {
+      type: 'number',
+      describe:
+        'Hold out this share of the validation rows (e.g. 0.5): choose the winner on the rest, report every number on these',
+    })
     .option('report', { type: 'string', describe: 'Write the JSON report to this file' })
-    .option('candidates-part', { type: 'string', describe: 'Score only part I of N of the candidates (I/N or auto/N); then avg-ckpt report merge' })
+    .option('candidates-part', {
+      type: 'string',
+      describe: 'Score only part I of N of the candidates (I/N or auto/N); then avg-ckpt report merge',
+    })
     .option('plot', { type: 'string', describe: 'Write an SVG chart: metric vs window size and vs EMA decay' })
-    .option('html', { type: 'string', describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command" })
-    .option('write-best', { type: 'string', describe: 'Write the winner here, exactly as merge would (file or folder)' })
-    .option('dtype', { choices: Object.keys(OUTPUT_DTYPES), describe: 'With --write-best (and the candidates --eval-cmd evaluates): output dtype (default: the input dtype)' })
+    .option('html', {
+      type: 'string',
+      describe: "Write one self-contained HTML page: table, chart, the winner's recipe and command",
+    })
+    .option('write-best', {
+      type: 'string',
+      describe: 'Write the winner here, exactly as merge would (file or folder)',
+    })
+    .option('dtype', {
+      choices: Object.keys(OUTPUT_DTYPES),
+      describe: 'With --write-best (and the candidates --eval-cmd evaluates): output dtype (default: the input dtype)',
+    })
     .option('emit-onnx', { type: 'string', describe: "Write the graph with the winner's weights baked in" })
     .option('force', { type: 'boolean', default: false, describe: 'Replace existing outputs' })
     .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/', 'Default grid, ranked by validation loss')
-    .example('$0 sweep-window runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --windows 2,4,8,16 --ema 0.9 --write-best best/', 'Pick a window and write the winner')
-    .example('$0 sweep-window runs/exp1 --onnx model.onnx --data val/ --phema 0.05,0.1 --greedy 20', 'Power EMA widths and a greedy soup over the 20 newest')
-    .example("$0 sweep-window runs/exp1 --eval-cmd 'python eval.py --model {path}' --jobs 2 --eval-timeout 600", 'Score each candidate with your own script (it prints {"loss": ...} last)');
+    .example(
+      '$0 sweep-window runs/exp1 --onnx model.onnx --input input=val_x.npy --labels val_y.npy --windows 2,4,8,16 --ema 0.9 --write-best best/',
+      'Pick a window and write the winner',
+    )
+    .example(
+      '$0 sweep-window runs/exp1 --onnx model.onnx --data val/ --phema 0.05,0.1 --greedy 20',
+      'Power EMA widths and a greedy soup over the 20 newest',
+    )
+    .example(
+      "$0 sweep-window runs/exp1 --eval-cmd 'python eval.py --model {path}' --jobs 2 --eval-timeout 600",
+      'Score each candidate with your own script (it prints {"loss": ...} last)',
+    );
 
 export type SweepWindowArgs = ArgsOf<typeof builder>;
 
@@ -37,10 +66,13 @@ export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 
     ...openFrom(a),
     selection: selectionFrom(a),
     grid: familyValues(a, SWEEP_FLAGS),
-    ...(a.candidatesPart === undefined ? {} : { candidatesPart: parsePartSpec(a.candidatesPart, process.env, '--candidates-part') }),
+    ...(a.candidatesPart === undefined
+      ? {}
+      : { candidatesPart: parsePartSpec(a.candidatesPart, process.env, '--candidates-part') }),
     greedy: a.greedy,
     holdout: a.holdout,
-    writeBest: a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: outputDtype(a.dtype) },
+    writeBest:
+      a.writeBest === undefined ? undefined : { output: a.writeBest, force: a.force, dtype: outputDtype(a.dtype) },
     emitOnnx: a.emitOnnx === undefined ? undefined : { output: a.emitOnnx, force: a.force },
     outputs: { report: a.report, plot: a.plot, html: a.html },
   };
@@ -48,7 +80,8 @@ export function sweepRequest(a: SweepWindowArgs): Omit<SweepOptions, 'onNote' | 
 
 export const sweepWindowCommand = defineCommand({
   command: 'sweep-window <run..>',
-  describe: 'Score candidate averages (LAWA windows, EMA decays, uniform) with onnxruntime or your own evaluation command, and keep the best',
+  describe:
+    'Score candidate averages (LAWA windows, EMA decays, uniform) with onnxruntime or your own evaluation command, and keep the best',
   builder,
   handler: async (a) => {
     const request = sweepRequest(a);

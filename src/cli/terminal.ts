@@ -31,12 +31,20 @@ export function restoreTerminal(): void {
 }
 
 /** @param unit 'bytes' shows sizes; 'items' shows counts (candidates, checkpoints). */
-export function startProgress(total: number, unit: 'bytes' | 'items', enabled: boolean, stream: TerminalStream = process.stderr): Progress {
+export function startProgress(
+  total: number,
+  unit: 'bytes' | 'items',
+  enabled: boolean,
+  stream: TerminalStream = process.stderr,
+): Progress {
   if (!enabled || !stream.isTTY) return silent;
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: unit === 'bytes' ? ' {bar} {percentage}% | {doneText} / {totalText} | {detail} | ETA {eta_formatted}' : ' {bar} {value}/{total} | {detail} | ETA {eta_formatted}',
+      format:
+        unit === 'bytes'
+          ? ' {bar} {percentage}% | {doneText} / {totalText} | {detail} | ETA {eta_formatted}'
+          : ' {bar} {value}/{total} | {detail} | ETA {eta_formatted}',
       hideCursor: true,
       clearOnComplete: true,
       etaBuffer: 20,
@@ -46,7 +54,8 @@ export function startProgress(total: number, unit: 'bytes' | 'items', enabled: b
   changed = stream;
   bar.start(total, 0, { detail: '', doneText: formatBytes(0), totalText: formatBytes(total) });
   return {
-    update: (done, detail = '') => bar.update(done, { detail, doneText: formatBytes(done), totalText: formatBytes(total) }),
+    update: (done, detail = '') =>
+      bar.update(done, { detail, doneText: formatBytes(done), totalText: formatBytes(total) }),
     stop: () => {
       bar.stop();
       restoreTerminal();

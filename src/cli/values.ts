@@ -28,9 +28,13 @@ export function positiveInteger(flag: string, v: number | undefined): number | u
 /** `1,2,4` or repeated flags -> numbers. */
 export function numberList(flag: string, v: unknown): number[] | undefined {
   if (v === undefined) return undefined;
-  const items = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const items = (Array.isArray(v) ? v : [v])
+    .flatMap((x) => String(x).split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const nums = items.map(Number);
-  if (nums.some((n) => !Number.isFinite(n))) throw new AvgCkptError('usage', `--${flag} takes numbers separated by commas, got '${items.join(',')}'`);
+  if (nums.some((n) => !Number.isFinite(n)))
+    throw new AvgCkptError('usage', `--${flag} takes numbers separated by commas, got '${items.join(',')}'`);
   return nums;
 }
 

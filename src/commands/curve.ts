@@ -4,7 +4,15 @@
  * the user's evaluation command, --eval-cmd), measure
  * how many steps each average saves to reach a target, and write the JSON, chart and page asked for.
  */
-import { CURVE_FAMILIES, curveIndexes, curveTimeToTarget, families, type CurveAverages, type CurvePoint, type CurveReport } from '../analysis/curve.js';
+import {
+  CURVE_FAMILIES,
+  curveIndexes,
+  curveTimeToTarget,
+  families,
+  type CurveAverages,
+  type CurvePoint,
+  type CurveReport,
+} from '../analysis/curve.js';
 import { AvgCkptError } from '../errors.js';
 import { scoreEach } from '../eval/scorer.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
@@ -83,7 +91,8 @@ export async function curve(opts: CurveOptions): Promise<CurveReport> {
     run: opts.inputs.join(' '),
   });
   const report = written.length > 0 ? { ...scored, written } : scored;
-  if (opts.outputs?.report !== undefined) await writeReportFile(opts.outputs.report, `${JSON.stringify(report, null, 2)}\n`);
+  if (opts.outputs?.report !== undefined)
+    await writeReportFile(opts.outputs.report, `${JSON.stringify(report, null, 2)}\n`);
   return report;
 }
 
@@ -94,7 +103,8 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     const options = CURVE_FAMILIES.map(({ curve }) => `--${curve.flag} ${curve.placeholder}`).join(' and/or ');
     throw new AvgCkptError('usage', `curve needs an average to compare with the raw model: ${options}`);
   }
-  if (opts.target !== undefined && !Number.isFinite(opts.target)) throw new AvgCkptError('usage', `--target must be a number, got ${opts.target}`);
+  if (opts.target !== undefined && !Number.isFinite(opts.target))
+    throw new AvgCkptError('usage', `--target must be a number, got ${opts.target}`);
   const series = await discoverSeries(opts.inputs, { open: opts.open });
   series.notes.forEach(note);
   const selected = selectCheckpoints(series.checkpoints, opts.selection ?? {});
@@ -102,31 +112,55 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
   const steps = selected.map((c) => c.step);
   const fams = families(steps, averages);
   const indexes = curveIndexes(steps.length, opts.every);
-  const jobs = indexes.flatMap((i) => fams.flatMap((f, fi) => {
-    const vector = f.at(i);
-    return vector === undefined ? [] : [{ fi, step: steps[i], vector }];
-  }));
+  const jobs = indexes.flatMap((i) =>
+    fams.flatMap((f, fi) => {
+      const vector = f.at(i);
+      return vector === undefined ? [] : [{ fi, step: steps[i], vector }];
+    }),
+  );
 
-  await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...await scoringInputs(opts)]);
+  await guardOutputs(reportOutputs(opts.outputs), [
+    ...checkpointInputs(series.checkpoints),
+    ...(await scoringInputs(opts)),
+  ]);
   checkReportNames(opts.outputs);
-  const { scorer, inputs } = await openScorer(opts, { selected, series: series.checkpoints, candidates: jobs.map((j) => j.vector), onNote: note });
+  const { scorer, inputs } = await openScorer(opts, {
+    selected,
+    series: series.checkpoints,
+    candidates: jobs.map((j) => j.vector),
+    onNote: note,
+  });
   try {
     await guardOutputs(reportOutputs(opts.outputs), [...checkpointInputs(series.checkpoints), ...inputs]);
     scorer.notes.forEach(note);
     const scored: CurvePoint[] = [];
     let done = 0;
     opts.onProgress?.(0, jobs.length, `step ${jobs[0]?.step}`);
-    await scoreEach(scorer, jobs.map((j) => j.vector), (n, o) => {
-      scored[n] = 'metrics' in o ? { step: jobs[n].step, metrics: o.metrics } : { step: jobs[n].step, metrics: {}, failed: o.failed };
-      opts.onProgress?.(++done, jobs.length, `step ${jobs[n].step}`);
-    });
+    await scoreEach(
+      scorer,
+      jobs.map((j) => j.vector),
+      (n, o) => {
+        scored[n] =
+          'metrics' in o
+            ? { step: jobs[n].step, metrics: o.metrics }
+            : { step: jobs[n].step, metrics: {}, failed: o.failed };
+        opts.onProgress?.(++done, jobs.length, `step ${jobs[n].step}`);
+      },
+    );
     checkSomeScored(scored, 'point of the curve');
     const points: CurvePoint[][] = fams.map((_, fi) => scored.filter((_, n) => jobs[n].fi === fi));
     const methods = fams.map((f, fi) => ({ name: f.name, method: f.method, params: f.params, points: points[fi] }));
     const { target, ttt } = curveTimeToTarget(methods, scorer.rankMetric, scorer.direction, opts.target);
     return {
-      metric: scorer.rankMetric, direction: scorer.direction, device: scorer.device, engine: scorer.engineKind,
-      engine_reason: scorer.engineReason, steps: indexes.map((i) => steps[i]), methods, target, time_to_target: ttt,
+      metric: scorer.rankMetric,
+      direction: scorer.direction,
+      device: scorer.device,
+      engine: scorer.engineKind,
+      engine_reason: scorer.engineReason,
+      steps: indexes.map((i) => steps[i]),
+      methods,
+      target,
+      time_to_target: ttt,
       ...(scorer.unmapped !== undefined ? { unmapped: scorer.unmapped } : {}),
     };
   } finally {

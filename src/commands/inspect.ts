@@ -27,5 +27,10 @@ export async function inspect(opts: InspectOptions): Promise<InspectReport> {
   if (opts.onnx === undefined) return { ...summary, compatible: true };
   // loaded only when asked: the binding code pulls in the ONNX protobuf definitions
   const { describeBinding } = await import('../eval/binding.js');
-  return { ...summary, compatible: true, onnx: opts.onnx, binding: await describeBinding(opts.onnx, selected, opts.maps) };
+  return {
+    ...summary,
+    compatible: true,
+    onnx: opts.onnx,
+    binding: await describeBinding(opts.onnx, selected, opts.maps),
+  };
 }

@@ -39,11 +39,22 @@ export interface MergeRunResult extends MergeResult, ResolvedMerge {
 }
 
 /** Everything but the tensor data: what `--dry-run` shows. */
-export async function resolveMerge(inputs: string[] | Series, select: SelectionOptions = {}, method: MethodSpec, open: OpenOptions = {}): Promise<ResolvedMerge> {
+export async function resolveMerge(
+  inputs: string[] | Series,
+  select: SelectionOptions = {},
+  method: MethodSpec,
+  open: OpenOptions = {},
+): Promise<ResolvedMerge> {
   const series = Array.isArray(inputs) ? await discoverSeries(inputs, { open }) : inputs;
   const selected = selectCheckpoints(series.checkpoints, select);
-  const vector = vectorFromSpec({ ...method, last: method.last ?? select.last }, selected.map((c) => c.step), series.stepsKnown);
-  const checkpoints = selected.map((c, i) => ({ step: c.step, weight: vector.weights[i], path: c.path })).filter((c) => c.weight > 0);
+  const vector = vectorFromSpec(
+    { ...method, last: method.last ?? select.last },
+    selected.map((c) => c.step),
+    series.stepsKnown,
+  );
+  const checkpoints = selected
+    .map((c, i) => ({ step: c.step, weight: vector.weights[i], path: c.path }))
+    .filter((c) => c.weight > 0);
   return { series, selected, vector, checkpoints };
 }
 

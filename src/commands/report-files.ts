@@ -10,7 +10,11 @@ export interface ReportFiles {
 }
 
 export function reportOutputs(o: ReportFiles = {}): GuardedOutput[] {
-  const files: [string | undefined, string][] = [[o.report, 'report (--report)'], [o.plot, 'chart (--plot)'], [o.html, 'page (--html)']];
+  const files: [string | undefined, string][] = [
+    [o.report, 'report (--report)'],
+    [o.plot, 'chart (--plot)'],
+    [o.html, 'page (--html)'],
+  ];
   return files.flatMap(([path, role]) => (path === undefined ? [] : [{ path, role }]));
 }
 
@@ -18,6 +22,10 @@ export function reportOutputs(o: ReportFiles = {}): GuardedOutput[] {
 export function checkReportNames(o: ReportFiles = {}): void {
   const ext = o.plot === undefined ? '' : extname(o.plot).toLowerCase();
   if (ext !== '' && ext !== '.svg') {
-    throw new AvgCkptError('usage', `the chart is written as SVG, not ${ext.slice(1).toUpperCase()}: give it a .svg name`, { file: o.plot });
+    throw new AvgCkptError(
+      'usage',
+      `the chart is written as SVG, not ${ext.slice(1).toUpperCase()}: give it a .svg name`,
+      { file: o.plot },
+    );
   }
 }

@@ -13,10 +13,14 @@ async function readPart(path: string): Promise<SweepReport> {
   try {
     r = JSON.parse(new TextDecoder().decode(await readWhole(path))) as SweepReport;
   } catch (e) {
-    if (e instanceof SyntaxError) throw new AvgCkptError('usage', `is not a sweep report (${e.message})`, { file: path });
+    if (e instanceof SyntaxError)
+      throw new AvgCkptError('usage', `is not a sweep report (${e.message})`, { file: path });
     throw storageError(path, e, 'read');
   }
-  if (r.part === undefined) throw new AvgCkptError('usage', 'is a whole sweep, not a part of one (made without --candidates-part)', { file: path });
+  if (r.part === undefined)
+    throw new AvgCkptError('usage', 'is a whole sweep, not a part of one (made without --candidates-part)', {
+      file: path,
+    });
   return r;
 }
 
@@ -42,20 +46,31 @@ export async function mergeSweepReports(paths: readonly string[]): Promise<Sweep
   const byIndex = new Map<number, string>();
   for (const [k, r] of parts.entries()) {
     if (sweepOf(r) !== sweepOf(first)) {
-      throw new AvgCkptError('stale-part', `is part of another sweep than ${paths[0]} (other checkpoints, metric or number of parts)`, { file: paths[k] });
+      throw new AvgCkptError(
+        'stale-part',
+        `is part of another sweep than ${paths[0]} (other checkpoints, metric or number of parts)`,
+        { file: paths[k] },
+      );
     }
     const twin = byIndex.get(r.part!.index);
-    if (twin !== undefined) throw new AvgCkptError('usage', `is part ${r.part!.index} of ${count}, like ${twin}: name each part once`, { file: paths[k] });
+    if (twin !== undefined)
+      throw new AvgCkptError('usage', `is part ${r.part!.index} of ${count}, like ${twin}: name each part once`, {
+        file: paths[k],
+      });
     byIndex.set(r.part!.index, paths[k]);
   }
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !byIndex.has(i));
   if (missing.length > 0) {
-    throw new AvgCkptError('missing-part', `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} missing: run sweep-window --candidates-part I/${count} for ${missing.length > 1 ? 'them' : 'it'}`);
+    throw new AvgCkptError(
+      'missing-part',
+      `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} missing: run sweep-window --candidates-part I/${count} for ${missing.length > 1 ? 'them' : 'it'}`,
+    );
   }
   const slots: CandidateResult[] = new Array<CandidateResult>(of);
   for (const r of parts) r.part!.candidates.forEach((i, k) => (slots[i] = r.candidates[k]));
   const candidates = Array.from({ length: of }, (_, i) => {
-    if (slots[i] === undefined) throw new AvgCkptError('stale-part', `candidate ${i} of ${of} is in no part`, { file: paths[0] });
+    if (slots[i] === undefined)
+      throw new AvgCkptError('stale-part', `candidate ${i} of ${of} is in no part`, { file: paths[0] });
     return slots[i];
   });
   let best = 0;

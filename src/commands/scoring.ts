@@ -38,8 +38,11 @@ export interface ScoringChoice extends Partial<OnnxScoring> {
 }
 
 /** The options of ONNX scoring, refusing a call that gives neither a graph and data nor a command. */
-function onnxScoring(opts: ScoringChoice): OnnxScoring & { readonly onnx: string; readonly data: NonNullable<OnnxScoring['data']> } {
-  if (opts.onnx === undefined || opts.data === undefined) throw new AvgCkptError('usage', 'nothing to score with: give onnx and data, or evalCommand');
+function onnxScoring(
+  opts: ScoringChoice,
+): OnnxScoring & { readonly onnx: string; readonly data: NonNullable<OnnxScoring['data']> } {
+  if (opts.onnx === undefined || opts.data === undefined)
+    throw new AvgCkptError('usage', 'nothing to score with: give onnx and data, or evalCommand');
   return { ...opts, onnx: opts.onnx, data: opts.data };
 }
 
@@ -67,19 +70,37 @@ export async function scoringInputs(opts: ScoringChoice): Promise<GuardedInput[]
  * The scorer, and every file it reads (with an ONNX model's external data, known once it is
  * loaded); `evaluator` is the scorer too when it is onnxruntime's (per-row values, --emit-onnx).
  */
-export async function openScorer(opts: ScoringChoice, ctx: ScorerContext): Promise<{ scorer: Scorer; evaluator?: Evaluator; inputs: GuardedInput[] }> {
+export async function openScorer(
+  opts: ScoringChoice,
+  ctx: ScorerContext,
+): Promise<{ scorer: Scorer; evaluator?: Evaluator; inputs: GuardedInput[] }> {
   if (opts.evalCommand !== undefined) {
     const c = opts.evalCommand;
     const scorer = await CommandScorer.create({
-      command: c.command, shell: c.shell, scratch: c.scratch, jobs: c.jobs, timeoutSeconds: c.timeoutSeconds, keep: c.keep,
-      checkpoints: ctx.selected, metric: opts.metric, direction: opts.direction, dtype: ctx.dtype, onNote: ctx.onNote,
+      command: c.command,
+      shell: c.shell,
+      scratch: c.scratch,
+      jobs: c.jobs,
+      timeoutSeconds: c.timeoutSeconds,
+      keep: c.keep,
+      checkpoints: ctx.selected,
+      metric: opts.metric,
+      direction: opts.direction,
+      dtype: ctx.dtype,
+      onNote: ctx.onNote,
     });
     return { scorer, inputs: [] };
   }
   // onnxruntime's native libraries take a second to load, and a command-scored run never needs them
   const o = onnxScoring(opts);
   const { Evaluator } = await import('../eval/evaluator.js');
-  const evaluator = await Evaluator.create({ ...o, checkpoints: ctx.selected, series: ctx.series, steps: ctx.steps, candidates: ctx.candidates });
+  const evaluator = await Evaluator.create({
+    ...o,
+    checkpoints: ctx.selected,
+    series: ctx.series,
+    steps: ctx.steps,
+    candidates: ctx.candidates,
+  });
   try {
     return { scorer: evaluator, evaluator, inputs: await evaluationInputs(o.onnx, o.data, evaluator.model) };
   } catch (e) {
@@ -89,7 +110,11 @@ export async function openScorer(opts: ScoringChoice, ctx: ScorerContext): Promi
 }
 
 /** `score` for callers that need metrics for every vector (greedy soup): a failed candidate ranks last (NaN). */
-export function orWorst(rank: string, failures: WeakSet<Metrics>, score: (v: WeightVector) => Promise<Metrics>): (v: WeightVector) => Promise<Metrics> {
+export function orWorst(
+  rank: string,
+  failures: WeakSet<Metrics>,
+  score: (v: WeightVector) => Promise<Metrics>,
+): (v: WeightVector) => Promise<Metrics> {
   return async (v) => {
     try {
       return await score(v);
@@ -106,6 +131,9 @@ export function orWorst(rank: string, failures: WeakSet<Metrics>, score: (v: Wei
 export function checkSomeScored(outcomes: readonly ({ failed?: string } | undefined)[], what: string): void {
   const failed = outcomes.filter((o) => o?.failed !== undefined);
   if (failed.length > 0 && failed.length === outcomes.length) {
-    throw new AvgCkptError('eval-command', `every ${what} failed to score (${failed.length} of ${outcomes.length}; the first: ${failed[0]!.failed}); see the lines above`);
+    throw new AvgCkptError(
+      'eval-command',
+      `every ${what} failed to score (${failed.length} of ${outcomes.length}; the first: ${failed[0]!.failed}); see the lines above`,
+    );
   }
 }

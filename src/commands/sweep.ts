@@ -4,7 +4,13 @@
  * winner (as `merge` would), a ready-to-serve ONNX, the chart, the page and the JSON report.
  */
 import { BOOTSTRAP, holdoutSplit, marginOver } from '../analysis/bootstrap.js';
-import { candidateResult, median, type CandidateResult, type SweepMargin, type SweepReport } from '../analysis/sweep-report.js';
+import {
+  candidateResult,
+  median,
+  type CandidateResult,
+  type SweepMargin,
+  type SweepReport,
+} from '../analysis/sweep-report.js';
 import { AvgCkptError } from '../errors.js';
 import { mergeToOutput } from '../engine/merge.js';
 import type { PartSpec } from '../engine/parts.js';
@@ -55,10 +61,16 @@ export interface SweepOptions extends ScoringChoice {
 /** Scores the grid; writes the winner, the ONNX, chart, page and report asked for; `written` lists them (not the report). */
 export async function sweepWindow(opts: SweepOptions): Promise<SweepReport> {
   const scored = await scoreSweep(opts);
-  const outputs = await writeSweepOutputs(scored, { inputs: opts.inputs, selection: opts.selection ?? {}, plot: opts.outputs?.plot, html: opts.outputs?.html });
+  const outputs = await writeSweepOutputs(scored, {
+    inputs: opts.inputs,
+    selection: opts.selection ?? {},
+    plot: opts.outputs?.plot,
+    html: opts.outputs?.html,
+  });
   const written = [...(scored.written ?? []), ...outputs];
   const report = written.length > 0 ? { ...scored, written } : scored;
-  if (opts.outputs?.report !== undefined) await writeReportFile(opts.outputs.report, `${JSON.stringify(report, null, 2)}\n`);
+  if (opts.outputs?.report !== undefined)
+    await writeReportFile(opts.outputs.report, `${JSON.stringify(report, null, 2)}\n`);
   return report;
 }
 
@@ -82,13 +94,30 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
     ...reportOutputs(opts.outputs),
   ];
   if (opts.evalCommand !== undefined) {
-    if (opts.emitOnnx) throw new AvgCkptError('usage', '--emit-onnx needs --onnx: with --eval-cmd there is no graph to bake the winner into');
-    if (opts.holdout !== undefined) throw new AvgCkptError('usage', '--holdout needs --onnx: an evaluation command reports no per-row values to split');
+    if (opts.emitOnnx)
+      throw new AvgCkptError(
+        'usage',
+        '--emit-onnx needs --onnx: with --eval-cmd there is no graph to bake the winner into',
+      );
+    if (opts.holdout !== undefined)
+      throw new AvgCkptError(
+        'usage',
+        '--holdout needs --onnx: an evaluation command reports no per-row values to split',
+      );
   }
-  await guardOutputs(outputs, [...checkpointInputs(series.checkpoints), ...await scoringInputs(opts)]);
+  await guardOutputs(outputs, [...checkpointInputs(series.checkpoints), ...(await scoringInputs(opts))]);
   checkReportNames(opts.outputs);
-  const { scorer, evaluator, inputs: read } = await openScorer(opts, {
-    selected, series: series.checkpoints, steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []), candidates: grid.candidates, dtype: opts.writeBest?.dtype, onNote: note,
+  const {
+    scorer,
+    evaluator,
+    inputs: read,
+  } = await openScorer(opts, {
+    selected,
+    series: series.checkpoints,
+    steps: touchedSteps(grid.candidates).concat(opts.greedy ? steps.slice(-opts.greedy) : []),
+    candidates: grid.candidates,
+    dtype: opts.writeBest?.dtype,
+    onNote: note,
   });
   const results: CandidateResult[] = [];
   const ms: number[] = [];
@@ -97,8 +126,14 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
     const inputs = [...checkpointInputs(series.checkpoints), ...read];
     await guardOutputs(outputs, inputs);
     scorer.notes.forEach(note);
-    const split = opts.holdout === undefined || evaluator === undefined ? undefined : holdoutSplit(evaluator.data.rows, checkHoldout(opts.holdout, evaluator));
-    if (split !== undefined) note(`--holdout ${opts.holdout}: the winner is chosen on ${split.choose.length} validation rows, every number reported is on the other ${split.report.length}`);
+    const split =
+      opts.holdout === undefined || evaluator === undefined
+        ? undefined
+        : holdoutSplit(evaluator.data.rows, checkHoldout(opts.holdout, evaluator));
+    if (split !== undefined)
+      note(
+        `--holdout ${opts.holdout}: the winner is chosen on ${split.choose.length} validation rows, every number reported is on the other ${split.report.length}`,
+      );
     /** Scores a vector: the metrics that rank it (the choosing rows) and those reported (the held-out rows); per row with onnxruntime. */
     const scoreBoth = async (v: WeightVector): Promise<Scored> => {
       if (evaluator === undefined) {
@@ -107,7 +142,11 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
       }
       const { metrics, perExample } = await evaluator.scoreRows(v);
       if (split === undefined) return { chosen: metrics, reported: metrics, perExample };
-      return { chosen: metricsOver(evaluator.metrics, perExample, split.choose), reported: metricsOver(evaluator.metrics, perExample, split.report), perExample };
+      return {
+        chosen: metricsOver(evaluator.metrics, perExample, split.choose),
+        reported: metricsOver(evaluator.metrics, perExample, split.report),
+        perExample,
+      };
     };
     const chosen: Metrics[] = [];
     const perRow: (PerExample | undefined)[] = [];
@@ -121,14 +160,20 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
       }
       chosen.push(r.chosen);
       perRow.push(r.perExample);
-      results.push(candidateResult(v, { metrics: r.reported, ms: t }, { ...(optimistic ? { optimistic } : {}), ...(split ? { choice_metrics: r.chosen } : {}) }));
+      results.push(
+        candidateResult(
+          v,
+          { metrics: r.reported, ms: t },
+          { ...(optimistic ? { optimistic } : {}), ...(split ? { choice_metrics: r.chosen } : {}) },
+        ),
+      );
       if (bestIndex < 0 || scorer.better(r.chosen, chosen[bestIndex])) bestIndex = results.length - 1;
     };
     /** A candidate's scores, or why its command failed (the others go on). */
     const attempt = async (v: WeightVector) => {
       const t0 = performance.now();
       try {
-        return { r: await scoreBoth(v) as Scored | { failed: string }, t: performance.now() - t0 };
+        return { r: (await scoreBoth(v)) as Scored | { failed: string }, t: performance.now() - t0 };
       } catch (e) {
         if (e instanceof CandidateFailed) return { r: { failed: e.message }, t: performance.now() - t0 };
         throw e;
@@ -149,15 +194,36 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
       opts.onProgress?.(candidates.length, candidates.length + 1, `greedy-soup-${opts.greedy}`);
       const t0 = performance.now();
       const failures = new WeakSet<Metrics>();
-      const soup = await greedySoup(steps, opts.greedy, orWorst(scorer.rankMetric, failures, async (v) => (await scoreBoth(v)).chosen), (a, b) => scorer.better(a, b));
+      const soup = await greedySoup(
+        steps,
+        opts.greedy,
+        orWorst(scorer.rankMetric, failures, async (v) => (await scoreBoth(v)).chosen),
+        (a, b) => scorer.better(a, b),
+      );
       candidates.push(soup.vector);
       // onnxruntime scores the soup once more for its per-row values; a command's score is kept (an evaluation may take hours)
-      const final = evaluator !== undefined ? (await attempt(soup.vector)).r : failures.has(soup.score) ? { failed: 'no member of the soup could be scored' } : { chosen: soup.score, reported: soup.score };
+      const final =
+        evaluator !== undefined
+          ? (await attempt(soup.vector)).r
+          : failures.has(soup.score)
+            ? { failed: 'no member of the soup could be scored' }
+            : { chosen: soup.score, reported: soup.score };
       record(soup.vector, final, performance.now() - t0, split === undefined);
     }
     opts.onProgress?.(candidates.length, candidates.length, '');
     checkSomeScored(results, 'candidate');
-    const margin = evaluator === undefined || part !== undefined ? undefined : sweepMargin(scorer.rankMetric, results.map((r) => r.name), chosen, perRow as PerExample[], bestIndex, (a, b) => scorer.better(a, b), split?.report ?? allRows(evaluator.data.rows));
+    const margin =
+      evaluator === undefined || part !== undefined
+        ? undefined
+        : sweepMargin(
+            scorer.rankMetric,
+            results.map((r) => r.name),
+            chosen,
+            perRow as PerExample[],
+            bestIndex,
+            (a, b) => scorer.better(a, b),
+            split?.report ?? allRows(evaluator.data.rows),
+          );
     const winner = candidates[bestIndex];
     const written: string[] = [];
     if (opts.emitOnnx && evaluator !== undefined) {
@@ -165,18 +231,42 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
       written.push(opts.emitOnnx.output);
     }
     if (opts.writeBest) {
-      const merged = await mergeToOutput(selected, winner, { output: opts.writeBest.output, force: opts.writeBest.force, dtype: opts.writeBest.dtype, inputs });
+      const merged = await mergeToOutput(selected, winner, {
+        output: opts.writeBest.output,
+        force: opts.writeBest.force,
+        dtype: opts.writeBest.dtype,
+        inputs,
+      });
       written.push(merged.output);
     }
     return {
-      metric: scorer.rankMetric, direction: scorer.direction, device: scorer.device, engine: scorer.engineKind,
-      engine_reason: scorer.engineReason, setup_ms: Math.round(scorer.setupMs), ms_per_candidate: Math.round(median(ms)),
-      checkpoints: selected.map((c) => ({ step: c.step, path: c.path })), candidates: results, baseline: results[0].name, best: results[bestIndex].name,
+      metric: scorer.rankMetric,
+      direction: scorer.direction,
+      device: scorer.device,
+      engine: scorer.engineKind,
+      engine_reason: scorer.engineReason,
+      setup_ms: Math.round(scorer.setupMs),
+      ms_per_candidate: Math.round(median(ms)),
+      checkpoints: selected.map((c) => ({ step: c.step, path: c.path })),
+      candidates: results,
+      baseline: results[0].name,
+      best: results[bestIndex].name,
       ...(written.length > 0 ? { written } : {}),
       ...(scorer.unmapped !== undefined ? { unmapped: scorer.unmapped } : {}),
       ...(margin === undefined ? {} : { margin }),
-      ...(split === undefined ? {} : { holdout: { fraction: opts.holdout!, seed: BOOTSTRAP.seed, choose_rows: split.choose.length, report_rows: split.report.length } }),
-      ...(part === undefined ? {} : { part: { index: part.index, count: part.count, candidates: positions, of: full.candidates.length } }),
+      ...(split === undefined
+        ? {}
+        : {
+            holdout: {
+              fraction: opts.holdout!,
+              seed: BOOTSTRAP.seed,
+              choose_rows: split.choose.length,
+              report_rows: split.report.length,
+            },
+          }),
+      ...(part === undefined
+        ? {}
+        : { part: { index: part.index, count: part.count, candidates: positions, of: full.candidates.length } }),
     };
   } finally {
     await scorer.close();
@@ -192,10 +282,24 @@ interface Scored {
 
 /** A part scores candidates only: what needs every candidate's score comes after `report merge`. */
 function checkPartOptions(opts: SweepOptions, part: PartSpec, total: number): void {
-  const whole = [['--greedy', opts.greedy], ['--write-best', opts.writeBest], ['--emit-onnx', opts.emitOnnx], ['--plot', opts.outputs?.plot], ['--html', opts.outputs?.html]] as const;
+  const whole = [
+    ['--greedy', opts.greedy],
+    ['--write-best', opts.writeBest],
+    ['--emit-onnx', opts.emitOnnx],
+    ['--plot', opts.outputs?.plot],
+    ['--html', opts.outputs?.html],
+  ] as const;
   const used = whole.filter(([, v]) => v !== undefined).map(([flag]) => flag);
-  if (used.length > 0) throw new AvgCkptError('usage', `--candidates-part scores a share of the candidates; ${used.join(', ')} need${used.length > 1 ? '' : 's'} them all: use --report, then avg-ckpt report merge`);
-  if (part.index >= total) throw new AvgCkptError('usage', `--candidates-part ${part.index}/${part.count}: the sweep has only ${total} candidates, so this part would score none`);
+  if (used.length > 0)
+    throw new AvgCkptError(
+      'usage',
+      `--candidates-part scores a share of the candidates; ${used.join(', ')} need${used.length > 1 ? '' : 's'} them all: use --report, then avg-ckpt report merge`,
+    );
+  if (part.index >= total)
+    throw new AvgCkptError(
+      'usage',
+      `--candidates-part ${part.index}/${part.count}: the sweep has only ${total} candidates, so this part would score none`,
+    );
 }
 
 function allRows(n: number): Int32Array {
@@ -204,9 +308,18 @@ function allRows(n: number): Int32Array {
 
 /** --holdout needs a share strictly between 0 and 1, two rows at least, and per-row values of the ranking metric. */
 function checkHoldout(fraction: number, evaluator: Evaluator): number {
-  if (!(fraction > 0 && fraction < 1)) throw new AvgCkptError('usage', `--holdout takes the share of validation rows to hold out, between 0 and 1 (e.g. 0.5), got ${fraction}`);
-  if (evaluator.data.rows < 2) throw new AvgCkptError('usage', `--holdout needs at least 2 validation rows, the data has ${evaluator.data.rows}`);
-  if (evaluator.metrics.some((m) => m.startsWith('output:'))) throw new AvgCkptError('usage', '--holdout splits the validation rows, which a graph output of one number per batch (--metric output:NAME) cannot follow');
+  if (!(fraction > 0 && fraction < 1))
+    throw new AvgCkptError(
+      'usage',
+      `--holdout takes the share of validation rows to hold out, between 0 and 1 (e.g. 0.5), got ${fraction}`,
+    );
+  if (evaluator.data.rows < 2)
+    throw new AvgCkptError('usage', `--holdout needs at least 2 validation rows, the data has ${evaluator.data.rows}`);
+  if (evaluator.metrics.some((m) => m.startsWith('output:')))
+    throw new AvgCkptError(
+      'usage',
+      '--holdout splits the validation rows, which a graph output of one number per batch (--metric output:NAME) cannot follow',
+    );
   return fraction;
 }
 
@@ -214,14 +327,27 @@ function checkHoldout(fraction: number, evaluator: Evaluator): number {
  * The winner's margin over the baseline and over the runner-up (the best of the others on the
  * choosing rows), by a paired bootstrap over `rows`; undefined when the metric has no per-row values.
  */
-function sweepMargin(metric: string, names: readonly string[], chosen: readonly Metrics[], perRow: readonly PerExample[], best: number, better: (a: Metrics, b: Metrics) => boolean, rows: Int32Array): SweepMargin | undefined {
+function sweepMargin(
+  metric: string,
+  names: readonly string[],
+  chosen: readonly Metrics[],
+  perRow: readonly PerExample[],
+  best: number,
+  better: (a: Metrics, b: Metrics) => boolean,
+  rows: Int32Array,
+): SweepMargin | undefined {
   const key = metric === 'perplexity' ? 'loss' : metric;
   if (perRow[best][key] === undefined) return undefined;
   let runnerUp = -1;
-  for (let i = 0; i < names.length; i++) if (i !== best && (runnerUp < 0 || better(chosen[i], chosen[runnerUp]))) runnerUp = i;
+  for (let i = 0; i < names.length; i++)
+    if (i !== best && (runnerUp < 0 || better(chosen[i], chosen[runnerUp]))) runnerUp = i;
   const over = (i: number) => marginOver(metric, names[i], perRow[best], perRow[i], rows);
   return {
-    metric, resamples: BOOTSTRAP.resamples, seed: BOOTSTRAP.seed, level: BOOTSTRAP.level, rows: rows.length,
+    metric,
+    resamples: BOOTSTRAP.resamples,
+    seed: BOOTSTRAP.seed,
+    level: BOOTSTRAP.level,
+    rows: rows.length,
     ...(best !== 0 ? { over_baseline: over(0) } : {}),
     ...(runnerUp >= 0 ? { over_runner_up: over(runnerUp) } : {}),
   };

@@ -238,7 +238,11 @@ export async function mergeMany(
     const selected = checkpoints.filter((c) => steps.has(c.step));
     const kind = outputKindOf(outputs[i], await existsAsDir(outputs[i]));
     if (opts.shardSize !== undefined && kind === 'file') {
-      throw new AvgCkptError('usage', 'a shard size applies to a folder output, and this is one file (end the name with / for a folder)', { file: outputs[i] });
+      throw new AvgCkptError(
+        'usage',
+        'a shard size applies to a folder output, and this is one file (end the name with / for a folder)',
+        { file: outputs[i] },
+      );
     }
     const plan = planMerge(selected, vector, { dtype: opts.dtype, shardSize: opts.shardSize, outputKind: kind });
     passOutputs.push({ plan, output: outputs[i], kind, meta: recipeMetadata(plan, plan.newest), files: [] });

@@ -16,7 +16,13 @@ import { AvgCkptError } from '../errors.js';
 import { elementBytes, numelOf, type TensorSource } from '../io/formats/tensor-source.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { SAFETENSORS_INDEX_FILE as INDEX_FILE } from '../io/safetensors/format.js';
-import { byteLengthOf, layoutSafetensors, SafetensorsWriter, type PlacedTensor, type SafetensorsLayout } from '../io/safetensors/writer.js';
+import {
+  byteLengthOf,
+  layoutSafetensors,
+  SafetensorsWriter,
+  type PlacedTensor,
+  type SafetensorsLayout,
+} from '../io/safetensors/writer.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { beginOutput, removeTree, SUCCESS_MARKER, writeWhole } from '../io/storage/output.js';
 import { joinPath } from '../io/storage/paths.js';
@@ -43,14 +49,23 @@ export const PARTS_FOLDER = '.avg-ckpt-parts';
  */
 export function parsePartSpec(spec: string, env: NodeJS.ProcessEnv = process.env, flag = '--part'): PartSpec {
   const m = /^(\d+|auto)\/(\d+)$/.exec(spec.trim());
-  if (m === null || Number(m[2]) < 1) throw new AvgCkptError('usage', `${flag} ${spec}: expected I/N (e.g. 0/8, I from 0 to N-1) or auto/N`);
+  if (m === null || Number(m[2]) < 1)
+    throw new AvgCkptError('usage', `${flag} ${spec}: expected I/N (e.g. 0/8, I from 0 to N-1) or auto/N`);
   const count = Number(m[2]);
   let index = Number(m[1]);
   let from = '';
   if (m[1] === 'auto') {
-    const name = env.JOB_COMPLETION_INDEX !== undefined ? 'JOB_COMPLETION_INDEX' : env.SLURM_ARRAY_TASK_ID !== undefined ? 'SLURM_ARRAY_TASK_ID' : undefined;
+    const name =
+      env.JOB_COMPLETION_INDEX !== undefined
+        ? 'JOB_COMPLETION_INDEX'
+        : env.SLURM_ARRAY_TASK_ID !== undefined
+          ? 'SLURM_ARRAY_TASK_ID'
+          : undefined;
     if (name === undefined) {
-      throw new AvgCkptError('usage', `${flag} auto/${count}: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (Slurm array) is set; pass --part I/${count}`);
+      throw new AvgCkptError(
+        'usage',
+        `${flag} auto/${count}: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (Slurm array) is set; pass --part I/${count}`,
+      );
     }
     from = ` (${name}=${env[name]})`;
     index = /^\d+$/.test(env[name] ?? '') ? Number(env[name]) : Number.NaN;
@@ -79,29 +94,51 @@ interface FileLayout {
 }
 
 function layoutsOf(plan: MergePlan, meta: Record<string, string>): FileLayout[] {
-  return plan.files.map((f) => ({ name: f.name, layout: layoutSafetensors(f.tensors, meta), byName: new Map(f.tensors.map((t) => [t.name, t])) }));
+  return plan.files.map((f) => ({
+    name: f.name,
+    layout: layoutSafetensors(f.tensors, meta),
+    byName: new Map(f.tensors.map((t) => [t.name, t])),
+  }));
 }
 
 /** Rows [r0, r1) of a source: element 0 moves by r0 rows (or r0 strides of the first axis). */
 function sliceSource(src: TensorSource, r0: number, r1: number): TensorSource {
   const row = numelOf(src.shape.slice(1));
   const step = src.strides?.[0] ?? row;
-  return { ...src, shape: [r1 - r0, ...src.shape.slice(1)], position: src.position + r0 * step * elementBytes(src), byteLength: (r1 - r0) * row * elementBytes(src) };
+  return {
+    ...src,
+    shape: [r1 - r0, ...src.shape.slice(1)],
+    position: src.position + r0 * step * elementBytes(src),
+    byteLength: (r1 - r0) * row * elementBytes(src),
+  };
 }
 
 function sliceTensor(t: PlannedTensor, r0: number, r1: number): PlannedTensor {
-  return { ...t, shape: [r1 - r0, ...t.shape.slice(1)], contributions: t.contributions.map((c) => ({ weight: c.weight, source: sliceSource(c.source, r0, r1) })) };
+  return {
+    ...t,
+    shape: [r1 - r0, ...t.shape.slice(1)],
+    contributions: t.contributions.map((c) => ({ weight: c.weight, source: sliceSource(c.source, r0, r1) })),
+  };
 }
 
 /** Cuts a file into units of at most about `share` bytes (a tensor of one row stays whole). */
 function unitsOf(f: FileLayout, share: number): Unit[] {
   const data = f.layout.fileSize - f.layout.headerBytes.byteLength;
-  if (data <= share) return [{ file: f.name, whole: true, begin: 0, end: data, tensors: f.layout.tensors.map((p) => f.byName.get(p.name)!) }];
+  if (data <= share)
+    return [
+      { file: f.name, whole: true, begin: 0, end: data, tensors: f.layout.tensors.map((p) => f.byName.get(p.name)!) },
+    ];
   const units: Unit[] = [];
   let current: PlacedTensor[] = [];
   const flush = () => {
     if (current.length === 0) return;
-    units.push({ file: f.name, whole: false, begin: current[0].begin, end: current[current.length - 1].end, tensors: current.map((p) => f.byName.get(p.name)!) });
+    units.push({
+      file: f.name,
+      whole: false,
+      begin: current[0].begin,
+      end: current[current.length - 1].end,
+      tensors: current.map((p) => f.byName.get(p.name)!),
+    });
     current = [];
   };
   for (const p of f.layout.tensors) {
@@ -114,7 +151,13 @@ function unitsOf(f: FileLayout, share: number): Unit[] {
       const rowBytes = bytes / rows;
       for (let r0 = 0; r0 < rows; r0 += per) {
         const r1 = Math.min(rows, r0 + per);
-        units.push({ file: f.name, whole: false, begin: p.begin + r0 * rowBytes, end: p.begin + r1 * rowBytes, tensors: [sliceTensor(f.byName.get(p.name)!, r0, r1)] });
+        units.push({
+          file: f.name,
+          whole: false,
+          begin: p.begin + r0 * rowBytes,
+          end: p.begin + r1 * rowBytes,
+          tensors: [sliceTensor(f.byName.get(p.name)!, r0, r1)],
+        });
       }
       continue;
     }
@@ -126,12 +169,18 @@ function unitsOf(f: FileLayout, share: number): Unit[] {
 }
 
 /** Every unit of the output and the part that computes it: largest first to the least loaded part. */
-export function assignUnits(plan: MergePlan, meta: Record<string, string>, count: number): { layouts: FileLayout[]; parts: Unit[][] } {
+export function assignUnits(
+  plan: MergePlan,
+  meta: Record<string, string>,
+  count: number,
+): { layouts: FileLayout[]; parts: Unit[][] } {
   const layouts = layoutsOf(plan, meta);
   const total = layouts.reduce((a, f) => a + f.layout.fileSize - f.layout.headerBytes.byteLength, 0);
   const share = Math.max(1, Math.ceil(total / count));
   const units = layouts.flatMap((f) => unitsOf(f, share));
-  const order = units.map((_, i) => i).sort((a, b) => units[b].end - units[b].begin - (units[a].end - units[a].begin) || a - b);
+  const order = units
+    .map((_, i) => i)
+    .sort((a, b) => units[b].end - units[b].begin - (units[a].end - units[a].begin) || a - b);
   const loads = new Array<number>(count).fill(0);
   const parts: Unit[][] = Array.from({ length: count }, () => []);
   for (const i of order) {
@@ -165,11 +214,29 @@ interface Manifest {
 
 const sha = (text: string | Uint8Array) => createHash('sha256').update(text).digest('hex');
 
-async function fingerprints(plan: MergePlan, layouts: readonly FileLayout[], count: number): Promise<{ recipe: string; inputs: string }> {
+async function fingerprints(
+  plan: MergePlan,
+  layouts: readonly FileLayout[],
+  count: number,
+): Promise<{ recipe: string; inputs: string }> {
   const recipe = sha(JSON.stringify([count, layouts.map((f) => [f.name, sha(f.layout.headerBytes)])]));
   const files = [...new Set(plan.contributing.flatMap((ck) => ck.files))];
-  const sizes = await Promise.all(files.map((f) => statPath(f).then((i) => i.size, (e: unknown) => { throw storageError(f, e, 'look up'); })));
-  const sources = plan.files.flatMap((f) => f.tensors.map((t) => [t.name, t.contributions.map((c) => [c.source.file, c.source.position, c.source.byteLength, c.weight])]));
+  const sizes = await Promise.all(
+    files.map((f) =>
+      statPath(f).then(
+        (i) => i.size,
+        (e: unknown) => {
+          throw storageError(f, e, 'look up');
+        },
+      ),
+    ),
+  );
+  const sources = plan.files.flatMap((f) =>
+    f.tensors.map((t) => [
+      t.name,
+      t.contributions.map((c) => [c.source.file, c.source.position, c.source.byteLength, c.weight]),
+    ]),
+  );
   return { recipe, inputs: sha(JSON.stringify([files, sizes, sources])) };
 }
 
@@ -181,17 +248,32 @@ function manifestName(index: number, count: number): string {
 async function checkNotFinished(output: string, force: boolean): Promise<void> {
   const marker = joinPath(output, SUCCESS_MARKER);
   if ((await kindOf(marker)) === undefined) return;
-  if (!force) throw new AvgCkptError('output-exists', `already holds a finished merge (${SUCCESS_MARKER}); pass --force to replace it`, { file: output });
+  if (!force)
+    throw new AvgCkptError(
+      'output-exists',
+      `already holds a finished merge (${SUCCESS_MARKER}); pass --force to replace it`,
+      { file: output },
+    );
   await removeTree(marker);
 }
 
 function requireFolder(plan: MergePlan, output: string, kind: 'file' | 'dir'): void {
-  if (kind !== 'dir') throw new AvgCkptError('usage', '--part and --finalize write a folder: end the output with / (a single .safetensors cannot be split)', { file: output });
+  if (kind !== 'dir')
+    throw new AvgCkptError(
+      'usage',
+      '--part and --finalize write a folder: end the output with / (a single .safetensors cannot be split)',
+      { file: output },
+    );
   if (plan.files.length === 0) throw new AvgCkptError('internal', 'a merge plan with no files', { file: output });
 }
 
 /** Part `spec.index` of `spec.count`: its files, then its manifest last. */
-export async function mergePart(plan: MergePlan, kind: 'file' | 'dir', spec: PartSpec, opts: MergeOptions): Promise<MergeResult> {
+export async function mergePart(
+  plan: MergePlan,
+  kind: 'file' | 'dir',
+  spec: PartSpec,
+  opts: MergeOptions,
+): Promise<MergeResult> {
   requireFolder(plan, opts.output, kind);
   await checkNotFinished(opts.output, opts.force ?? false);
   const meta = recipeMetadata(plan, plan.newest);
@@ -200,16 +282,26 @@ export async function mergePart(plan: MergePlan, kind: 'file' | 'dir', spec: Par
   const pool = new FilePool();
   const files: string[] = [];
   const done: StreamProgress = { bytesRead: 0, tensorsDone: 0 };
-  const streams = MergeStreams.open(pool, mine.map((u) => [u.tensors]), opts.threads ?? defaultThreads());
+  const streams = MergeStreams.open(
+    pool,
+    mine.map((u) => [u.tensors]),
+    opts.threads ?? defaultThreads(),
+  );
   try {
     for (const u of mine) {
       const f = unitFile(u, layouts);
       const fl = layouts.find((l) => l.name === u.file)!;
-      const layout: SafetensorsLayout = u.whole ? fl.layout : { headerBytes: new Uint8Array(0), tensors: placed(u), fileSize: f.size };
+      const layout: SafetensorsLayout = u.whole
+        ? fl.layout
+        : { headerBytes: new Uint8Array(0), tensors: placed(u), fileSize: f.size };
       // each file atomically: a part that is retried (a pod restarted) replaces its own files
       const out = await beginOutput(joinPath(opts.output, f.name), 'file', true);
       try {
-        const writer = await SafetensorsWriter.into(await out.create(undefined, layout.fileSize), layout, out.shownAs());
+        const writer = await SafetensorsWriter.into(
+          await out.create(undefined, layout.fileSize),
+          layout,
+          out.shownAs(),
+        );
         const byName = new Map(u.tensors.map((t) => [t.name, t]));
         const base = { ...done };
         try {
@@ -237,8 +329,16 @@ export async function mergePart(plan: MergePlan, kind: 'file' | 'dir', spec: Par
     await streams.close();
     await pool.close();
   }
-  const manifest: Manifest = { part: spec.index, count: spec.count, ...(await fingerprints(plan, layouts, spec.count)), files: mine.map((u) => unitFile(u, layouts)) };
-  await writeWhole(joinPath(opts.output, manifestName(spec.index, spec.count)), new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
+  const manifest: Manifest = {
+    part: spec.index,
+    count: spec.count,
+    ...(await fingerprints(plan, layouts, spec.count)),
+    files: mine.map((u) => unitFile(u, layouts)),
+  };
+  await writeWhole(
+    joinPath(opts.output, manifestName(spec.index, spec.count)),
+    new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
+  );
   return { output: opts.output, files, plan, threads: streams.threads };
 }
 
@@ -267,7 +367,14 @@ async function finishedParts(output: string): Promise<{ name: string; index: num
 }
 
 /** Why part `i` cannot be used, or undefined when its manifest and files are what this plan expects. */
-async function partProblem(output: string, i: number, count: number, expected: { recipe: string; inputs: string }, units: readonly Unit[], layouts: readonly FileLayout[]): Promise<string | undefined> {
+async function partProblem(
+  output: string,
+  i: number,
+  count: number,
+  expected: { recipe: string; inputs: string },
+  units: readonly Unit[],
+  layouts: readonly FileLayout[],
+): Promise<string | undefined> {
   let m: Manifest;
   try {
     m = JSON.parse(new TextDecoder().decode(await readWhole(joinPath(output, manifestName(i, count))))) as Manifest;
@@ -279,8 +386,12 @@ async function partProblem(output: string, i: number, count: number, expected: {
   const files = units.map((u) => unitFile(u, layouts));
   if (JSON.stringify(m.files) !== JSON.stringify(files)) return 'made for another split of the output';
   for (const [k, f] of files.entries()) {
-    const size = await statPath(joinPath(output, f.name)).then((st) => st.size, () => undefined);
-    if (size !== f.size) return `its file ${f.name} is ${size === undefined ? 'missing' : `${size} bytes, not ${f.size}`}`;
+    const size = await statPath(joinPath(output, f.name)).then(
+      (st) => st.size,
+      () => undefined,
+    );
+    if (size !== f.size)
+      return `its file ${f.name} is ${size === undefined ? 'missing' : `${size} bytes, not ${f.size}`}`;
     const u = units[k];
     if (u.whole) {
       // the header says names, dtypes, shapes and the recipe: it must be exactly this plan's
@@ -299,14 +410,26 @@ async function partProblem(output: string, i: number, count: number, expected: {
 }
 
 /** Checks that every part finished for this plan; names the missing and stale ones in one line. */
-async function checkParts(output: string, plan: MergePlan, meta: Record<string, string>): Promise<{ layouts: FileLayout[]; parts: Unit[][] }> {
+async function checkParts(
+  output: string,
+  plan: MergePlan,
+  meta: Record<string, string>,
+): Promise<{ layouts: FileLayout[]; parts: Unit[][] }> {
   const found = await finishedParts(output);
   if (found.length === 0) {
-    throw new AvgCkptError('missing-part', `holds no finished part (no ${PARTS_FOLDER}/part-I-of-N.json): run the same merge with --part I/N first`, { file: output });
+    throw new AvgCkptError(
+      'missing-part',
+      `holds no finished part (no ${PARTS_FOLDER}/part-I-of-N.json): run the same merge with --part I/N first`,
+      { file: output },
+    );
   }
   const counts = [...new Set(found.map((f) => f.count))];
   if (counts.length > 1) {
-    throw new AvgCkptError('stale-part', `holds parts made for different numbers of parts (${found.map((f) => f.name).join(', ')}): remove ${PARTS_FOLDER} and run the parts again`, { file: output });
+    throw new AvgCkptError(
+      'stale-part',
+      `holds parts made for different numbers of parts (${found.map((f) => f.name).join(', ')}): remove ${PARTS_FOLDER} and run the parts again`,
+      { file: output },
+    );
   }
   const count = counts[0];
   const { layouts, parts } = assignUnits(plan, meta, count);
@@ -322,11 +445,19 @@ async function checkParts(output: string, plan: MergePlan, meta: Record<string, 
     if (why !== undefined) stale.push(`part ${i} (${why})`);
   }
   const problems = [
-    ...(missing.length > 0 ? [`part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'have' : 'has'} not finished`] : []),
+    ...(missing.length > 0
+      ? [
+          `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'have' : 'has'} not finished`,
+        ]
+      : []),
     ...(stale.length > 0 ? [`stale: ${stale.join(', ')}`] : []),
   ];
   if (problems.length > 0) {
-    throw new AvgCkptError(missing.length > 0 ? 'missing-part' : 'stale-part', `${problems.join('; ')}: run those parts again (--part I/${count}), then --finalize`, { file: output });
+    throw new AvgCkptError(
+      missing.length > 0 ? 'missing-part' : 'stale-part',
+      `${problems.join('; ')}: run those parts again (--part I/${count}), then --finalize`,
+      { file: output },
+    );
   }
   return { layouts, parts };
 }
@@ -395,10 +526,17 @@ export interface PartOptions extends MergeOptions {
 }
 
 /** `merge --part I/N` or `merge --finalize`: the plan of one merge, split. */
-export async function mergeInParts(checkpoints: readonly Checkpoint[], vector: WeightVector, opts: PartOptions): Promise<MergeResult> {
+export async function mergeInParts(
+  checkpoints: readonly Checkpoint[],
+  vector: WeightVector,
+  opts: PartOptions,
+): Promise<MergeResult> {
   const kind = outputKindOf(opts.output, (await kindOf(opts.output)) === 'dir');
   const plan = planMerge(checkpoints, vector, { dtype: opts.dtype, shardSize: opts.shardSize, outputKind: kind });
-  await guardOutputs([{ path: opts.output, role: 'output' }], [...checkpointInputs(checkpoints), ...(opts.inputs ?? [])]);
+  await guardOutputs(
+    [{ path: opts.output, role: 'output' }],
+    [...checkpointInputs(checkpoints), ...(opts.inputs ?? [])],
+  );
   if (opts.finalize === true) return finalizeParts(plan, kind, opts);
   if (opts.part === undefined) throw new AvgCkptError('internal', 'mergeInParts needs --part or --finalize');
   return mergePart(plan, kind, opts.part, opts);

@@ -58,7 +58,8 @@ export function planMerge(checkpoints: readonly Checkpoint[], vector: WeightVect
   }
   const contributing = checkpoints.filter((_, i) => vector.weights[i] > 0);
   const weights = vector.weights.filter((w) => w > 0);
-  if (contributing.length === 0) throw new AvgCkptError('empty-selection', `${vector.name} gives weight to no checkpoint`);
+  if (contributing.length === 0)
+    throw new AvgCkptError('empty-selection', `${vector.name} gives weight to no checkpoint`);
   checkCompatible(contributing);
   const newest = contributing[contributing.length - 1];
 
@@ -66,24 +67,44 @@ export function planMerge(checkpoints: readonly Checkpoint[], vector: WeightVect
   let bytesToRead = 0;
   for (const [name, src] of newest.tensors) {
     if (isIntegerKind(src.dtype)) {
-      tensors.push({ name, dtype: src.dtype, shape: src.shape, mode: 'copy', contributions: [{ weight: 1, source: src }] });
+      tensors.push({
+        name,
+        dtype: src.dtype,
+        shape: src.shape,
+        mode: 'copy',
+        contributions: [{ weight: 1, source: src }],
+      });
       bytesToRead += src.byteLength;
       continue;
     }
     if (!isReadableFloat(src.dtype)) {
-      throw new AvgCkptError('unsupported-dtype', `is ${src.dtype}, which avg-ckpt cannot average (F64, F32, F16, BF16, F8_E4M3, F8_E5M2 are supported)`, { file: src.file, tensor: name });
+      throw new AvgCkptError(
+        'unsupported-dtype',
+        `is ${src.dtype}, which avg-ckpt cannot average (F64, F32, F16, BF16, F8_E4M3, F8_E5M2 are supported)`,
+        { file: src.file, tensor: name },
+      );
     }
     const dtype: DType = opts.dtype ?? src.dtype;
     if (!isWritableFloat(dtype)) {
-      throw new AvgCkptError('unsupported-dtype', `is ${src.dtype}; avg-ckpt reads it but writes only F64/F32/F16/BF16: pass --dtype bf16 (or f16, f32)`, { file: src.file, tensor: name });
+      throw new AvgCkptError(
+        'unsupported-dtype',
+        `is ${src.dtype}; avg-ckpt reads it but writes only F64/F32/F16/BF16: pass --dtype bf16 (or f16, f32)`,
+        { file: src.file, tensor: name },
+      );
     }
-    const contributions = contributing.map((ck, i) => ({ weight: weights[i], source: ck.tensors.get(name) as TensorSource }));
+    const contributions = contributing.map((ck, i) => ({
+      weight: weights[i],
+      source: ck.tensors.get(name) as TensorSource,
+    }));
     tensors.push({ name, dtype, shape: src.shape, mode: 'average', contributions });
     bytesToRead += src.byteLength * contributing.length;
   }
 
   const sharded = opts.outputKind === 'dir' && (opts.shardSize !== undefined || newest.index !== undefined);
-  const files = opts.outputKind === 'file' || !sharded ? [{ name: SAFETENSORS_SINGLE_FILE, tensors }] : shard(tensors, newest, opts.shardSize);
+  const files =
+    opts.outputKind === 'file' || !sharded
+      ? [{ name: SAFETENSORS_SINGLE_FILE, tensors }]
+      : shard(tensors, newest, opts.shardSize);
   const bytesToWrite = tensors.reduce((a, t) => a + byteLengthOf(t), 0);
   return { vector, contributing, newest, files, sharded, bytesToRead, bytesToWrite };
 }

@@ -7,7 +7,17 @@
  */
 import { AvgCkptError } from '../errors.js';
 import { FilePool } from '../io/storage/file-pool.js';
-import { dimsOf, dtypeName, floatValues, isFloatType, loadModel, numel, tensorBytes, type LoadedModel, type TensorProto } from '../io/onnx/model.js';
+import {
+  dimsOf,
+  dtypeName,
+  floatValues,
+  isFloatType,
+  loadModel,
+  numel,
+  tensorBytes,
+  type LoadedModel,
+  type TensorProto,
+} from '../io/onnx/model.js';
 import { isFloatKind, isReadableFloat, ONNX_DTYPE } from '../io/dtype.js';
 import type { Checkpoint, TensorSource } from '../series/checkpoint.js';
 import { readFloat64 } from './tensor-read.js';
@@ -66,7 +76,7 @@ const PREFIXES = ['_orig_mod.', 'module.', 'model.'];
 
 /** Strips wrapper prefixes (torch.compile, DataParallel, Hugging Face base models) repeatedly. */
 export function normalizeName(name: string): string {
-  for (let changed = true; changed;) {
+  for (let changed = true; changed; ) {
     changed = false;
     for (const p of PREFIXES) {
       if (name.startsWith(p)) {
@@ -82,7 +92,12 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-function byName(init: string, ref: Checkpoint, normalized: Map<string, string[]>, rules: readonly MapRule[]): { source: TensorSource; via: Via } | undefined {
+function byName(
+  init: string,
+  ref: Checkpoint,
+  normalized: Map<string, string[]>,
+  rules: readonly MapRule[],
+): { source: TensorSource; via: Via } | undefined {
   for (const r of rules) {
     if (r.pattern.test(init)) {
       const name = init.replace(r.pattern, r.replacement);
@@ -97,7 +112,13 @@ function byName(init: string, ref: Checkpoint, normalized: Map<string, string[]>
 }
 
 /** Whether graph values `g` equal checkpoint values `c` under a transform, to the graph's precision. */
-function valuesMatch(g: Float32Array, type: number, c: Float64Array, transform: Transform, cdims: readonly number[]): boolean {
+function valuesMatch(
+  g: Float32Array,
+  type: number,
+  c: Float64Array,
+  transform: Transform,
+  cdims: readonly number[],
+): boolean {
   if (g.length !== c.length) return false;
   // a float32/float64 graph holds the checkpoint's values exactly; 16-bit graphs round once
   const rel = type === ONNX_DTYPE.BFLOAT16 ? 2 ** -8 : type === ONNX_DTYPE.FLOAT16 ? 2 ** -11 : 0;
@@ -106,7 +127,12 @@ function valuesMatch(g: Float32Array, type: number, c: Float64Array, transform: 
     const ci = transform === 'transpose' ? (i % rows) * cols + Math.floor(i / rows) : i;
     const want = c[ci];
     const got = g[i];
-    if (rel === 0 ? got !== Math.fround(want) && !(Number.isNaN(got) && Number.isNaN(want)) : Math.abs(got - want) > rel * Math.abs(want) + 2 ** -24) return false;
+    if (
+      rel === 0
+        ? got !== Math.fround(want) && !(Number.isNaN(got) && Number.isNaN(want))
+        : Math.abs(got - want) > rel * Math.abs(want) + 2 ** -24
+    )
+      return false;
   }
   return true;
 }
@@ -124,7 +150,11 @@ export interface BindOptions {
  * Binds the graph to a series (in step order; the newest names the tensors). Throws
  * `unmapped-initializers` when float initializers stay unbound and `allowUnmapped` is not set.
  */
-export async function bindModel(model: LoadedModel, series: readonly Checkpoint[], opts: BindOptions = {}): Promise<Binding> {
+export async function bindModel(
+  model: LoadedModel,
+  series: readonly Checkpoint[],
+  opts: BindOptions = {},
+): Promise<Binding> {
   const ref = series[series.length - 1];
   const normalized = new Map<string, string[]>();
   for (const name of ref.tensors.keys()) {
@@ -139,9 +169,19 @@ export async function bindModel(model: LoadedModel, series: readonly Checkpoint[
     const type = t.dataType ?? 0;
     const dims = dimsOf(t);
     const hit = byName(name, ref, normalized, opts.maps ?? []);
-    const fits = hit !== undefined && numel(hit.source.shape) === numel(dims) && isFloatKind(hit.source.dtype) === isFloatType(type);
+    const fits =
+      hit !== undefined &&
+      numel(hit.source.shape) === numel(dims) &&
+      isFloatKind(hit.source.dtype) === isFloatType(type);
     if (fits) {
-      const bound = { initializer: name, type, dims, source: hit.source.name, transform: sameDims(dims, hit.source.shape) ? 'identity' : 'reshape', via: hit.via } as const;
+      const bound = {
+        initializer: name,
+        type,
+        dims,
+        source: hit.source.name,
+        transform: sameDims(dims, hit.source.shape) ? 'identity' : 'reshape',
+        via: hit.via,
+      } as const;
       (isFloatType(type) ? weights : integers).push(bound);
     } else if (isFloatType(type)) {
       pending.push(t);
@@ -150,7 +190,10 @@ export async function bindModel(model: LoadedModel, series: readonly Checkpoint[
   const pool = new FilePool(8);
   try {
     const holder = await findHolder(model, series, weights, pool);
-    const found = pending.length > 0 && holder !== undefined ? await bindByValue(model, holder, pending, pool) : new Map<string, BoundTensor | string>();
+    const found =
+      pending.length > 0 && holder !== undefined
+        ? await bindByValue(model, holder, pending, pool)
+        : new Map<string, BoundTensor | string>();
     const constants: UnboundTensor[] = [];
     const unmapped: UnboundTensor[] = [];
     for (const t of pending) {
@@ -160,12 +203,17 @@ export async function bindModel(model: LoadedModel, series: readonly Checkpoint[
         weights.push(r);
         continue;
       }
-      const why = r ?? (holder === undefined ? 'no checkpoint of the run holds the values the graph was exported with' : 'matches no checkpoint tensor by name or value');
+      const why =
+        r ??
+        (holder === undefined
+          ? 'no checkpoint of the run holds the values the graph was exported with'
+          : 'matches no checkpoint tensor by name or value');
       (numel(dims) <= 1 ? constants : unmapped).push({ initializer: t.name ?? '', type: t.dataType ?? 0, dims, why });
     }
     // nothing bound: every candidate would be the export itself, whatever --allow-unmapped says
     if (weights.length === 0) throw mismatchError(model.path, [...unmapped, ...constants], ref);
-    if (unmapped.length > 0 && !opts.allowUnmapped) throw unmappedError(model.path, unmapped, weights.length + constants.length + unmapped.length);
+    if (unmapped.length > 0 && !opts.allowUnmapped)
+      throw unmappedError(model.path, unmapped, weights.length + constants.length + unmapped.length);
     return { weights, integers, constants, unmapped, holderStep: holder?.step };
   } finally {
     await pool.close();
@@ -173,20 +221,35 @@ export async function bindModel(model: LoadedModel, series: readonly Checkpoint[
 }
 
 /** The checkpoint (newest first) whose values the name-bound weights hold. */
-async function findHolder(model: LoadedModel, series: readonly Checkpoint[], bound: readonly BoundTensor[], pool: FilePool): Promise<Checkpoint | undefined> {
+async function findHolder(
+  model: LoadedModel,
+  series: readonly Checkpoint[],
+  bound: readonly BoundTensor[],
+  pool: FilePool,
+): Promise<Checkpoint | undefined> {
   const probe = bound.find((b) => numel(b.dims) > 1) ?? bound[0];
   if (probe === undefined) return series[series.length - 1]; // nothing bound by name: try the newest
   const init = model.proto.graph!.initializer!.find((t) => t.name === probe.initializer)!;
   const g = floatValues(probe.type, await tensorBytes(init, model));
   for (let i = series.length - 1; i >= 0; i--) {
     const src = series[i].tensors.get(probe.source);
-    if (src !== undefined && isReadableFloat(src.dtype) && valuesMatch(g, probe.type, await readFloat64(pool, src), 'identity', src.shape)) return series[i];
+    if (
+      src !== undefined &&
+      isReadableFloat(src.dtype) &&
+      valuesMatch(g, probe.type, await readFloat64(pool, src), 'identity', src.shape)
+    )
+      return series[i];
   }
   return undefined;
 }
 
 /** Value matches of the pending initializers in the holder: a binding, or why there is none. */
-async function bindByValue(model: LoadedModel, holder: Checkpoint, pending: readonly TensorProto[], pool: FilePool): Promise<Map<string, BoundTensor | string>> {
+async function bindByValue(
+  model: LoadedModel,
+  holder: Checkpoint,
+  pending: readonly TensorProto[],
+  pool: FilePool,
+): Promise<Map<string, BoundTensor | string>> {
   const out = new Map<string, BoundTensor | string>();
   const cache = new Map<string, Float64Array>();
   for (const t of pending) {
@@ -198,11 +261,13 @@ async function bindByValue(model: LoadedModel, holder: Checkpoint, pending: read
     for (const src of holder.tensors.values()) {
       if (!isReadableFloat(src.dtype) || numel(src.shape) !== g.length) continue;
       const transforms: Transform[] = [sameDims(dims, src.shape) ? 'identity' : 'reshape'];
-      if (src.shape.length === 2 && dims.length === 2 && dims[0] === src.shape[1] && dims[1] === src.shape[0]) transforms.push('transpose');
+      if (src.shape.length === 2 && dims.length === 2 && dims[0] === src.shape[1] && dims[1] === src.shape[0])
+        transforms.push('transpose');
       let c = cache.get(src.name);
       if (c === undefined) cache.set(src.name, (c = await readFloat64(pool, src)));
       for (const transform of transforms) {
-        if (valuesMatch(g, type, c, transform, src.shape)) matches.push({ initializer: name, type, dims, source: src.name, transform, via: 'value' });
+        if (valuesMatch(g, type, c, transform, src.shape))
+          matches.push({ initializer: name, type, dims, source: src.name, transform, via: 'value' });
       }
     }
     // names of one storage (tied weights in a PyTorch file: an embedding and its LM head) are one match
@@ -211,22 +276,39 @@ async function bindByValue(model: LoadedModel, holder: Checkpoint, pending: read
       return `${src.storage === undefined ? m.source : `${src.file}:${src.storage}@${src.position}:${src.strides ?? ''}`}/${m.transform}`;
     };
     if (matches.length === 1) out.set(name, matches[0]);
-    else if (matches.length > 1 && !isConstantValued(g) && new Set(matches.map(identity)).size === 1) out.set(name, matches[0]);
-    else if (matches.length > 1) out.set(name, `equals several checkpoint tensors by value (${matches.slice(0, 4).map((m) => `${m.source}${m.transform === 'transpose' ? ' transposed' : ''}`).join(', ')}); say which with --map`);
+    else if (matches.length > 1 && !isConstantValued(g) && new Set(matches.map(identity)).size === 1)
+      out.set(name, matches[0]);
+    else if (matches.length > 1)
+      out.set(
+        name,
+        `equals several checkpoint tensors by value (${matches
+          .slice(0, 4)
+          .map((m) => `${m.source}${m.transform === 'transpose' ? ' transposed' : ''}`)
+          .join(', ')}); say which with --map`,
+      );
   }
   return out;
 }
 
 /** `"a" [2, 3], "b" [3] and 4 more`: the first few names with their shapes. */
 function someNames(items: readonly { name: string; dims: readonly number[] }[], max: number): string {
-  const list = items.slice(0, max).map((u) => `"${u.name}" [${u.dims.join(', ')}]`).join(', ');
+  const list = items
+    .slice(0, max)
+    .map((u) => `"${u.name}" [${u.dims.join(', ')}]`)
+    .join(', ');
   return items.length > max ? `${list} and ${items.length - max} more` : list;
 }
 
 /** A graph none of whose float initializers the run can supply: another model, not a folding slip. */
 function mismatchError(file: string, unbound: readonly UnboundTensor[], ref: Checkpoint): AvgCkptError {
-  const graph = someNames(unbound.map((u) => ({ name: u.initializer, dims: u.dims })), 4);
-  const run = someNames([...ref.tensors.values()].filter((t) => isFloatKind(t.dtype)).map((t) => ({ name: t.name, dims: t.shape })), 4);
+  const graph = someNames(
+    unbound.map((u) => ({ name: u.initializer, dims: u.dims })),
+    4,
+  );
+  const run = someNames(
+    [...ref.tensors.values()].filter((t) => isFloatKind(t.dtype)).map((t) => ({ name: t.name, dims: t.shape })),
+    4,
+  );
   return new AvgCkptError(
     'model-mismatch',
     `this model does not belong to these checkpoints: 0 of ${unbound.length} float initializers match a checkpoint tensor by name or by value ` +
@@ -237,7 +319,10 @@ function mismatchError(file: string, unbound: readonly UnboundTensor[], ref: Che
 }
 
 function unmappedError(file: string, unmapped: readonly UnboundTensor[], floats: number): AvgCkptError {
-  const list = someNames(unmapped.map((u) => ({ name: u.initializer, dims: u.dims })), 10);
+  const list = someNames(
+    unmapped.map((u) => ({ name: u.initializer, dims: u.dims })),
+    10,
+  );
   return new AvgCkptError(
     'unmapped-initializers',
     `${unmapped.length} of the graph's ${floats} float initializers match no checkpoint tensor, so every candidate would be scored with their exported (stale) values: ${list}. ` +
@@ -270,18 +355,41 @@ export interface BindingRow {
 }
 
 export function bindingRows(b: Binding): BindingRow[] {
-  const bound = (status: 'weight' | 'integer') => (t: BoundTensor): BindingRow => ({
-    initializer: t.initializer, shape: `[${t.dims.join(', ')}]`, dtype: dtypeName(t.type), status,
-    source: t.source + (t.transform === 'identity' ? '' : ` (${t.transform === 'transpose' ? 'transposed' : 'reshaped'})`), via: t.via,
-  });
-  const unbound = (status: 'constant' | 'unmapped') => (u: UnboundTensor): BindingRow => ({
-    initializer: u.initializer, shape: `[${u.dims.join(', ')}]`, dtype: dtypeName(u.type), status, source: u.why, via: '-',
-  });
-  return [...b.weights.map(bound('weight')), ...b.integers.map(bound('integer')), ...b.constants.map(unbound('constant')), ...b.unmapped.map(unbound('unmapped'))];
+  const bound =
+    (status: 'weight' | 'integer') =>
+    (t: BoundTensor): BindingRow => ({
+      initializer: t.initializer,
+      shape: `[${t.dims.join(', ')}]`,
+      dtype: dtypeName(t.type),
+      status,
+      source:
+        t.source + (t.transform === 'identity' ? '' : ` (${t.transform === 'transpose' ? 'transposed' : 'reshaped'})`),
+      via: t.via,
+    });
+  const unbound =
+    (status: 'constant' | 'unmapped') =>
+    (u: UnboundTensor): BindingRow => ({
+      initializer: u.initializer,
+      shape: `[${u.dims.join(', ')}]`,
+      dtype: dtypeName(u.type),
+      status,
+      source: u.why,
+      via: '-',
+    });
+  return [
+    ...b.weights.map(bound('weight')),
+    ...b.integers.map(bound('integer')),
+    ...b.constants.map(unbound('constant')),
+    ...b.unmapped.map(unbound('unmapped')),
+  ];
 }
 
 /** The mapping `inspect RUN --onnx FILE` prints: every initializer, bound or not (never throws for unmapped ones). */
-export async function describeBinding(onnxPath: string, series: readonly Checkpoint[], maps: readonly string[] = []): Promise<BindingRow[]> {
+export async function describeBinding(
+  onnxPath: string,
+  series: readonly Checkpoint[],
+  maps: readonly string[] = [],
+): Promise<BindingRow[]> {
   const b = await bindModel(await loadModel(onnxPath), series, { maps: maps.map(parseMapRule), allowUnmapped: true });
   return bindingRows(b);
 }

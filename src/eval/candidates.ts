@@ -19,7 +19,9 @@ const SWEPT = FAMILIES.flatMap((f) => (f.sweep === undefined ? [] : [{ family: f
  * a doubling ladder of windows around that and a few decays cover runs saved more or less often
  * (each family's `defaults`).
  */
-export const DEFAULT_GRID: GridOptions = Object.fromEntries(SWEPT.flatMap(({ sweep }) => (sweep.defaults === undefined ? [] : [[sweep.key, sweep.defaults]])));
+export const DEFAULT_GRID: GridOptions = Object.fromEntries(
+  SWEPT.flatMap(({ sweep }) => (sweep.defaults === undefined ? [] : [[sweep.key, sweep.defaults]])),
+);
 
 export interface Grid {
   /** The baseline first, then the averages. */
@@ -41,7 +43,9 @@ export function candidateGrid(steps: readonly number[], opts: GridOptions = {}):
       // with the default grid, the whole series stands in for the values it cannot hold
       const whole = sweep.whole?.(steps.length);
       if (none && whole !== undefined && !fits.includes(whole)) fits.push(whole);
-      notes.push(`${family.method} with ${family.param} = ${skipped.join(', ')} skipped: the selection has ${steps.length} checkpoints`);
+      notes.push(
+        `${family.method} with ${family.param} = ${skipped.join(', ')} skipped: the selection has ${steps.length} checkpoints`,
+      );
     }
     for (const v of fits) out.push(family.vector(steps, v));
   }

@@ -49,7 +49,8 @@ export function splitCommand(template: string): string[] {
         const d = template[i];
         if (d === '"') break;
         if (d === '\\' && i + 1 < template.length && '"\\$`'.includes(template[i + 1])) word += template[++i];
-        else if (d === '$' || d === '`') throw usage(template, `${d} inside double quotes would need a shell: quote it with '...' or pass --shell`);
+        else if (d === '$' || d === '`')
+          throw usage(template, `${d} inside double quotes would need a shell: quote it with '...' or pass --shell`);
         else word += d;
       }
     } else if (c === '\\') {
@@ -88,5 +89,6 @@ export function shellScript(template: string, values: CommandValues): string {
 
 /** Refuses a template without {path}: every candidate would get the same score. */
 export function checkTemplate(template: string): void {
-  if (!template.includes('{path}')) throw usage(template, 'it has no {path}: put {path} where the command takes the model');
+  if (!template.includes('{path}'))
+    throw usage(template, 'it has no {path}: put {path} where the command takes the model');
 }

@@ -48,7 +48,12 @@ export interface CommandScorerOptions {
 }
 
 /** Directions of the metrics whose sense is not in doubt; any other needs --maximize or --minimize. */
-const KNOWN_DIRECTIONS: Readonly<Record<string, 'max' | 'min'>> = { loss: 'min', perplexity: 'min', mse: 'min', accuracy: 'max' };
+const KNOWN_DIRECTIONS: Readonly<Record<string, 'max' | 'min'>> = {
+  loss: 'min',
+  perplexity: 'min',
+  mse: 'min',
+  accuracy: 'max',
+};
 
 /** Room for each candidate's safetensors headers and copied config/tokenizer files. */
 export const CANDIDATE_OVERHEAD = 16 * 2 ** 20;
@@ -64,21 +69,36 @@ function size(n: number): string {
 export function checkScratchSpace(scratch: string, free: number, perCandidate: number, atOnce: number): void {
   const need = perCandidate * atOnce;
   if (need > free) {
-    throw new AvgCkptError('scratch-space', `has ${size(free)} free, and ${atOnce} candidate${atOnce > 1 ? 's' : ''} at once (--jobs) need ${size(need)} (${size(perCandidate)} each): free some space, lower --jobs, or pass --scratch DIR on a larger disk`, { file: scratch });
+    throw new AvgCkptError(
+      'scratch-space',
+      `has ${size(free)} free, and ${atOnce} candidate${atOnce > 1 ? 's' : ''} at once (--jobs) need ${size(need)} (${size(perCandidate)} each): free some space, lower --jobs, or pass --scratch DIR on a larger disk`,
+      { file: scratch },
+    );
   }
 }
 
 function lastLines(text: string, n: number): string[] {
-  return text.split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.trim() !== '').slice(-n);
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '')
+    .slice(-n);
 }
 
 /** The command's metrics, or a `CandidateFailed` saying why it gave none. */
 function judge(run: CommandRun, rank: string, timeoutSeconds: number | undefined, name: string): Metrics {
   const stderr = lastLines(run.stderr, STDERR_LINES);
   // the last stderr line ends the headline of a crash; the lines before it are shown below it
-  const crash = (what: string) => new CandidateFailed(name, `the command ${what}${stderr.length > 0 ? `: ${stderr[stderr.length - 1]}` : ''}`, stderr.slice(0, -1));
-  if (run.timedOut) throw new CandidateFailed(name, `the command timed out after ${timeoutSeconds} s (--eval-timeout)`, stderr);
-  if (run.signal !== null) throw crash(`was killed by ${run.signal}${run.signal === 'SIGKILL' ? ' (out of memory?)' : ''}`);
+  const crash = (what: string) =>
+    new CandidateFailed(
+      name,
+      `the command ${what}${stderr.length > 0 ? `: ${stderr[stderr.length - 1]}` : ''}`,
+      stderr.slice(0, -1),
+    );
+  if (run.timedOut)
+    throw new CandidateFailed(name, `the command timed out after ${timeoutSeconds} s (--eval-timeout)`, stderr);
+  if (run.signal !== null)
+    throw crash(`was killed by ${run.signal}${run.signal === 'SIGKILL' ? ' (out of memory?)' : ''}`);
   if (run.code !== 0) throw crash(`exited with code ${run.code}`);
   const read = readMetricLine(run.stdout, rank);
   if ('problem' in read) throw new CandidateFailed(name, `the command ${read.problem}`, stderr);
@@ -118,16 +138,25 @@ export class CommandScorer implements Scorer {
     checkTemplate(opts.command);
     if (!opts.shell) splitCommand(opts.command); // refuses a bad template before any work
     const jobs = opts.jobs ?? 1;
-    if (!Number.isSafeInteger(jobs) || jobs < 1) throw new AvgCkptError('usage', `--jobs must be a whole number >= 1, got ${jobs}`);
-    if (opts.timeoutSeconds !== undefined && !(opts.timeoutSeconds > 0)) throw new AvgCkptError('usage', `--eval-timeout must be a number of seconds > 0, got ${opts.timeoutSeconds}`);
+    if (!Number.isSafeInteger(jobs) || jobs < 1)
+      throw new AvgCkptError('usage', `--jobs must be a whole number >= 1, got ${jobs}`);
+    if (opts.timeoutSeconds !== undefined && !(opts.timeoutSeconds > 0))
+      throw new AvgCkptError('usage', `--eval-timeout must be a number of seconds > 0, got ${opts.timeoutSeconds}`);
     const rank = opts.metric ?? 'loss';
     const direction = opts.direction ?? KNOWN_DIRECTIONS[rank];
-    if (direction === undefined) throw new AvgCkptError('usage', `--metric ${rank}: say whether higher or lower is better with --maximize or --minimize`);
+    if (direction === undefined)
+      throw new AvgCkptError(
+        'usage',
+        `--metric ${rank}: say whether higher or lower is better with --maximize or --minimize`,
+      );
 
     const scratch = resolve(opts.scratch ?? tmpdir());
     const steps = opts.checkpoints.map((c) => c.step);
     const newest = opts.checkpoints[opts.checkpoints.length - 1];
-    const plan = planMerge(opts.checkpoints, raw(steps), { dtype: opts.dtype, outputKind: newest.isFolder ? 'dir' : 'file' });
+    const plan = planMerge(opts.checkpoints, raw(steps), {
+      dtype: opts.dtype,
+      outputKind: newest.isFolder ? 'dir' : 'file',
+    });
     let free: number;
     try {
       const fs = await statfs(scratch);
@@ -143,7 +172,9 @@ export class CommandScorer implements Scorer {
       throw ioError(scratch, e, 'create a folder in the scratch folder');
     }
     if (!opts.keep) trackTemporary(folder);
-    const notes = [`candidates are written to ${folder}${opts.keep ? ' and kept (--keep)' : ' and removed once scored'}`];
+    const notes = [
+      `candidates are written to ${folder}${opts.keep ? ' and kept (--keep)' : ' and removed once scored'}`,
+    ];
     return new CommandScorer(opts, rank, direction, folder, notes);
   }
 
@@ -166,9 +197,18 @@ export class CommandScorer implements Scorer {
       const used = support(vector);
       const values: CommandValues = { path, name: vector.name, step: used[used.length - 1] };
       const timeoutMs = this.opts.timeoutSeconds === undefined ? undefined : this.opts.timeoutSeconds * 1000;
-      const run = await runCommand(this.opts.shell ? { script: shellScript(this.opts.command, values), timeoutMs } : { argv: commandArgv(this.words!, values), timeoutMs });
+      const run = await runCommand(
+        this.opts.shell
+          ? { script: shellScript(this.opts.command, values), timeoutMs }
+          : { argv: commandArgv(this.words!, values), timeoutMs },
+      );
       if (run.spawnError !== undefined) {
-        const why = run.spawnError.code === 'ENOENT' ? 'no such program (give its path, or check PATH)' : run.spawnError.code === 'EACCES' ? 'permission denied (not executable?)' : run.spawnError.message;
+        const why =
+          run.spawnError.code === 'ENOENT'
+            ? 'no such program (give its path, or check PATH)'
+            : run.spawnError.code === 'EACCES'
+              ? 'permission denied (not executable?)'
+              : run.spawnError.message;
         throw new AvgCkptError('eval-command', `--eval-cmd: cannot run "${this.words?.[0] ?? '/bin/sh'}": ${why}`);
       }
       try {

@@ -8,7 +8,16 @@ import ort from 'onnxruntime-node';
 import { AvgCkptError, ioError } from '../errors.js';
 import { bytesPerElement, dtypeOfOnnx } from '../io/dtype.js';
 import { decode, encode } from '../io/float-codec.js';
-import { dtypeOfNpy, npyData, npyDTypeOf, readNpy, readNpz, type NpyArray, type NpyData, type NpyDType } from '../io/npy.js';
+import {
+  dtypeOfNpy,
+  npyData,
+  npyDTypeOf,
+  readNpy,
+  readNpz,
+  type NpyArray,
+  type NpyData,
+  type NpyDType,
+} from '../io/npy.js';
 import type { LoadedModel } from '../io/onnx/model.js';
 import { readSafetensorsHeader } from '../io/safetensors/reader.js';
 import { FilePool } from '../io/storage/file-pool.js';
@@ -49,21 +58,28 @@ export interface DataOptions {
   readonly batchSize?: number;
 }
 
-
 /** The graph inputs that are not initializers (old exporters list initializers as inputs too). */
 export function inputSpecs(model: LoadedModel): InputSpec[] {
   const graph = model.proto.graph!;
   const inits = new Set((graph.initializer ?? []).map((t) => t.name));
-  return (graph.input ?? []).filter((i) => !inits.has(i.name)).map((i) => {
-    const tt = i.type?.tensorType;
-    const st = dtypeOfOnnx(tt?.elemType ?? 0);
-    const type = st === undefined ? undefined : npyDTypeOf(st);
-    if (type === undefined) throw new AvgCkptError('invalid-onnx', `graph input "${i.name}" has an element type avg-ckpt cannot feed`, { file: model.path });
-    const dims = (tt?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 && !d.dimParam ? Number(d.dimValue) : undefined));
-    return { name: i.name ?? '', type, dims };
-  });
+  return (graph.input ?? [])
+    .filter((i) => !inits.has(i.name))
+    .map((i) => {
+      const tt = i.type?.tensorType;
+      const st = dtypeOfOnnx(tt?.elemType ?? 0);
+      const type = st === undefined ? undefined : npyDTypeOf(st);
+      if (type === undefined)
+        throw new AvgCkptError('invalid-onnx', `graph input "${i.name}" has an element type avg-ckpt cannot feed`, {
+          file: model.path,
+        });
+      const dims = (tt?.shape?.dim ?? []).map((d) =>
+        d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 && !d.dimParam
+          ? Number(d.dimValue)
+          : undefined,
+      );
+      return { name: i.name ?? '', type, dims };
+    });
 }
-
 
 async function readSafetensorsArrays(path: string): Promise<Map<string, NpyArray>> {
   const f = await readSafetensorsHeader(path);
@@ -72,7 +88,11 @@ async function readSafetensorsArrays(path: string): Promise<Map<string, NpyArray
   try {
     for (const t of f.header.tensors) {
       const dtype = npyDTypeOf(t.dtype);
-      if (dtype === undefined) throw new AvgCkptError('data-mismatch', `${t.dtype} validation tensors are not supported`, { file: path, tensor: t.name });
+      if (dtype === undefined)
+        throw new AvgCkptError('data-mismatch', `${t.dtype} validation tensors are not supported`, {
+          file: path,
+          tensor: t.name,
+        });
       const bytes = new Uint8Array(t.end - t.begin);
       await pool.read(path, f.position(t), bytes);
       out.set(t.name, { dtype, shape: t.shape, data: npyData(dtype, bytes.buffer) });
@@ -96,10 +116,14 @@ async function readArrays(path: string): Promise<Map<string, NpyArray>> {
 async function arrayFrom(path: string, name: string): Promise<NpyArray> {
   const arrays = await readArrays(path);
   const a = arrays.get(name) ?? (arrays.size === 1 ? [...arrays.values()][0] : undefined);
-  if (a === undefined) throw new AvgCkptError('data-mismatch', `holds ${arrays.size} arrays (${[...arrays.keys()].join(', ')}) and none is named "${name}"`, { file: path });
+  if (a === undefined)
+    throw new AvgCkptError(
+      'data-mismatch',
+      `holds ${arrays.size} arrays (${[...arrays.keys()].join(', ')}) and none is named "${name}"`,
+      { file: path },
+    );
   return a;
 }
-
 
 const SPLIT_PREFIX = /^(val|valid|validation|eval|test|dev)[_-]/;
 const LABEL_NAMES = ['labels', 'label', 'targets', 'target', 'y'];
@@ -114,17 +138,21 @@ function numbers(a: NpyArray): Float64Array {
 function convert(a: NpyArray, want: NpyDType, name: string, file: string): NpyData {
   if (a.dtype === want) return a.data;
   const isInt = (t: NpyDType) => t.startsWith('int') || t === 'uint8' || t === 'bool';
-  if (isInt(want) && !isInt(a.dtype)) throw new AvgCkptError('data-mismatch', `graph input "${name}" is ${want} but the data is ${a.dtype}`, { file });
+  if (isInt(want) && !isInt(a.dtype))
+    throw new AvgCkptError('data-mismatch', `graph input "${name}" is ${want} but the data is ${a.dtype}`, { file });
   const v = numbers(a);
   switch (want) {
-    case 'float64': return v;
-    case 'float32': return Float32Array.from(v);
+    case 'float64':
+      return v;
+    case 'float32':
+      return Float32Array.from(v);
     case 'float16': {
       const out = new Uint8Array(v.length * 2);
       encode('F16', v, out);
       return new Uint16Array(out.buffer);
     }
-    case 'int64': return BigInt64Array.from(v, (x) => BigInt(x));
+    case 'int64':
+      return BigInt64Array.from(v, (x) => BigInt(x));
     default: {
       const out = npyData(want, new ArrayBuffer(v.length * bytesPerElement(dtypeOfNpy(want)))) as Int32Array;
       out.set(v);
@@ -144,7 +172,11 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
   const chosen = new Map<string, { array: NpyArray; file: string }>();
   let labels: { array: NpyArray; file: string } | undefined;
   for (const [name, file] of Object.entries(opts.inputs ?? {})) {
-    if (!specs.some((s) => s.name === name)) throw new AvgCkptError('usage', `--input ${name}=...: the graph has no input "${name}" (it has ${specs.map((s) => s.name).join(', ')})`);
+    if (!specs.some((s) => s.name === name))
+      throw new AvgCkptError(
+        'usage',
+        `--input ${name}=...: the graph has no input "${name}" (it has ${specs.map((s) => s.name).join(', ')})`,
+      );
     chosen.set(name, { array: await arrayFrom(file, name), file });
   }
   if (opts.labels !== undefined) labels = { array: await arrayFrom(opts.labels, 'labels'), file: opts.labels };
@@ -152,12 +184,17 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
   if (opts.dataDir !== undefined) {
     let names: string[];
     try {
-      names = (await listDir(opts.dataDir)).map((e) => e.name).filter((n) => /\.(npy|npz|safetensors)$/i.test(n)).sort();
+      names = (await listDir(opts.dataDir))
+        .map((e) => e.name)
+        .filter((n) => /\.(npy|npz|safetensors)$/i.test(n))
+        .sort();
     } catch (e) {
       throw ioError(opts.dataDir, e, 'list the data folder');
     }
     const pool: { key: string; array: NpyArray; file: string }[] = [];
-    for (const n of names) for (const [key, array] of await readArrays(joinPath(opts.dataDir, n))) pool.push({ key, array, file: joinPath(opts.dataDir, n) });
+    for (const n of names)
+      for (const [key, array] of await readArrays(joinPath(opts.dataDir, n)))
+        pool.push({ key, array, file: joinPath(opts.dataDir, n) });
     const take = (match: (key: string) => boolean) => {
       const i = pool.findIndex((p) => match(p.key));
       return i < 0 ? undefined : pool.splice(i, 1)[0];
@@ -172,7 +209,9 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
     const missing = specs.filter((s) => !chosen.has(s.name));
     if (missing.length === 1 && pool.length === 1) {
       chosen.set(missing[0].name, pool[0]);
-      notes.push(`graph input "${missing[0].name}" <- ${pool[0].file}${pool[0].key !== basename(pool[0].file, extname(pool[0].file)) ? `:${pool[0].key}` : ''} (the only array left)`);
+      notes.push(
+        `graph input "${missing[0].name}" <- ${pool[0].file}${pool[0].key !== basename(pool[0].file, extname(pool[0].file)) ? `:${pool[0].key}` : ''} (the only array left)`,
+      );
     }
   }
   for (const [, c] of chosen) {
@@ -184,8 +223,16 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
   const missing = specs.filter((s) => !chosen.has(s.name));
   if (missing.length > 0) {
     const what = `no data for graph input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m.name}"`).join(', ')}`;
-    if (opts.dataDir === undefined) throw new AvgCkptError('usage', `${what}: pass --input NAME=FILE or --data DIR with files named after the inputs`);
-    throw new AvgCkptError('data-mismatch', `${what} in the data folder: ${await seenInFolder(opts.dataDir)}; it looks for a .npy/.npz/.safetensors file or array named ${lookedFor(missing)}, and labels named ${LABEL_NAMES.join(', ')}. Rename the files, or pass --input NAME=FILE`, { file: opts.dataDir });
+    if (opts.dataDir === undefined)
+      throw new AvgCkptError(
+        'usage',
+        `${what}: pass --input NAME=FILE or --data DIR with files named after the inputs`,
+      );
+    throw new AvgCkptError(
+      'data-mismatch',
+      `${what} in the data folder: ${await seenInFolder(opts.dataDir)}; it looks for a .npy/.npz/.safetensors file or array named ${lookedFor(missing)}, and labels named ${LABEL_NAMES.join(', ')}. Rename the files, or pass --input NAME=FILE`,
+      { file: opts.dataDir },
+    );
   }
   return batchData(specs, chosen, labels, opts.batchSize, notes);
 }
@@ -194,11 +241,13 @@ export async function loadValidationData(model: LoadedModel, opts: DataOptions):
 async function seenInFolder(dir: string): Promise<string> {
   const names = (await listDir(dir)).map((e) => e.name).sort();
   if (names.length === 0) return 'it is empty';
-  const shown = await Promise.all(names.slice(0, 12).map(async (n) => {
-    if (!/\.(npy|npz|safetensors)$/i.test(n)) return `${n} (not a data file)`;
-    const keys = [...(await readArrays(joinPath(dir, n))).keys()];
-    return extname(n).toLowerCase() === '.npy' ? n : `${n} (arrays ${keys.join(', ') || 'none'})`;
-  }));
+  const shown = await Promise.all(
+    names.slice(0, 12).map(async (n) => {
+      if (!/\.(npy|npz|safetensors)$/i.test(n)) return `${n} (not a data file)`;
+      const keys = [...(await readArrays(joinPath(dir, n))).keys()];
+      return extname(n).toLowerCase() === '.npy' ? n : `${n} (arrays ${keys.join(', ') || 'none'})`;
+    }),
+  );
   return `it holds ${shown.join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`;
 }
 
@@ -207,22 +256,56 @@ function lookedFor(missing: readonly InputSpec[]): string {
   return missing.map((m) => `"${m.name}" (or val_${m.name}, test_${m.name}, ...)`).join(' and ');
 }
 
-function batchData(specs: readonly InputSpec[], chosen: Map<string, { array: NpyArray; file: string }>, labels: { array: NpyArray; file: string } | undefined, batchSize: number | undefined, notes: string[]): ValidationData {
+function batchData(
+  specs: readonly InputSpec[],
+  chosen: Map<string, { array: NpyArray; file: string }>,
+  labels: { array: NpyArray; file: string } | undefined,
+  batchSize: number | undefined,
+  notes: string[],
+): ValidationData {
   const rows = chosen.get(specs[0].name)!.array.shape[0] ?? 1;
   const prepared = specs.map((s) => {
     const { array, file } = chosen.get(s.name)!;
-    if (array.shape.length !== s.dims.length) throw new AvgCkptError('data-mismatch', `graph input "${s.name}" has ${s.dims.length} dimensions, the data (${array.shape.join('x')}) has ${array.shape.length}`, { file });
+    if (array.shape.length !== s.dims.length)
+      throw new AvgCkptError(
+        'data-mismatch',
+        `graph input "${s.name}" has ${s.dims.length} dimensions, the data (${array.shape.join('x')}) has ${array.shape.length}`,
+        { file },
+      );
     s.dims.forEach((d, i) => {
-      if (i > 0 && d !== undefined && d !== array.shape[i]) throw new AvgCkptError('data-mismatch', `graph input "${s.name}" needs size ${d} in dimension ${i}, the data has ${array.shape[i]}`, { file });
+      if (i > 0 && d !== undefined && d !== array.shape[i])
+        throw new AvgCkptError(
+          'data-mismatch',
+          `graph input "${s.name}" needs size ${d} in dimension ${i}, the data has ${array.shape[i]}`,
+          { file },
+        );
     });
-    if (array.shape[0] !== rows) throw new AvgCkptError('data-mismatch', `has ${array.shape[0]} rows, but ${chosen.get(specs[0].name)!.file} has ${rows}`, { file });
-    return { spec: s, data: convert(array, s.type, s.name, file), rowSize: array.shape.slice(1).reduce((a, b) => a * b, 1), dims: array.shape };
+    if (array.shape[0] !== rows)
+      throw new AvgCkptError(
+        'data-mismatch',
+        `has ${array.shape[0]} rows, but ${chosen.get(specs[0].name)!.file} has ${rows}`,
+        { file },
+      );
+    return {
+      spec: s,
+      data: convert(array, s.type, s.name, file),
+      rowSize: array.shape.slice(1).reduce((a, b) => a * b, 1),
+      dims: array.shape,
+    };
   });
-  if (labels !== undefined && labels.array.shape[0] !== rows) throw new AvgCkptError('data-mismatch', `labels have ${labels.array.shape[0]} rows, the inputs ${rows}`, { file: labels.file });
+  if (labels !== undefined && labels.array.shape[0] !== rows)
+    throw new AvgCkptError('data-mismatch', `labels have ${labels.array.shape[0]} rows, the inputs ${rows}`, {
+      file: labels.file,
+    });
   const fixed = specs.map((s) => s.dims[0]).find((d) => d !== undefined);
   const size = fixed ?? Math.max(1, Math.min(batchSize ?? 256, rows));
-  if (fixed !== undefined && batchSize !== undefined && batchSize !== fixed) notes.push(`the graph has a fixed batch of ${fixed}; --batch-size ${batchSize} ignored`);
-  if (fixed !== undefined && rows % fixed !== 0) throw new AvgCkptError('data-mismatch', `the graph has a fixed batch size of ${fixed}, which does not divide the ${rows} validation rows; re-export with a dynamic batch axis`);
+  if (fixed !== undefined && batchSize !== undefined && batchSize !== fixed)
+    notes.push(`the graph has a fixed batch of ${fixed}; --batch-size ${batchSize} ignored`);
+  if (fixed !== undefined && rows % fixed !== 0)
+    throw new AvgCkptError(
+      'data-mismatch',
+      `the graph has a fixed batch size of ${fixed}, which does not divide the ${rows} validation rows; re-export with a dynamic batch axis`,
+    );
   const labelValues = labels === undefined ? undefined : numbers(labels.array);
   const labelRow = labels === undefined ? 1 : labels.array.shape.slice(1).reduce((a, b) => a * b, 1);
   const batches: Batch[] = [];
@@ -230,9 +313,18 @@ function batchData(specs: readonly InputSpec[], chosen: Map<string, { array: Npy
     const to = Math.min(rows, from + size);
     const feeds: Record<string, ort.Tensor> = {};
     for (const p of prepared) {
-      feeds[p.spec.name] = new ort.Tensor(p.spec.type, sliceRows(p.data, p.rowSize, from, to) as never, [to - from, ...p.dims.slice(1)]);
+      feeds[p.spec.name] = new ort.Tensor(p.spec.type, sliceRows(p.data, p.rowSize, from, to) as never, [
+        to - from,
+        ...p.dims.slice(1),
+      ]);
     }
-    const lab = labelValues === undefined ? undefined : { values: labelValues.subarray(from * labelRow, to * labelRow), dims: [to - from, ...labels!.array.shape.slice(1)] };
+    const lab =
+      labelValues === undefined
+        ? undefined
+        : {
+            values: labelValues.subarray(from * labelRow, to * labelRow),
+            dims: [to - from, ...labels!.array.shape.slice(1)],
+          };
     batches.push({ feeds, labels: lab, rows: to - from });
   }
   const labelKind = labels === undefined ? undefined : labels.array.dtype.startsWith('float') ? 'target' : 'class';

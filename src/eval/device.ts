@@ -35,12 +35,22 @@ export function sessionProviders(device: Device): ort.InferenceSession.Execution
 }
 
 function probeModel(): Uint8Array {
-  const vi = (name: string) => ({ name, type: { tensorType: { elemType: ONNX_DTYPE.FLOAT, shape: { dim: [{ dimValue: 1 }] } } } });
-  return encodeModel(onnx.ModelProto.fromObject({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: { name: 'probe', node: [{ opType: 'Relu', input: ['x'], output: ['y'] }], input: [vi('x')], output: [vi('y')] },
-  }));
+  const vi = (name: string) => ({
+    name,
+    type: { tensorType: { elemType: ONNX_DTYPE.FLOAT, shape: { dim: [{ dimValue: 1 }] } } },
+  });
+  return encodeModel(
+    onnx.ModelProto.fromObject({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'probe',
+        node: [{ opType: 'Relu', input: ['x'], output: ['y'] }],
+        input: [vi('x')],
+        output: [vi('y')],
+      },
+    }),
+  );
 }
 
 /** ORT's messages carry a source path and a lambda signature; keep the part a user can act on. */
@@ -62,7 +72,8 @@ async function probe(device: Device): Promise<void> {
 const HINT: Record<Device, string> = {
   cpu: '',
   cuda: 'install the CUDA build with `npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12` on a machine with an NVIDIA driver',
-  webgpu: 'WebGPU needs a Vulkan driver with a supported adapter (on Linux: libvulkan1 and a GPU driver, or Mesa >= 25 lavapipe)',
+  webgpu:
+    'WebGPU needs a Vulkan driver with a supported adapter (on Linux: libvulkan1 and a GPU driver, or Mesa >= 25 lavapipe)',
 };
 
 /** Where Linux looks for libraries and Vulkan driver manifests besides what the environment names. */
@@ -74,7 +85,16 @@ export interface VulkanSearch {
 
 const SYSTEM: VulkanSearch = {
   ldCache: '/etc/ld.so.cache',
-  libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib'],
+  libDirs: [
+    '/lib/x86_64-linux-gnu',
+    '/usr/lib/x86_64-linux-gnu',
+    '/lib/aarch64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/lib64',
+    '/usr/lib64',
+    '/lib',
+    '/usr/lib',
+  ],
   icdDirs: ['/etc/vulkan/icd.d', '/usr/local/etc/vulkan/icd.d'],
 };
 
@@ -100,12 +120,20 @@ export function vulkanMissing(env: NodeJS.ProcessEnv = process.env, search: Vulk
   } catch {
     // no cache: the directories decide
   }
-  if (!cached && !libDirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return 'no Vulkan loader libvulkan.so.1 found';
+  if (!cached && !libDirs.some((d) => existsSync(join(d, 'libvulkan.so.1'))))
+    return 'no Vulkan loader libvulkan.so.1 found';
   if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return undefined;
   const home = env.HOME ?? homedir();
   const config = [env.XDG_CONFIG_HOME ?? join(home, '.config'), ...(env.XDG_CONFIG_DIRS ?? '/etc/xdg').split(':')];
-  const data = [env.XDG_DATA_HOME ?? join(home, '.local/share'), ...(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share').split(':')];
-  const icd = [...config.filter(Boolean).map((d) => join(d, 'vulkan/icd.d')), ...search.icdDirs, ...data.filter(Boolean).map((d) => join(d, 'vulkan/icd.d'))];
+  const data = [
+    env.XDG_DATA_HOME ?? join(home, '.local/share'),
+    ...(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share').split(':'),
+  ];
+  const icd = [
+    ...config.filter(Boolean).map((d) => join(d, 'vulkan/icd.d')),
+    ...search.icdDirs,
+    ...data.filter(Boolean).map((d) => join(d, 'vulkan/icd.d')),
+  ];
   return icd.some(hasJson) ? undefined : 'no Vulkan driver manifest found in vulkan/icd.d';
 }
 
@@ -117,7 +145,9 @@ export async function resolveDevice(request: DeviceRequest): Promise<ResolvedDev
       await probe(request);
     } catch (e) {
       const hint = HINT[request] ? `; ${HINT[request]}` : '';
-      throw new AvgCkptError('device-unavailable', `--device ${request} is not available: ${shortReason(e)}${hint}`, { cause: e });
+      throw new AvgCkptError('device-unavailable', `--device ${request} is not available: ${shortReason(e)}${hint}`, {
+        cause: e,
+      });
     }
     return { device: request, notes: [] };
   }

@@ -9,7 +9,8 @@ import type { BoundTensor } from './binding.js';
 export type EngineKind = 'mixture' | 'materialize' | 'fed';
 
 /** onnxruntime messages that mean the memory or a device limit ran out, not a bad graph. */
-const OUT_OF_MEMORY = /Too many storage buffers|Failed to allocate|out of memory|bad_alloc|Cannot allocate|Array buffer allocation failed/i;
+const OUT_OF_MEMORY =
+  /Too many storage buffers|Failed to allocate|out of memory|bad_alloc|Cannot allocate|Array buffer allocation failed/i;
 
 /**
  * The part of an onnxruntime message a user can act on: `Concat node: <status>` without the
@@ -40,12 +41,22 @@ export interface OrtContext {
 export function ortError(e: unknown, ctx: OrtContext): AvgCkptError {
   if (e instanceof AvgCkptError) return e;
   const msg = ortMessage(e);
-  if (OUT_OF_MEMORY.test(String((e as Error)?.message ?? e))) return new AvgCkptError('out-of-memory', `${ctx.doing} ran out of memory or hit a device limit (${msg}): ${ctx.memoryAdvice}`, { file: ctx.file, cause: e });
+  if (OUT_OF_MEMORY.test(String((e as Error)?.message ?? e)))
+    return new AvgCkptError(
+      'out-of-memory',
+      `${ctx.doing} ran out of memory or hit a device limit (${msg}): ${ctx.memoryAdvice}`,
+      { file: ctx.file, cause: e },
+    );
   return new AvgCkptError('invalid-onnx', `onnxruntime failed ${ctx.doing}: ${msg}`, { file: ctx.file, cause: e });
 }
 
 /** `session.run`, with failures turned into `ortError`s. */
-export async function runSession(session: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType, fetches: readonly string[], ctx: OrtContext): Promise<ort.InferenceSession.ReturnType> {
+export async function runSession(
+  session: ort.InferenceSession,
+  feeds: ort.InferenceSession.FeedsType,
+  fetches: readonly string[],
+  ctx: OrtContext,
+): Promise<ort.InferenceSession.ReturnType> {
   try {
     return await session.run(feeds, [...fetches]);
   } catch (e) {
@@ -56,7 +67,12 @@ export async function runSession(session: ort.InferenceSession, feeds: ort.Infer
 export interface ScoringEngine {
   readonly kind: EngineKind;
   /** Runs every batch with the vector's average, handing each batch's outputs to `each`. */
-  evaluate(vector: WeightVector, batches: readonly Batch[], fetches: readonly string[], each: (outputs: Record<string, ort.Tensor>, batch: Batch) => void): Promise<void>;
+  evaluate(
+    vector: WeightVector,
+    batches: readonly Batch[],
+    fetches: readonly string[],
+    each: (outputs: Record<string, ort.Tensor>, batch: Batch) => void,
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,13 +95,20 @@ export function weightSlots(weights: readonly BoundTensor[]): WeightSlot[] {
 }
 
 /** The checkpoints a vector reads, with their weights. */
-export function supportOf(vector: WeightVector, byStep: ReadonlyMap<number, Checkpoint>): { ck: Checkpoint; w: number }[] {
+export function supportOf(
+  vector: WeightVector,
+  byStep: ReadonlyMap<number, Checkpoint>,
+): { ck: Checkpoint; w: number }[] {
   const out: { ck: Checkpoint; w: number }[] = [];
   vector.steps.forEach((step, i) => {
     const w = vector.weights[i];
     if (w === 0) return;
     const ck = byStep.get(step);
-    if (ck === undefined) throw new AvgCkptError('internal', `${vector.name}: step ${step} is not among the checkpoints the evaluator was built for`);
+    if (ck === undefined)
+      throw new AvgCkptError(
+        'internal',
+        `${vector.name}: step ${step} is not among the checkpoints the evaluator was built for`,
+      );
     out.push({ ck, w });
   });
   return out;

@@ -50,7 +50,11 @@ function storedBytes(binding: Binding, ck: Checkpoint): number {
 /** Free memory of the first GPU, from nvidia-smi when there is one. */
 function gpuFreeBytes(): number | undefined {
   try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const mib = Number(out.split('\n')[0]);
     return Number.isFinite(mib) && mib > 0 ? mib * 2 ** 20 : undefined;
   } catch {
@@ -68,7 +72,11 @@ function gib(n: number): string {
  * device during `run`, holding the K tensors and their stack at once. Without nvidia-smi (no
  * NVIDIA card, or lavapipe in RAM), half the free RAM.
  */
-export function defaultMemoryBudget(device: Device, gpuFree: () => number | undefined = gpuFreeBytes, ramFree: () => number = freemem): number {
+export function defaultMemoryBudget(
+  device: Device,
+  gpuFree: () => number | undefined = gpuFreeBytes,
+  ramFree: () => number = freemem,
+): number {
   const gpu = device === 'cpu' ? undefined : gpuFree();
   if (gpu === undefined) return Math.floor(ramFree() * 0.5);
   return Math.floor(gpu * (device === 'cuda' ? 0.8 : 0.5));
@@ -121,21 +129,32 @@ function seconds(x: number): string {
  * and a session per candidate).
  */
 export function chooseEngine(f: EngineFacts): { kind: EngineKind; reason: string } {
-  const big = f.device === 'webgpu' && f.largest !== undefined && f.largest.bytes >= WEBGPU_MAX_BUFFER ? f.largest : undefined;
-  const stack = big && `the stacked weight "${big.name}" would be ${f.k} checkpoints x ${gib(big.bytes / f.k)} = ${gib(big.bytes)} in one buffer, over WebGPU's 2 GiB per-buffer limit`;
+  const big =
+    f.device === 'webgpu' && f.largest !== undefined && f.largest.bytes >= WEBGPU_MAX_BUFFER ? f.largest : undefined;
+  const stack =
+    big &&
+    `the stacked weight "${big.name}" would be ${f.k} checkpoints x ${gib(big.bytes / f.k)} = ${gib(big.bytes)} in one buffer, over WebGPU's 2 GiB per-buffer limit`;
   if (f.requested === 'mixture') {
-    if (f.unsupported !== undefined) throw new AvgCkptError('usage', `--engine mixture: ${f.unsupported}; use --engine fed`);
-    if (stack) throw new AvgCkptError('usage', `--engine mixture on webgpu: ${stack} (a larger buffer crashed the runtime); use --engine fed, fewer checkpoints (--last N, --every N), or --device cpu`);
+    if (f.unsupported !== undefined)
+      throw new AvgCkptError('usage', `--engine mixture: ${f.unsupported}; use --engine fed`);
+    if (stack)
+      throw new AvgCkptError(
+        'usage',
+        `--engine mixture on webgpu: ${stack} (a larger buffer crashed the runtime); use --engine fed, fewer checkpoints (--last N, --every N), or --device cpu`,
+      );
   }
   if (f.requested !== 'auto') return { kind: f.requested, reason: `${f.requested}: chosen with --engine` };
   const per = `${f.k} checkpoints x ${gib(f.need / Math.max(1, f.k))} = ${gib(f.need)}`;
-  if (f.unsupported !== undefined) return { kind: 'fed', reason: `fed: the mixture cannot be built (${f.unsupported})` };
+  if (f.unsupported !== undefined)
+    return { kind: 'fed', reason: `fed: the mixture cannot be built (${f.unsupported})` };
   if (stack) return { kind: 'fed', reason: `fed: on webgpu ${stack}` };
-  if (f.need > f.budget) return { kind: 'fed', reason: `fed: the mixture's ${per} exceeds the ${gib(f.budget)} memory budget` };
+  if (f.need > f.budget)
+    return { kind: 'fed', reason: `fed: the mixture's ${per} exceeds the ${gib(f.budget)} memory budget` };
   const mixture = (f.k * f.checkpointBytes) / RATES.mixtureSetup + (f.candidates * f.need) / RATES.mixing;
   const fed = f.reads / RATES.averaging;
   const estimate = `estimated ${seconds(mixture)} of setup and mixing against ${seconds(fed)} of averaging for ${f.candidates} candidates`;
-  if (fed < mixture) return { kind: 'fed', reason: `fed: ${estimate} (the mixture's ${per} would fit the ${gib(f.budget)} budget)` };
+  if (fed < mixture)
+    return { kind: 'fed', reason: `fed: ${estimate} (the mixture's ${per} would fit the ${gib(f.budget)} budget)` };
   return { kind: 'mixture', reason: `mixture: ${per} fits the ${gib(f.budget)} memory budget; ${estimate}` };
 }
 
@@ -169,14 +188,26 @@ export class Evaluator implements Scorer {
     const maps = (opts.maps ?? []).map(parseMapRule);
     const model = await loadModel(opts.onnx);
     const newest = opts.checkpoints[opts.checkpoints.length - 1];
-    const binding = await bindModel(model, opts.series ?? opts.checkpoints, { maps, allowUnmapped: opts.allowUnmapped });
+    const binding = await bindModel(model, opts.series ?? opts.checkpoints, {
+      maps,
+      allowUnmapped: opts.allowUnmapped,
+    });
     const data = await loadValidationData(model, opts.data);
-    const rankMetric = opts.metric ?? (data.labelKind === 'class' ? 'loss' : data.labelKind === 'target' ? 'mse' : undefined);
-    if (rankMetric === undefined) throw new AvgCkptError('usage', 'no labels: pass --labels FILE, or --metric output:NAME for a graph that computes its own loss');
+    const rankMetric =
+      opts.metric ?? (data.labelKind === 'class' ? 'loss' : data.labelKind === 'target' ? 'mse' : undefined);
+    if (rankMetric === undefined)
+      throw new AvgCkptError(
+        'usage',
+        'no labels: pass --labels FILE, or --metric output:NAME for a graph that computes its own loss',
+      );
     const metrics = metricsFor(data.labelKind, rankMetric, data.labelSource);
     const outputs = (model.proto.graph!.output ?? []).map((o) => o.name ?? '');
     for (const m of metrics) {
-      if (m.startsWith('output:') && !outputs.includes(m.slice(7))) throw new AvgCkptError('usage', `--metric ${m}: the graph has no output "${m.slice(7)}" (it has ${outputs.join(', ')})`);
+      if (m.startsWith('output:') && !outputs.includes(m.slice(7)))
+        throw new AvgCkptError(
+          'usage',
+          `--metric ${m}: the graph has no output "${m.slice(7)}" (it has ${outputs.join(', ')})`,
+        );
     }
     const logits = outputs.includes('logits') ? 'logits' : outputs[0];
 
@@ -187,17 +218,41 @@ export class Evaluator implements Scorer {
     const checkpointBytes = storedBytes(binding, newest);
     const candidates = opts.candidates ?? touched.map((c) => ({ steps: [c.step], weights: [1] }));
     const { kind, reason } = chooseEngine({
-      device, requested: opts.engine ?? 'auto', k, need: mixtureBytes(binding, k), budget: opts.memoryBudget ?? defaultMemoryBudget(device),
-      unsupported: mixtureUnsupported(binding, newest), largest: largestStack(binding, k),
-      candidates: candidates.length, reads: candidates.reduce((s, v) => s + v.weights.filter((w) => w !== 0).length, 0) * checkpointBytes, checkpointBytes,
+      device,
+      requested: opts.engine ?? 'auto',
+      k,
+      need: mixtureBytes(binding, k),
+      budget: opts.memoryBudget ?? defaultMemoryBudget(device),
+      unsupported: mixtureUnsupported(binding, newest),
+      largest: largestStack(binding, k),
+      candidates: candidates.length,
+      reads: candidates.reduce((s, v) => s + v.weights.filter((w) => w !== 0).length, 0) * checkpointBytes,
+      checkpointBytes,
     });
     const t0 = performance.now();
-    const engine = kind === 'mixture' ? await createMixture(model, binding, touched, newest, device, data.batches.length)
-      : kind === 'fed' ? await createFed(model, binding, touched, newest, device)
-        : await createMaterialize(model, binding, touched, newest, device);
+    const engine =
+      kind === 'mixture'
+        ? await createMixture(model, binding, touched, newest, device, data.batches.length)
+        : kind === 'fed'
+          ? await createFed(model, binding, touched, newest, device)
+          : await createMaterialize(model, binding, touched, newest, device);
     const setupMs = performance.now() - t0;
     const direction = opts.direction ?? defaultDirection(rankMetric);
-    return new Evaluator(model, binding, data, device, notes, engine, reason, setupMs, metrics, rankMetric, direction, logits, opts.checkpoints);
+    return new Evaluator(
+      model,
+      binding,
+      data,
+      device,
+      notes,
+      engine,
+      reason,
+      setupMs,
+      metrics,
+      rankMetric,
+      direction,
+      logits,
+      opts.checkpoints,
+    );
   }
 
   /** The metrics of the average `vector` describes. */
@@ -234,7 +289,15 @@ export class Evaluator implements Scorer {
 
   /** Writes the graph with `vector`'s average baked in. */
   async writeOnnx(vector: WeightVector, output: string, force = false): Promise<void> {
-    await writeBakedModel(this.model, this.binding, this.checkpoints, this.checkpoints[this.checkpoints.length - 1], vector, output, force);
+    await writeBakedModel(
+      this.model,
+      this.binding,
+      this.checkpoints,
+      this.checkpoints[this.checkpoints.length - 1],
+      vector,
+      output,
+      force,
+    );
   }
 
   async close(): Promise<void> {

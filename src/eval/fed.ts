@@ -38,11 +38,28 @@ function feedFor(slot: WeightSlot, j: number): Feed {
   const dims = [...b.dims];
   if (b.type === ONNX_DTYPE.BFLOAT16) {
     const values = new Float32Array(n);
-    return { slot, input: `avg_ckpt/fed/${j}`, tensor: new ort.Tensor('float32', values, dims), bytes: new Uint8Array(values.buffer, 0, n * 2), widen: true };
+    return {
+      slot,
+      input: `avg_ckpt/fed/${j}`,
+      tensor: new ort.Tensor('float32', values, dims),
+      bytes: new Uint8Array(values.buffer, 0, n * 2),
+      widen: true,
+    };
   }
-  const values = b.type === ONNX_DTYPE.FLOAT ? new Float32Array(n) : b.type === ONNX_DTYPE.DOUBLE ? new Float64Array(n) : new Uint16Array(n);
+  const values =
+    b.type === ONNX_DTYPE.FLOAT
+      ? new Float32Array(n)
+      : b.type === ONNX_DTYPE.DOUBLE
+        ? new Float64Array(n)
+        : new Uint16Array(n);
   const type = b.type === ONNX_DTYPE.FLOAT ? 'float32' : b.type === ONNX_DTYPE.DOUBLE ? 'float64' : 'float16';
-  return { slot, input: b.initializer, tensor: new ort.Tensor(type, values, dims), bytes: new Uint8Array(values.buffer), widen: false };
+  return {
+    slot,
+    input: b.initializer,
+    tensor: new ort.Tensor(type, values, dims),
+    bytes: new Uint8Array(values.buffer),
+    widen: false,
+  };
 }
 
 /**
@@ -61,7 +78,13 @@ function widenBf16(bytes: Uint8Array): void {
  * input) and integer initializers taken from the newest checkpoint. The loaded model is not
  * copied: its graph's lists are swapped for the encoding and put back.
  */
-async function fedGraph(model: LoadedModel, binding: Binding, feeds: readonly Feed[], newest: Checkpoint, pool: FilePool): Promise<Uint8Array> {
+async function fedGraph(
+  model: LoadedModel,
+  binding: Binding,
+  feeds: readonly Feed[],
+  newest: Checkpoint,
+  pool: FilePool,
+): Promise<Uint8Array> {
   const graph = model.proto.graph!;
   const bound = new Set(binding.weights.map((w) => w.initializer));
   const initializer: TensorProto[] = [];
@@ -69,19 +92,38 @@ async function fedGraph(model: LoadedModel, binding: Binding, feeds: readonly Fe
     if (bound.has(t.name ?? '')) continue;
     const integer = binding.integers.find((i) => i.initializer === t.name);
     const src = integer && newest.tensors.get(integer.source);
-    initializer.push(src && onnxCodeOf(src.dtype) === t.dataType ? onnx.TensorProto.create({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: await readBytes(pool, src) }) : t);
+    initializer.push(
+      src && onnxCodeOf(src.dtype) === t.dataType
+        ? onnx.TensorProto.create({
+            name: t.name,
+            dataType: t.dataType,
+            dims: t.dims,
+            rawData: await readBytes(pool, src),
+          })
+        : t,
+    );
   }
   const node: NodeProto[] = [];
   const input = (graph.input ?? []).filter((i) => !bound.has(i.name ?? ''));
   for (const f of feeds) {
     const b = f.slot.first;
     const elemType = f.widen ? ONNX_DTYPE.FLOAT : b.type;
-    input.push({ name: f.input, type: { tensorType: { elemType, shape: { dim: b.dims.map((d) => ({ dimValue: d })) } } } });
+    input.push({
+      name: f.input,
+      type: { tensorType: { elemType, shape: { dim: b.dims.map((d) => ({ dimValue: d })) } } },
+    });
     for (const m of f.slot.members) {
       if (m.initializer === f.input) continue;
-      node.push(f.widen
-        ? { opType: 'Cast', input: [f.input], output: [m.initializer], attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.BFLOAT16 }] }
-        : { opType: 'Identity', input: [f.input], output: [m.initializer] });
+      node.push(
+        f.widen
+          ? {
+              opType: 'Cast',
+              input: [f.input],
+              output: [m.initializer],
+              attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.BFLOAT16 }],
+            }
+          : { opType: 'Identity', input: [f.input], output: [m.initializer] },
+      );
     }
   }
   const saved = { initializer: graph.initializer, input: graph.input, node: graph.node };
@@ -93,7 +135,13 @@ async function fedGraph(model: LoadedModel, binding: Binding, feeds: readonly Fe
   }
 }
 
-export async function createFed(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device): Promise<ScoringEngine> {
+export async function createFed(
+  model: LoadedModel,
+  binding: Binding,
+  checkpoints: readonly Checkpoint[],
+  newest: Checkpoint,
+  device: Device,
+): Promise<ScoringEngine> {
   const pool = new FilePool();
   const feeds = weightSlots(binding.weights).map(feedFor);
   const advice = device === 'cpu' ? 'use a smaller --batch-size' : 'use a smaller --batch-size, or --device cpu';
@@ -119,7 +167,11 @@ export async function createFed(model: LoadedModel, binding: Binding, checkpoint
         await averager.average(f.slot, parts, f.bytes);
         if (f.widen) widenBf16(f.bytes);
       }
-      const ctx = { file: model.path, doing: `running the graph on ${device} for ${vector.name}`, memoryAdvice: advice };
+      const ctx = {
+        file: model.path,
+        doing: `running the graph on ${device} for ${vector.name}`,
+        memoryAdvice: advice,
+      };
       for (const batch of batches) each(await runSession(session, { ...batch.feeds, ...weights }, fetches, ctx), batch);
     },
     async close() {

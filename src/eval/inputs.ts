@@ -21,8 +21,12 @@ export async function evaluationInputs(onnx: string, data: DataOptions, model?: 
   if (data.dataDir !== undefined) {
     out.push({ path: data.dataDir, role: 'validation data folder' });
     // named one by one, so that a refusal says "is the validation data FILE", not only "lies inside"
-    const names = await listDir(data.dataDir).then((es) => es.map((e) => e.name), () => [] as string[]);
-    for (const n of names.filter((x) => /\.(npy|npz|safetensors)$/i.test(x))) out.push({ path: joinPath(data.dataDir, n), role: 'validation data' });
+    const names = await listDir(data.dataDir).then(
+      (es) => es.map((e) => e.name),
+      () => [] as string[],
+    );
+    for (const n of names.filter((x) => /\.(npy|npz|safetensors)$/i.test(x)))
+      out.push({ path: joinPath(data.dataDir, n), role: 'validation data' });
   }
   for (const file of Object.values(data.inputs ?? {})) out.push({ path: file, role: 'validation data' });
   if (data.labels !== undefined) out.push({ path: data.labels, role: 'labels' });

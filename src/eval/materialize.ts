@@ -13,7 +13,18 @@ import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { onnxCodeOf } from '../io/dtype.js';
-import { copyModel, elementBytes, encodeModel, externalRef, numel, onnx, setExternal, tensorBytes, type LoadedModel, type ModelProto } from '../io/onnx/model.js';
+import {
+  copyModel,
+  elementBytes,
+  encodeModel,
+  externalRef,
+  numel,
+  onnx,
+  setExternal,
+  tensorBytes,
+  type LoadedModel,
+  type ModelProto,
+} from '../io/onnx/model.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
@@ -36,7 +47,13 @@ interface Layout {
 }
 
 /** A copy of the graph whose bound (and externally stored) initializers point into `weights.bin`. */
-async function layout(model: LoadedModel, binding: Binding, slots: readonly WeightSlot[], newest: Checkpoint, pool: FilePool): Promise<Layout> {
+async function layout(
+  model: LoadedModel,
+  binding: Binding,
+  slots: readonly WeightSlot[],
+  newest: Checkpoint,
+  pool: FilePool,
+): Promise<Layout> {
   const proto = copyModel(model);
   let end = 0;
   const reserve = (length: number) => {
@@ -81,17 +98,28 @@ function slotBytes(s: WeightSlot): number {
 
 async function writeAt(fh: FileHandle, bytes: Uint8Array, offset: number, file: string): Promise<void> {
   try {
-    for (let done = 0; done < bytes.byteLength;) done += (await fh.write(bytes, done, bytes.byteLength - done, offset + done)).bytesWritten;
+    for (let done = 0; done < bytes.byteLength; )
+      done += (await fh.write(bytes, done, bytes.byteLength - done, offset + done)).bytesWritten;
   } catch (e) {
     throw ioError(file, e, 'write candidate weights');
   }
 }
 
-export async function createMaterialize(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device): Promise<ScoringEngine> {
+export async function createMaterialize(
+  model: LoadedModel,
+  binding: Binding,
+  checkpoints: readonly Checkpoint[],
+  newest: Checkpoint,
+  device: Device,
+): Promise<ScoringEngine> {
   const pool = new FilePool();
   const slots = weightSlots(binding.weights);
   const { proto, offsets, fixed } = await layout(model, binding, slots, newest, pool);
-  const dir = await wrapFs(tmpdir(), 'create a temporary folder for the candidate models (set TMPDIR to a writable folder)', () => mkdtemp(join(tmpdir(), 'avg-ckpt-materialize-')));
+  const dir = await wrapFs(
+    tmpdir(),
+    'create a temporary folder for the candidate models (set TMPDIR to a writable folder)',
+    () => mkdtemp(join(tmpdir(), 'avg-ckpt-materialize-')),
+  );
   trackTemporary(dir); // a copy of the model's weights: removed on SIGINT/SIGTERM too
   const modelPath = join(dir, 'model.onnx');
   const dataPath = join(dir, DATA_FILE);
@@ -114,7 +142,11 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
         await writeAt(fh, bytes, offsets.get(slot)!, dataPath);
       }
       await wrapFs(dataPath, 'write candidate weights', () => fh.sync());
-      const ctx = { file: model.path, doing: `running the graph on ${device} for ${vector.name}`, memoryAdvice: advice };
+      const ctx = {
+        file: model.path,
+        doing: `running the graph on ${device} for ${vector.name}`,
+        memoryAdvice: advice,
+      };
       let session: ort.InferenceSession;
       try {
         session = await ort.InferenceSession.create(modelPath, {
@@ -140,8 +172,19 @@ export async function createMaterialize(model: LoadedModel, binding: Binding, ch
 }
 
 /** Writes the graph with `vector`'s average baked in: a self-contained .onnx a server can load. */
-export async function writeBakedModel(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, vector: WeightVector, output: string, force: boolean): Promise<void> {
-  await guardOutputs([{ path: output, role: 'ONNX output' }], [...checkpointInputs(checkpoints), ...await evaluationInputs(model.path, {}, model)]);
+export async function writeBakedModel(
+  model: LoadedModel,
+  binding: Binding,
+  checkpoints: readonly Checkpoint[],
+  newest: Checkpoint,
+  vector: WeightVector,
+  output: string,
+  force: boolean,
+): Promise<void> {
+  await guardOutputs(
+    [{ path: output, role: 'ONNX output' }],
+    [...checkpointInputs(checkpoints), ...(await evaluationInputs(model.path, {}, model))],
+  );
   const pool = new FilePool();
   try {
     const proto = copyModel(model);
@@ -156,9 +199,24 @@ export async function writeBakedModel(model: LoadedModel, binding: Binding, chec
     for (const t of proto.graph!.initializer ?? []) {
       const integer = binding.integers.find((i) => i.initializer === t.name);
       const src = integer && newest.tensors.get(integer.source);
-      const raw = bySlot.get(t.name ?? '') ?? (src && onnxCodeOf(src.dtype) === t.dataType ? await readBytes(pool, src) : externalRef(t, model.dir, model.path) ? await tensorBytes(t, model) : undefined);
+      const raw =
+        bySlot.get(t.name ?? '') ??
+        (src && onnxCodeOf(src.dtype) === t.dataType
+          ? await readBytes(pool, src)
+          : externalRef(t, model.dir, model.path)
+            ? await tensorBytes(t, model)
+            : undefined);
       if (raw === undefined) continue;
-      Object.assign(t, { rawData: raw, floatData: [], int32Data: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [], dataLocation: onnx.TensorProto.DataLocation.DEFAULT });
+      Object.assign(t, {
+        rawData: raw,
+        floatData: [],
+        int32Data: [],
+        int64Data: [],
+        doubleData: [],
+        uint64Data: [],
+        externalData: [],
+        dataLocation: onnx.TensorProto.DataLocation.DEFAULT,
+      });
     }
     const out = await AtomicOutput.begin(output, 'file', force);
     try {

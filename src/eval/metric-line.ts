@@ -38,11 +38,17 @@ function parseObject(line: string): Record<string, unknown> | undefined {
 
 /** Reads the metrics from a command's stdout; `rank` is the metric that must be there. */
 export function readMetricLine(stdout: string, rank: string): MetricLine {
-  const line = stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '').pop();
-  if (line === undefined) return { problem: 'printed nothing on stdout (expected a JSON object of metrics, or a number, as its last line)' };
+  const line = stdout
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .pop();
+  if (line === undefined)
+    return { problem: 'printed nothing on stdout (expected a JSON object of metrics, or a number, as its last line)' };
   const bare = bareNumber(line);
   if (bare !== undefined) return { metrics: { [rank]: bare } };
-  if (!line.startsWith('{')) return { problem: `printed no metric: its last line is ${shown(line)}, not a JSON object or a number` };
+  if (!line.startsWith('{'))
+    return { problem: `printed no metric: its last line is ${shown(line)}, not a JSON object or a number` };
   const obj = parseObject(line);
   if (obj === undefined) return { problem: `printed a last line that is not a valid JSON object: ${shown(line)}` };
   const metrics: Metrics = {};
@@ -52,8 +58,13 @@ export function readMetricLine(stdout: string, rank: string): MetricLine {
   }
   if (!(rank in metrics)) {
     const has = Object.keys(metrics);
-    const what = obj[rank] !== undefined ? `printed "${rank}": ${JSON.stringify(obj[rank])}, not a number` : `printed no "${rank}"`;
-    return { problem: `${what} (${has.length > 0 ? `its metrics: ${has.join(', ')}` : 'no number fields'}); name the ranking metric with --metric` };
+    const what =
+      obj[rank] !== undefined
+        ? `printed "${rank}": ${JSON.stringify(obj[rank])}, not a number`
+        : `printed no "${rank}"`;
+    return {
+      problem: `${what} (${has.length > 0 ? `its metrics: ${has.join(', ')}` : 'no number fields'}); name the ranking metric with --metric`,
+    };
   }
   return { metrics };
 }

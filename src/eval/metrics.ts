@@ -14,7 +14,9 @@ export type Metrics = Record<string, number>;
 const IGNORE_INDEX = -100;
 
 export function isKnownMetric(m: string): boolean {
-  return m === 'accuracy' || m === 'loss' || m === 'perplexity' || m === 'mse' || (m.startsWith('output:') && m.length > 7);
+  return (
+    m === 'accuracy' || m === 'loss' || m === 'perplexity' || m === 'mse' || (m.startsWith('output:') && m.length > 7)
+  );
 }
 
 /** Accuracy is maximized; losses, perplexity, errors and graph outputs are minimized. */
@@ -25,12 +27,22 @@ export function defaultDirection(metric: string): 'max' | 'min' {
 /** Every metric the labels allow, plus the ranking one. */
 export function metricsFor(labelKind: 'class' | 'target' | undefined, rank: string, labels?: LabelSource): string[] {
   const base = labelKind === 'class' ? ['loss', 'accuracy', 'perplexity'] : labelKind === 'target' ? ['mse'] : [];
-  if (!isKnownMetric(rank)) throw new AvgCkptError('usage', `--metric must be accuracy, loss, perplexity, mse or output:NAME, got '${rank}'`);
+  if (!isKnownMetric(rank))
+    throw new AvgCkptError('usage', `--metric must be accuracy, loss, perplexity, mse or output:NAME, got '${rank}'`);
   if ((rank === 'loss' || rank === 'accuracy' || rank === 'perplexity') && labelKind !== 'class') {
-    if (labels !== undefined) throw new AvgCkptError('data-mismatch', `labels are ${labels.dtype}; ${rank === 'accuracy' ? 'accuracy' : 'loss'} and ${rank === 'accuracy' ? 'loss' : 'accuracy'} need integer class labels (save them as int64), or rank float targets by --metric mse`, { file: labels.file });
-    throw new AvgCkptError('usage', `--metric ${rank} needs integer class labels: pass --labels FILE (or a tensor named "labels")`);
+    if (labels !== undefined)
+      throw new AvgCkptError(
+        'data-mismatch',
+        `labels are ${labels.dtype}; ${rank === 'accuracy' ? 'accuracy' : 'loss'} and ${rank === 'accuracy' ? 'loss' : 'accuracy'} need integer class labels (save them as int64), or rank float targets by --metric mse`,
+        { file: labels.file },
+      );
+    throw new AvgCkptError(
+      'usage',
+      `--metric ${rank} needs integer class labels: pass --labels FILE (or a tensor named "labels")`,
+    );
   }
-  if (rank === 'mse' && labelKind === undefined) throw new AvgCkptError('usage', '--metric mse needs targets: pass --labels FILE');
+  if (rank === 'mse' && labelKind === undefined)
+    throw new AvgCkptError('usage', '--metric mse needs targets: pass --labels FILE');
   return base.includes(rank) ? base : [...base, rank];
 }
 
@@ -125,7 +137,11 @@ export class MetricAccumulator {
   private rows = 0;
 
   /** `logits` names the output the label metrics read; `labels` says where the labels came from. */
-  constructor(private readonly metrics: readonly string[], private readonly logits: string, private readonly labels?: LabelSource) {}
+  constructor(
+    private readonly metrics: readonly string[],
+    private readonly logits: string,
+    private readonly labels?: LabelSource,
+  ) {}
 
   /** The graph outputs the metrics read. */
   fetches(): string[] {
@@ -160,7 +176,10 @@ export class MetricAccumulator {
         acc.count += batch.rows;
         this.batchLevel.set(m, acc);
       } else {
-        throw new AvgCkptError('data-mismatch', `graph output "${m.slice(7)}" has ${v.length} values for a batch of ${batch.rows} rows: neither one per batch nor the same number per row`);
+        throw new AvgCkptError(
+          'data-mismatch',
+          `graph output "${m.slice(7)}" has ${v.length} values for a batch of ${batch.rows} rows: neither one per batch nor the same number per row`,
+        );
       }
     }
   }
@@ -170,8 +189,15 @@ export class MetricAccumulator {
     if (o.length !== y.length) {
       const counts = `${y.length / batch.rows} per row, but output "${this.logits}" gives ${o.length / batch.rows} values per row`;
       if (this.labels === undefined) throw new AvgCkptError('data-mismatch', `mse: the targets have ${counts}`);
-      const hint = this.labels.dtype.startsWith('float') && o.length > y.length ? '; if they are class indexes, save them as integers (int64) to get loss and accuracy' : '';
-      throw new AvgCkptError('data-mismatch', `labels are ${this.labels.dtype}, so they are read as regression targets (mse): ${counts}${hint}`, { file: this.labels.file });
+      const hint =
+        this.labels.dtype.startsWith('float') && o.length > y.length
+          ? '; if they are class indexes, save them as integers (int64) to get loss and accuracy'
+          : '';
+      throw new AvgCkptError(
+        'data-mismatch',
+        `labels are ${this.labels.dtype}, so they are read as regression targets (mse): ${counts}${hint}`,
+        { file: this.labels.file },
+      );
     }
     const per = y.length / batch.rows;
     for (let i = 0; i < o.length; i++) this.column('mse').add(first + Math.floor(i / per), (o[i] - y[i]) ** 2, 1);
@@ -183,7 +209,10 @@ export class MetricAccumulator {
     const classes = out.dims[out.dims.length - 1];
     const from = this.labels === undefined ? '' : ` (${this.labels.file})`;
     if (x.length !== y.length * classes) {
-      throw new AvgCkptError('data-mismatch', `output "${this.logits}" has shape [${out.dims.join(', ')}], which does not fit labels${from} of shape [${batch.labels!.dims.join(', ')}] (logits need the labels' shape plus a class axis)`);
+      throw new AvgCkptError(
+        'data-mismatch',
+        `output "${this.logits}" has shape [${out.dims.join(', ')}], which does not fit labels${from} of shape [${batch.labels!.dims.join(', ')}] (logits need the labels' shape plus a class axis)`,
+      );
     }
     const per = y.length / batch.rows;
     const loss = this.column('loss');
@@ -191,7 +220,8 @@ export class MetricAccumulator {
     for (let p = 0; p < y.length; p++) {
       const label = y[p];
       if (label === IGNORE_INDEX) continue;
-      if (!Number.isInteger(label) || label < 0 || label >= classes) throw new AvgCkptError('data-mismatch', `label ${label}${from} is not a class index in [0, ${classes})`);
+      if (!Number.isInteger(label) || label < 0 || label >= classes)
+        throw new AvgCkptError('data-mismatch', `label ${label}${from} is not a class index in [0, ${classes})`);
       const o = p * classes;
       let max = -Infinity;
       let arg = 0;
@@ -220,7 +250,9 @@ export class MetricAccumulator {
     const out = metricsOver(this.metrics, this.perExample());
     for (const [m, a] of this.batchLevel) {
       const rows = this.columns.get(m)?.done(this.rows);
-      out[m] = (a.sum + (rows?.sum.reduce((x, y) => x + y, 0) ?? 0)) / (a.count + (rows?.count.reduce((x, y) => x + y, 0) ?? 0));
+      out[m] =
+        (a.sum + (rows?.sum.reduce((x, y) => x + y, 0) ?? 0)) /
+        (a.count + (rows?.count.reduce((x, y) => x + y, 0) ?? 0));
     }
     // keep the metrics' own order
     return Object.fromEntries(this.metrics.map((m) => [m, out[m] ?? NaN]));

@@ -16,7 +16,17 @@ import ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
 import { ONNX_DTYPE, onnxCodeOf } from '../io/dtype.js';
 import { isInPlace } from '../io/formats/tensor-source.js';
-import { copyModel, encodeModel, externalRef, numel, onnx, setExternal, type LoadedModel, type NodeProto, type TensorProto } from '../io/onnx/model.js';
+import {
+  copyModel,
+  encodeModel,
+  externalRef,
+  numel,
+  onnx,
+  setExternal,
+  type LoadedModel,
+  type NodeProto,
+  type TensorProto,
+} from '../io/onnx/model.js';
 import { isS3Path } from '../io/storage/s3-location.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
@@ -48,10 +58,14 @@ export function mixtureUnsupported(binding: Binding, newest: Checkpoint): string
   for (const slot of weightSlots(binding.weights)) {
     const src = newest.tensors.get(slot.first.source);
     // the mixture points onnxruntime at the checkpoint files themselves, which it reads only from disk
-    if (src !== undefined && isS3Path(src.file)) return 'the checkpoints are in object storage, and onnxruntime reads weights only from local files';
+    if (src !== undefined && isS3Path(src.file))
+      return 'the checkpoints are in object storage, and onnxruntime reads weights only from local files';
     if (src !== undefined && !isInPlace(src)) return `tensor "${src.name}" is a strided or big-endian view in its file`;
     const d = src?.dtype;
-    if (d === undefined || ![ONNX_DTYPE.FLOAT, ONNX_DTYPE.FLOAT16, ONNX_DTYPE.BFLOAT16, ONNX_DTYPE.DOUBLE].includes(onnxCodeOf(d) as 1)) {
+    if (
+      d === undefined ||
+      ![ONNX_DTYPE.FLOAT, ONNX_DTYPE.FLOAT16, ONNX_DTYPE.BFLOAT16, ONNX_DTYPE.DOUBLE].includes(onnxCodeOf(d) as 1)
+    ) {
       return `tensor "${slot.first.source}" is ${d}, which the runtime cannot cast`;
     }
   }
@@ -81,7 +95,13 @@ function int64Const(name: string, values: readonly number[]): TensorProto {
  * the averages across (a copy of the model per candidate on the CPU) when one run scores all rows.
  * Both point into the same files, relative to `folder`.
  */
-export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, split: boolean): Promise<{ mixer?: Uint8Array; scorer: Uint8Array; folder: string }> {
+export async function mixtureGraphs(
+  model: LoadedModel,
+  binding: Binding,
+  checkpoints: readonly Checkpoint[],
+  newest: Checkpoint,
+  split: boolean,
+): Promise<{ mixer?: Uint8Array; scorer: Uint8Array; folder: string }> {
   const proto = copyModel(model);
   const graph = proto.graph!;
   const real = new Map<string, string>();
@@ -106,7 +126,8 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
     if (ext) setExternal(t, rel(ext.file), ext.offset, ext.length);
     const b = binding.integers.find((i) => i.initializer === t.name);
     const src = b && newest.tensors.get(b.source);
-    if (src && isInPlace(src) && onnxCodeOf(src.dtype) === t.dataType) setExternal(t, rel(src.file), src.position, src.byteLength);
+    if (src && isInPlace(src) && onnxCodeOf(src.dtype) === t.dataType)
+      setExternal(t, rel(src.file), src.position, src.byteLength);
   }
 
   const mixInits: TensorProto[] = [];
@@ -124,15 +145,34 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
       // external bytes take any dims: declaring the row shape [1, n] saves a folded Reshape copy
       if (!isInPlace(src)) {
         // onnxruntime reads external data as one C-order little-endian run: a view would be read wrong
-        throw new AvgCkptError('unsupported-layout', 'is a strided or big-endian view in its file, which the mixture engine cannot hand to onnxruntime: use --engine materialize', { file: src.file, tensor: src.name });
+        throw new AvgCkptError(
+          'unsupported-layout',
+          'is a strided or big-endian view in its file, which the mixture engine cannot hand to onnxruntime: use --engine materialize',
+          { file: src.file, tensor: src.name },
+        );
       }
-      const t: TensorProto = { name, dataType: onnxCodeOf(src.dtype), dims: b.transform === 'transpose' ? [...src.shape] : [1, n] };
+      const t: TensorProto = {
+        name,
+        dataType: onnxCodeOf(src.dtype),
+        dims: b.transform === 'transpose' ? [...src.shape] : [1, n],
+      };
       setExternal(t, rel(src.file), src.position, src.byteLength);
       mixInits.push(t);
       let x = name;
-      if (t.dataType !== ONNX_DTYPE.FLOAT) mixNodes.push({ opType: 'Cast', input: [x], output: [(x = `${name}/f32`)], attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.FLOAT }] });
+      if (t.dataType !== ONNX_DTYPE.FLOAT)
+        mixNodes.push({
+          opType: 'Cast',
+          input: [x],
+          output: [(x = `${name}/f32`)],
+          attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.FLOAT }],
+        });
       if (b.transform === 'transpose') {
-        mixNodes.push({ opType: 'Transpose', input: [x], output: [`${name}/t`], attribute: [{ name: 'perm', type: 7, ints: [1, 0] }] });
+        mixNodes.push({
+          opType: 'Transpose',
+          input: [x],
+          output: [`${name}/t`],
+          attribute: [{ name: 'perm', type: 7, ints: [1, 0] }],
+        });
         mixNodes.push({ opType: 'Reshape', input: [`${name}/t`, `${p}/row`], output: [(x = `${name}/row`)] });
       }
       return x;
@@ -143,9 +183,16 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
     averages.push(floatInfo(`${p}/avg`, b.dims));
     // the scorer takes float32 (bfloat16 cannot cross the runtime's API) and casts once inside
     for (const m of slot.members) {
-      unpack.push(b.type === ONNX_DTYPE.FLOAT
-        ? { opType: 'Identity', input: [`${p}/avg`], output: [m.initializer] }
-        : { opType: 'Cast', input: [`${p}/avg`], output: [m.initializer], attribute: [{ name: 'to', type: 2, i: b.type }] });
+      unpack.push(
+        b.type === ONNX_DTYPE.FLOAT
+          ? { opType: 'Identity', input: [`${p}/avg`], output: [m.initializer] }
+          : {
+              opType: 'Cast',
+              input: [`${p}/avg`],
+              output: [m.initializer],
+              attribute: [{ name: 'to', type: 2, i: b.type }],
+            },
+      );
     }
   });
   const weightsInput = floatInfo(MIXTURE_INPUT, [1, checkpoints.length]);
@@ -160,23 +207,36 @@ export async function mixtureGraphs(model: LoadedModel, binding: Binding, checkp
   graph.initializer = kept;
   graph.node = [...unpack, ...(graph.node ?? [])];
   graph.input = [...inputs, ...averages];
-  const mixer = encodeModel(onnx.ModelProto.fromObject({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: { name: 'avg_ckpt_mixer', node: mixNodes, initializer: mixInits, input: [weightsInput], output: averages },
-  }));
+  const mixer = encodeModel(
+    onnx.ModelProto.fromObject({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: { name: 'avg_ckpt_mixer', node: mixNodes, initializer: mixInits, input: [weightsInput], output: averages },
+    }),
+  );
   return { mixer, scorer: encodeModel(proto), folder };
 }
 
 function floatInfo(name: string, dims: readonly number[]): ValueInfoProto {
-  return { name, type: { tensorType: { elemType: ONNX_DTYPE.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } };
+  return {
+    name,
+    type: { tensorType: { elemType: ONNX_DTYPE.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  };
 }
 
 /** What to do when the mixture does not fit: every option lowers the K copies it holds. */
-const MIXTURE_ADVICE = 'use --engine fed (about one model in memory), a smaller --memory-budget so that --engine auto picks it, or fewer checkpoints (--last N, --every N)';
+const MIXTURE_ADVICE =
+  'use --engine fed (about one model in memory), a smaller --memory-budget so that --engine auto picks it, or fewer checkpoints (--last N, --every N)';
 
 /** `batches`: how many runs score one candidate; with more than one, the average is formed once in a session of its own. */
-export async function createMixture(model: LoadedModel, binding: Binding, checkpoints: readonly Checkpoint[], newest: Checkpoint, device: Device, batches: number): Promise<ScoringEngine> {
+export async function createMixture(
+  model: LoadedModel,
+  binding: Binding,
+  checkpoints: readonly Checkpoint[],
+  newest: Checkpoint,
+  device: Device,
+  batches: number,
+): Promise<ScoringEngine> {
   const { mixer, scorer, folder } = await mixtureGraphs(model, binding, checkpoints, newest, batches > 1);
   const k = checkpoints.length;
   const create = async (bytes: Uint8Array, what: string, extra: Partial<ort.InferenceSession.SessionOptions> = {}) => {
@@ -188,11 +248,16 @@ export async function createMixture(model: LoadedModel, binding: Binding, checkp
         ...extra,
       });
     } catch (e) {
-      throw ortError(e, { file: model.path, doing: `creating the ${what} session (${k} checkpoints) on ${device}`, memoryAdvice: MIXTURE_ADVICE });
+      throw ortError(e, {
+        file: model.path,
+        doing: `creating the ${what} session (${k} checkpoints) on ${device}`,
+        memoryAdvice: MIXTURE_ADVICE,
+      });
     }
   };
   // on a GPU the averages stay in device memory between the two sessions
-  const mix = mixer && await create(mixer, 'mixing', device === 'cpu' ? {} : { preferredOutputLocation: 'gpu-buffer' });
+  const mix =
+    mixer && (await create(mixer, 'mixing', device === 'cpu' ? {} : { preferredOutputLocation: 'gpu-buffer' }));
   let score: ort.InferenceSession;
   try {
     score = await create(scorer, mix ? 'scoring' : 'mixture');
@@ -207,11 +272,16 @@ export async function createMixture(model: LoadedModel, binding: Binding, checkp
     async evaluate(vector: WeightVector, batches, fetches, each) {
       const a = new Float32Array(k);
       for (const { ck, w } of supportOf(vector, byStep)) a[slot.get(ck.step)!] = w;
-      const ctx = { file: model.path, doing: `running the mixture (${k} checkpoints) on ${device} for ${vector.name}`, memoryAdvice: MIXTURE_ADVICE };
+      const ctx = {
+        file: model.path,
+        doing: `running the mixture (${k} checkpoints) on ${device} for ${vector.name}`,
+        memoryAdvice: MIXTURE_ADVICE,
+      };
       const weights = { [MIXTURE_INPUT]: new ort.Tensor('float32', a, [1, k]) };
       const averages = mix ? await runSession(mix, weights, mix.outputNames, ctx) : weights;
       try {
-        for (const batch of batches) each(await runSession(score, { ...batch.feeds, ...averages }, fetches, ctx), batch);
+        for (const batch of batches)
+          each(await runSession(score, { ...batch.feeds, ...averages }, fetches, ctx), batch);
       } finally {
         if (mix && device !== 'cpu') for (const t of Object.values(averages)) t.dispose();
       }

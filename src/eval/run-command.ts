@@ -78,14 +78,23 @@ export function runCommand(spec: CommandSpec): Promise<CommandRun> {
       timers.forEach(clearTimeout);
       child.stdout!.destroy();
       child.stderr!.destroy();
-      resolve({ code, signal, timedOut, stdout: stdout.text(), stderr: stderr.text(), ...(spawnError ? { spawnError } : {}) });
+      resolve({
+        code,
+        signal,
+        timedOut,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        ...(spawnError ? { spawnError } : {}),
+      });
     };
     if (spec.timeoutMs !== undefined) {
-      timers.push(setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGTERM');
-        timers.push(setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS));
-      }, spec.timeoutMs));
+      timers.push(
+        setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGTERM');
+          timers.push(setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS));
+        }, spec.timeoutMs),
+      );
     }
     child.on('error', (e: NodeJS.ErrnoException) => finish(null, null, e));
     child.on('close', (code, signal) => finish(code, signal));

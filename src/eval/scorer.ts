@@ -42,7 +42,11 @@ export type Outcome =
 
 /** A candidate that could not be scored; `detail`: lines shown below the message (the command's stderr). */
 export class CandidateFailed extends AvgCkptError {
-  constructor(candidate: string, why: string, readonly detail: readonly string[] = []) {
+  constructor(
+    candidate: string,
+    why: string,
+    readonly detail: readonly string[] = [],
+  ) {
     super('eval-command', why, { file: candidate });
   }
 }
@@ -70,7 +74,11 @@ export async function outcomeOf(scorer: Scorer, vector: WeightVector): Promise<O
  * Calls `fn` on every item, `limit` at a time. A failure stops new items from starting; the ones
  * under way finish (their commands and files are cleaned up) before it is thrown.
  */
-export async function eachConcurrently<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function eachConcurrently<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let stop = false;
   const worker = async () => {
@@ -90,6 +98,10 @@ export async function eachConcurrently<T>(items: readonly T[], limit: number, fn
 }
 
 /** Scores every vector, `concurrency` at a time; `onOutcome` as each finishes (in any order). */
-export async function scoreEach(scorer: Scorer, vectors: readonly WeightVector[], onOutcome: (index: number, outcome: Outcome) => void): Promise<void> {
+export async function scoreEach(
+  scorer: Scorer,
+  vectors: readonly WeightVector[],
+  onOutcome: (index: number, outcome: Outcome) => void,
+): Promise<void> {
   await eachConcurrently(vectors, scorer.concurrency ?? 1, async (v, i) => onOutcome(i, await outcomeOf(scorer, v)));
 }

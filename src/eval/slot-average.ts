@@ -28,7 +28,13 @@ export class SlotAverager {
   private buffers(elements: number) {
     if (this.arena === undefined || this.arena.elements < elements) {
       const arena = new Arena(elements * (8 + 8 + 8) + 64);
-      this.arena = { arena, acc: arena.f64(elements), read: arena.bytes(elements * 8), out: arena.bytes(elements * 8), elements };
+      this.arena = {
+        arena,
+        acc: arena.f64(elements),
+        read: arena.bytes(elements * 8),
+        out: arena.bytes(elements * 8),
+        elements,
+      };
     }
     return this.arena;
   }
@@ -42,10 +48,15 @@ export class SlotAverager {
     const n = numel(b.dims);
     const size = elementBytes(b.type);
     const dtype = dtypeOfOnnx(b.type);
-    if (dtype === undefined || !isWritableFloat(dtype) || out.byteLength !== n * size) throw new AvgCkptError('internal', `cannot average "${b.initializer}" into ${out.byteLength} bytes`);
+    if (dtype === undefined || !isWritableFloat(dtype) || out.byteLength !== n * size)
+      throw new AvgCkptError('internal', `cannot average "${b.initializer}" into ${out.byteLength} bytes`);
     const sources = parts.map(({ ck, w }) => {
       const src = ck.tensors.get(b.source);
-      if (src === undefined || !isReadableFloat(src.dtype)) throw new AvgCkptError('series-mismatch', `checkpoint has no float tensor "${b.source}"`, { file: ck.path, tensor: b.source });
+      if (src === undefined || !isReadableFloat(src.dtype))
+        throw new AvgCkptError('series-mismatch', `checkpoint has no float tensor "${b.source}"`, {
+          file: ck.path,
+          tensor: b.source,
+        });
       return { src, dtype: src.dtype, w };
     });
     // a transposed binding: the checkpoint tensor is [rows, cols], the initializer [cols, rows]
@@ -70,7 +81,14 @@ export class SlotAverager {
   }
 }
 
-const VIEWS: Record<number, new (b: ArrayBufferLike, at: number, n: number) => ArrayLike<number> & { [i: number]: number }> = { 2: Uint16Array, 4: Uint32Array, 8: Float64Array };
+const VIEWS: Record<
+  number,
+  new (
+    b: ArrayBufferLike,
+    at: number,
+    n: number,
+  ) => ArrayLike<number> & { [i: number]: number }
+> = { 2: Uint16Array, 4: Uint32Array, 8: Float64Array };
 
 /**
  * Stores source rows `r0..` (each `cols` elements of `size` bytes, in `chunk`) as columns `r0..`

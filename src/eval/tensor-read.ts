@@ -15,6 +15,10 @@ export async function readBytes(pool: FilePool, src: TensorSource): Promise<Uint
 
 /** A float tensor's exact values. */
 export async function readFloat64(pool: FilePool, src: TensorSource): Promise<Float64Array> {
-  if (!isReadableFloat(src.dtype)) throw new AvgCkptError('unsupported-dtype', `${src.dtype} cannot be read as floats`, { file: src.file, tensor: src.name });
+  if (!isReadableFloat(src.dtype))
+    throw new AvgCkptError('unsupported-dtype', `${src.dtype} cannot be read as floats`, {
+      file: src.file,
+      tensor: src.name,
+    });
   return decode(src.dtype, await readBytes(pool, src));
 }

@@ -13,7 +13,10 @@ export class AppendFile {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
 
-  private constructor(private readonly sink: ByteSink, readonly path: string) {}
+  private constructor(
+    private readonly sink: ByteSink,
+    readonly path: string,
+  ) {}
 
   /** Creates local `path` (never replacing a file); `shownAs` is the name errors give. */
   static async create(path: string, shownAs = path): Promise<AppendFile> {

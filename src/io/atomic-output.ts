@@ -141,14 +141,22 @@ export class AtomicOutput {
           await link(this.tempPath, this.target);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-            throw new AvgCkptError('output-exists', 'appeared while avg-ckpt was writing it; pass --force to replace it', { file: this.target });
+            throw new AvgCkptError(
+              'output-exists',
+              'appeared while avg-ckpt was writing it; pass --force to replace it',
+              { file: this.target },
+            );
           }
           throw e;
         }
         await rm(this.tempPath, { force: true });
       } else {
         if (!this.force && (await exists(this.target))) {
-          throw new AvgCkptError('output-exists', 'appeared while avg-ckpt was writing it; pass --force to replace it', { file: this.target });
+          throw new AvgCkptError(
+            'output-exists',
+            'appeared while avg-ckpt was writing it; pass --force to replace it',
+            { file: this.target },
+          );
         }
         await rename(this.tempPath, this.target);
       }

@@ -67,10 +67,15 @@ function view(d: ReadableFloat, bytes: Uint8Array): Float64Array | Float32Array 
   if (b.byteOffset % size !== 0) b = new Uint8Array(b); // copy to an aligned buffer
   const n = b.byteLength / size;
   switch (d) {
-    case 'F64': return new Float64Array(b.buffer, b.byteOffset, n);
-    case 'F32': return new Float32Array(b.buffer, b.byteOffset, n);
-    case 'F16': case 'BF16': return new Uint16Array(b.buffer, b.byteOffset, n);
-    default: return b;
+    case 'F64':
+      return new Float64Array(b.buffer, b.byteOffset, n);
+    case 'F32':
+      return new Float32Array(b.buffer, b.byteOffset, n);
+    case 'F16':
+    case 'BF16':
+      return new Uint16Array(b.buffer, b.byteOffset, n);
+    default:
+      return b;
   }
 }
 
@@ -113,10 +118,18 @@ function accumulate8(x: Uint8Array, t: Float64Array, acc: Float64Array, w: numbe
 export function accumulate(d: ReadableFloat, bytes: Uint8Array, acc: Float64Array, w: number): void {
   const v = view(d, bytes);
   switch (d) {
-    case 'F32': return accumulateF32(v as Float32Array, acc, w);
-    case 'F64': return accumulateF64(v as Float64Array, acc, w);
-    case 'F16': case 'BF16': return accumulate16(v as Uint16Array, table(d), acc, w);
-    default: return accumulate8(v as Uint8Array, table(d), acc, w);
+    case 'F32':
+      accumulateF32(v as Float32Array, acc, w);
+      return;
+    case 'F64':
+      accumulateF64(v as Float64Array, acc, w);
+      return;
+    case 'F16':
+    case 'BF16':
+      accumulate16(v as Uint16Array, table(d), acc, w);
+      return;
+    default:
+      accumulate8(v as Uint8Array, table(d), acc, w);
   }
 }
 
@@ -142,6 +155,7 @@ function roundToOddF32(x: number): number {
   one[0] = y;
   // If inexact (and not NaN): step the magnitude down when RNE rounded away from zero, then
   // set the low bit. Branch-free: the branches were taken at random and ran 4x slower.
+  // biome-ignore lint/suspicious/noSelfCompare: x === x is the branch-free "not NaN"
   return ((oneBits[0] - +(Math.abs(y) > Math.abs(x))) | (+(y !== x) & +(x === x))) >>> 0;
 }
 
@@ -209,7 +223,7 @@ export function encode(d: WritableFloat, src: Float64Array, out: Uint8Array): vo
 }
 
 /** The exact float64 value of one stored element (for tests and diagnostics). */
-export function valueOf(d: ReadableFloat, bytes: Uint8Array, index: number): number {
+export function elementValue(d: ReadableFloat, bytes: Uint8Array, index: number): number {
   const size = bytesPerElement(d);
   return decode(d, bytes.subarray(index * size, (index + 1) * size))[0];
 }
@@ -218,7 +232,10 @@ export function valueOf(d: ReadableFloat, bytes: Uint8Array, index: number): num
 export function firstNonFinite(d: WritableFloat, bytes: Uint8Array): number {
   const n = bytes.byteLength / bytesPerElement(d);
   if (d === 'F64' || d === 'F32') {
-    const v = d === 'F64' ? new Float64Array(bytes.buffer, bytes.byteOffset, n) : new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    const v =
+      d === 'F64'
+        ? new Float64Array(bytes.buffer, bytes.byteOffset, n)
+        : new Float32Array(bytes.buffer, bytes.byteOffset, n);
     for (let i = 0; i < n; i++) if (!Number.isFinite(v[i])) return i;
     return -1;
   }

@@ -27,8 +27,12 @@ export interface GuardedOutput {
 }
 
 /** A checkpoint's own files: the file or folder, its safetensors files, and its shard index. */
-export function checkpointInputs(checkpoints: readonly { readonly path: string; readonly files: readonly string[]; readonly index?: string }[]): GuardedInput[] {
-  return checkpoints.flatMap((ck) => [ck.path, ...ck.files, ...(ck.index === undefined ? [] : [ck.index])].map((path) => ({ path, role: 'checkpoint' })));
+export function checkpointInputs(
+  checkpoints: readonly { readonly path: string; readonly files: readonly string[]; readonly index?: string }[],
+): GuardedInput[] {
+  return checkpoints.flatMap((ck) =>
+    [ck.path, ...ck.files, ...(ck.index === undefined ? [] : [ck.index])].map((path) => ({ path, role: 'checkpoint' })),
+  );
 }
 
 /** Object-store keys (`s3://...`) have no inodes or symlinks: they are compared as written. */
@@ -76,7 +80,9 @@ function inside(child: string, parent: string): boolean {
  * first byte is written.
  */
 export async function guardOutputs(outputs: readonly GuardedOutput[], inputs: readonly GuardedInput[]): Promise<void> {
-  const ins = await Promise.all(inputs.map(async (i) => ({ ...i, real: await physical(i.path), id: await identity(i.path) })));
+  const ins = await Promise.all(
+    inputs.map(async (i) => ({ ...i, real: await physical(i.path), id: await identity(i.path) })),
+  );
   const seen: { real: string; out: GuardedOutput }[] = [];
   for (const out of outputs) {
     const real = await physical(out.path);
@@ -98,7 +104,12 @@ export async function guardOutputs(outputs: readonly GuardedOutput[], inputs: re
       );
     }
     const twin = seen.find((s) => s.real === real);
-    if (twin !== undefined) throw new AvgCkptError('usage', `the ${out.role} and the ${twin.out.role} are the same file; name two different files`, { file: out.path });
+    if (twin !== undefined)
+      throw new AvgCkptError(
+        'usage',
+        `the ${out.role} and the ${twin.out.role} are the same file; name two different files`,
+        { file: out.path },
+      );
     seen.push({ real, out });
   }
 }

@@ -16,7 +16,11 @@ export function bytesReader(bytes: Uint8Array, file: string): RangedReader {
     size: bytes.byteLength,
     async read(position, into, length = into.byteLength) {
       if (position < 0 || position + length > bytes.byteLength) {
-        throw new AvgCkptError('io', `read of ${length} bytes at ${position} runs past the end (${bytes.byteLength} bytes)`, { file });
+        throw new AvgCkptError(
+          'io',
+          `read of ${length} bytes at ${position} runs past the end (${bytes.byteLength} bytes)`,
+          { file },
+        );
       }
       into.set(bytes.subarray(position, position + length));
     },
@@ -47,7 +51,10 @@ function corrupt(file: string, why: string): AvgCkptError {
 
 async function readAt(r: RangedReader, position: number, length: number, file: string): Promise<Uint8Array> {
   if (!Number.isSafeInteger(position) || position < 0 || length < 0 || position + length > r.size) {
-    throw corrupt(file, `a record points to bytes ${position}..${position + length}, past the end of the ${r.size}-byte file`);
+    throw corrupt(
+      file,
+      `a record points to bytes ${position}..${position + length}, past the end of the ${r.size}-byte file`,
+    );
   }
   const b = new Uint8Array(length);
   await r.read(position, b, length);
@@ -77,7 +84,8 @@ export async function readZipDirectory(r: RangedReader, file: string): Promise<Z
       break;
     }
   }
-  if (eocd < 0) throw new AvgCkptError('invalid-zip', 'not a zip archive (no end-of-central-directory record)', { file });
+  if (eocd < 0)
+    throw new AvgCkptError('invalid-zip', 'not a zip archive (no end-of-central-directory record)', { file });
   let count = tv.getUint16(eocd + 10, true);
   let cdSize = tv.getUint32(eocd + 12, true);
   let cdOffset = tv.getUint32(eocd + 16, true);
@@ -97,7 +105,8 @@ export async function readZipDirectory(r: RangedReader, file: string): Promise<Z
   const decoder = new TextDecoder();
   let p = 0;
   for (let n = 0; n < count; n++) {
-    if (p + 46 > cd.byteLength || dv.getUint32(p, true) !== CENTRAL) throw corrupt(file, 'the central directory is cut short');
+    if (p + 46 > cd.byteLength || dv.getUint32(p, true) !== CENTRAL)
+      throw corrupt(file, 'the central directory is cut short');
     const method = dv.getUint16(p + 10, true);
     let compressedSize = dv.getUint32(p + 20, true);
     let size = dv.getUint32(p + 24, true);
@@ -109,13 +118,14 @@ export async function readZipDirectory(r: RangedReader, file: string): Promise<Z
     if (extraEnd > cd.byteLength) throw corrupt(file, 'the central directory is cut short');
     const name = decoder.decode(cd.subarray(p + 46, p + 46 + nameLength));
     // ZIP64 extra field: 64-bit values follow only for the fields that read 0xffffffff
-    for (let e = p + 46 + nameLength; e + 4 <= extraEnd;) {
+    for (let e = p + 46 + nameLength; e + 4 <= extraEnd; ) {
       const id = dv.getUint16(e, true);
       const length = dv.getUint16(e + 2, true);
       if (id === 0x0001) {
         let q = e + 4;
         const next = (): number => {
-          if (q + 8 > Math.min(e + 4 + length, extraEnd)) throw corrupt(file, `the ZIP64 field of ${name} is cut short`);
+          if (q + 8 > Math.min(e + 4 + length, extraEnd))
+            throw corrupt(file, `the ZIP64 field of ${name} is cut short`);
           q += 8;
           return u64(dv, q - 8, file);
         };
@@ -153,7 +163,12 @@ export async function readRecord(r: RangedReader, rec: ZipRecord, file: string):
     } catch (e) {
       throw corrupt(file, `record ${rec.name} does not inflate (${(e as Error).message})`);
     }
-  } else throw new AvgCkptError('invalid-zip', `zip record ${rec.name} uses compression method ${rec.method}; only stored and deflate are supported`, { file });
+  } else
+    throw new AvgCkptError(
+      'invalid-zip',
+      `zip record ${rec.name} uses compression method ${rec.method}; only stored and deflate are supported`,
+      { file },
+    );
   if (bytes.byteLength !== rec.size) throw corrupt(file, `record ${rec.name} is truncated`);
   return bytes;
 }

@@ -45,12 +45,19 @@ export const emaMethod = defineMethod({
   name: 'ema',
   options: {
     decay: { type: 'number', describe: 'ema: decay g per saved checkpoint (the paper: 0.9)' },
-    decayPerStep: { type: 'number', describe: 'ema: decay b per optimizer step (e.g. 0.999), b^gap between checkpoints' },
+    decayPerStep: {
+      type: 'number',
+      describe: 'ema: decay b per optimizer step (e.g. 0.999), b^gap between checkpoints',
+    },
   },
   fromSpec: (o, c) => {
     if (o.decayPerStep === undefined) return ema(c.steps, required(o.decay, '--decay or --decay-per-step', 'ema'));
     if (o.decay !== undefined) throw new AvgCkptError('usage', 'give either --decay or --decay-per-step, not both');
-    if (!c.stepsKnown) throw new AvgCkptError('usage', '--decay-per-step needs real step numbers, and some checkpoints have none (name, metadata or trainer_state.json)');
+    if (!c.stepsKnown)
+      throw new AvgCkptError(
+        'usage',
+        '--decay-per-step needs real step numbers, and some checkpoints have none (name, metadata or trainer_state.json)',
+      );
     return emaPerStep(c.steps, o.decayPerStep);
   },
   produces: ['ema', 'ema-per-step'],
@@ -59,8 +66,17 @@ export const emaMethod = defineMethod({
       method: 'ema',
       param: 'decay',
       vector: ema,
-      sweep: { key: 'ema', describe: 'EMA decays per saved checkpoint, e.g. 0.5,0.8,0.9', defaults: [0.5, 0.8, 0.9, 0.95] },
-      curve: { key: 'ema', flag: 'ema', placeholder: 'G', describe: 'EMA decays per saved checkpoint, e.g. 0.9: from the first checkpoint to each step' },
+      sweep: {
+        key: 'ema',
+        describe: 'EMA decays per saved checkpoint, e.g. 0.5,0.8,0.9',
+        defaults: [0.5, 0.8, 0.9, 0.95],
+      },
+      curve: {
+        key: 'ema',
+        flag: 'ema',
+        placeholder: 'G',
+        describe: 'EMA decays per saved checkpoint, e.g. 0.9: from the first checkpoint to each step',
+      },
       chart: { title: 'EMA: decay per checkpoint' },
     },
     {
@@ -71,5 +87,8 @@ export const emaMethod = defineMethod({
       chart: { title: 'EMA: decay per optimizer step' },
     },
   ],
-  mergeFlags: (v) => (v.method === 'ema' ? ['--method', 'ema', '--decay', String(v.params.decay)] : ['--method', 'ema', '--decay-per-step', String(v.params.decay_per_step)]),
+  mergeFlags: (v) =>
+    v.method === 'ema'
+      ? ['--method', 'ema', '--decay', String(v.params.decay)]
+      : ['--method', 'ema', '--decay-per-step', String(v.params.decay_per_step)],
 });

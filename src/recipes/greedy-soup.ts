@@ -24,9 +24,19 @@ function soup(steps: readonly number[], members: ReadonlySet<number>, k: number)
  * @param better true when `a` is strictly better than `b` (e.g. `Evaluator.better`); it also
  *   orders the checkpoints, ties going to the newer one.
  */
-export async function greedySoup<M>(steps: readonly number[], k: number, score: (v: WeightVector) => Promise<M>, better: (a: M, b: M) => boolean): Promise<GreedySoupResult<M>> {
-  if (!Number.isSafeInteger(k) || k < 1) throw new AvgCkptError('usage', `--greedy K must be a whole number >= 1, got ${k}`);
-  if (k > steps.length) throw new AvgCkptError('empty-selection', `--greedy ${k} asks for more than the ${steps.length} selected checkpoints`);
+export async function greedySoup<M>(
+  steps: readonly number[],
+  k: number,
+  score: (v: WeightVector) => Promise<M>,
+  better: (a: M, b: M) => boolean,
+): Promise<GreedySoupResult<M>> {
+  if (!Number.isSafeInteger(k) || k < 1)
+    throw new AvgCkptError('usage', `--greedy K must be a whole number >= 1, got ${k}`);
+  if (k > steps.length)
+    throw new AvgCkptError(
+      'empty-selection',
+      `--greedy ${k} asks for more than the ${steps.length} selected checkpoints`,
+    );
   const pool: { step: number; score: M }[] = [];
   for (const step of steps.slice(-k)) pool.push({ step, score: await score(raw(steps, step)) });
   pool.sort((a, b) => (better(a.score, b.score) ? -1 : better(b.score, a.score) ? 1 : b.step - a.step));

@@ -16,7 +16,9 @@ export interface MethodOption {
 export type MethodOptions = Readonly<Record<string, MethodOption>>;
 
 /** The values of a method's options, as the user gave them. */
-export type OptionValues<O extends MethodOptions> = { readonly [K in keyof O]?: O[K]['type'] extends 'number' ? number : string };
+export type OptionValues<O extends MethodOptions> = {
+  readonly [K in keyof O]?: O[K]['type'] extends 'number' ? number : string;
+};
 
 /** What a method may read besides its own options. */
 export interface SpecContext {

@@ -40,20 +40,30 @@ export function phema(steps: readonly number[], sigmaRel: number): WeightVector 
   const p = gamma + 1;
   const mass = steps.map((_, i) => (bounds[i + 1] / top) ** p - (bounds[i] / top) ** p);
   const sum = mass.reduce((a, b) => a + b, 0);
-  return weightVector(`phema-${label(sigmaRel)}`, 'phema', { sigma_rel: sigmaRel, gamma: Number(gamma.toFixed(4)) }, steps, mass.map((m) => m / sum));
+  return weightVector(
+    `phema-${label(sigmaRel)}`,
+    'phema',
+    { sigma_rel: sigmaRel, gamma: Number(gamma.toFixed(4)) },
+    steps,
+    mass.map((m) => m / sum),
+  );
 }
 
 export const phemaMethod = defineMethod({
   name: 'phema',
-  options: { sigmaRel: { type: 'number', describe: 'phema: relative width of the power EMA profile (EDM2: 0.05-0.10)' } },
+  options: {
+    sigmaRel: { type: 'number', describe: 'phema: relative width of the power EMA profile (EDM2: 0.05-0.10)' },
+  },
   fromSpec: (o, c) => phema(c.steps, required(o.sigmaRel, '--sigma-rel', 'phema')),
   produces: ['phema'],
-  families: [{
-    method: 'phema',
-    param: 'sigma_rel',
-    vector: phema,
-    sweep: { key: 'phema', describe: 'Post-hoc power EMA widths sigma_rel, e.g. 0.05,0.1 (Karras et al. 2024)' },
-    chart: { title: 'power EMA: sigma_rel' },
-  }],
+  families: [
+    {
+      method: 'phema',
+      param: 'sigma_rel',
+      vector: phema,
+      sweep: { key: 'phema', describe: 'Post-hoc power EMA widths sigma_rel, e.g. 0.05,0.1 (Karras et al. 2024)' },
+      chart: { title: 'power EMA: sigma_rel' },
+    },
+  ],
   mergeFlags: (v) => ['--method', 'phema', '--sigma-rel', String(v.params.sigma_rel)],
 });

@@ -57,7 +57,10 @@ export function methodNamed(name: string): MethodDefinition {
   const found = METHOD_REGISTRY.find((m) => m.name === name.toLowerCase());
   if (found !== undefined) return found as MethodDefinition;
   const near = closest(name, METHODS);
-  throw new AvgCkptError('usage', `unknown method ${name}${near === undefined ? '' : `; did you mean ${near}?`} (methods: ${METHODS.join(', ')})`);
+  throw new AvgCkptError(
+    'usage',
+    `unknown method ${name}${near === undefined ? '' : `; did you mean ${near}?`} (methods: ${METHODS.join(', ')})`,
+  );
 }
 
 /** The method that made vectors tagged `method` (undefined for raw checkpoints and greedy soups). */

@@ -17,13 +17,15 @@ export const uniformMethod = defineMethod({
   options: {},
   fromSpec: (_o, c) => uniform(c.steps),
   produces: ['uniform'],
-  families: [{
-    method: 'uniform',
-    param: 'from_step',
-    vector: uniform,
-    sweep: { key: 'uniformFrom', describe: 'Uniform averages from these steps to the newest' },
-    chart: { title: 'uniform: from step' },
-  }],
+  families: [
+    {
+      method: 'uniform',
+      param: 'from_step',
+      vector: uniform,
+      sweep: { key: 'uniformFrom', describe: 'Uniform averages from these steps to the newest' },
+      chart: { title: 'uniform: from step' },
+    },
+  ],
   // from a step, the weights spell it out (the selection's own --from-step may differ)
   mergeFlags: (v) => (v.params.from_step === undefined ? ['--method', 'uniform'] : undefined),
 });

@@ -23,8 +23,15 @@ export interface WeightVector {
 }
 
 /** Builds a vector, checking that weights are finite, non-negative and sum to 1. */
-export function weightVector(name: string, method: Method, params: Record<string, number | string>, steps: readonly number[], weights: readonly number[]): WeightVector {
-  if (weights.length !== steps.length) throw new AvgCkptError('internal', `${name}: ${weights.length} weights for ${steps.length} steps`);
+export function weightVector(
+  name: string,
+  method: Method,
+  params: Record<string, number | string>,
+  steps: readonly number[],
+  weights: readonly number[],
+): WeightVector {
+  if (weights.length !== steps.length)
+    throw new AvgCkptError('internal', `${name}: ${weights.length} weights for ${steps.length} steps`);
   const sum = weights.reduce((a, b) => a + b, 0);
   if (!weights.every((w) => Number.isFinite(w) && w >= 0) || Math.abs(sum - 1) > 1e-9) {
     throw new AvgCkptError('bad-weights', `${name}: weights must be finite, non-negative and sum to 1 (sum ${sum})`);

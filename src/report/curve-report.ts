@@ -7,7 +7,9 @@ import { unmappedNote } from './unmapped-note.js';
 import { writeReportFile } from './write.js';
 
 function best(values: readonly { step: number; value: number }[], direction: 'min' | 'max') {
-  return values.reduce((a, b) => (Number.isNaN(a.value) || (direction === 'min' ? b.value < a.value : b.value > a.value) ? b : a));
+  return values.reduce((a, b) =>
+    Number.isNaN(a.value) || (direction === 'min' ? b.value < a.value : b.value > a.value) ? b : a,
+  );
 }
 
 function measuredOr(x: number | undefined): Cell {
@@ -21,14 +23,28 @@ function summaryRows(r: CurveReport): Cell[][] {
     const end = values[values.length - 1];
     const top = best(values, r.direction);
     const t = r.time_to_target.find((x) => x.name === m.name);
-    const reach = m.method === 'raw' ? r.time_to_target[0]?.baseline_step ?? null : t?.step ?? null;
+    const reach = m.method === 'raw' ? (r.time_to_target[0]?.baseline_step ?? null) : (t?.step ?? null);
     const saved = t?.share_saved;
-    return [m.name, measured(end.value), measured(top.value), top.step, reach === null ? 'never' : reach, m.method === 'raw' ? 'baseline' : saved === null || saved === undefined ? '-' : `${Math.round(saved * 100)}%`];
+    return [
+      m.name,
+      measured(end.value),
+      measured(top.value),
+      top.step,
+      reach === null ? 'never' : reach,
+      m.method === 'raw' ? 'baseline' : saved === null || saved === undefined ? '-' : `${Math.round(saved * 100)}%`,
+    ];
   });
 }
 
 function head(r: CurveReport): string[] {
-  return ['method', `${r.metric} at step ${r.steps[r.steps.length - 1]}`, `best ${r.metric}`, 'at step', 'reaches target at', 'steps saved'];
+  return [
+    'method',
+    `${r.metric} at step ${r.steps[r.steps.length - 1]}`,
+    `best ${r.metric}`,
+    'at step',
+    'reaches target at',
+    'steps saved',
+  ];
 }
 
 /** The time-to-target sentences, one per average. */
@@ -38,13 +54,26 @@ export function curveSentences(r: CurveReport): string[] {
 
 /** The text `curve` prints on stdout. */
 export function formatCurveSummary(r: CurveReport): string {
-  const rows = summaryRows(r).map((row) => row.map((c) => (typeof c === 'object' ? formatMeasured(c.measured) : typeof c === 'number' ? formatNumber(c) : c)));
+  const rows = summaryRows(r).map((row) =>
+    row.map((c) => (typeof c === 'object' ? formatMeasured(c.measured) : typeof c === 'number' ? formatNumber(c) : c)),
+  );
   const h = head(r);
   const widths = h.map((x, i) => Math.max(x.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const what = r.target.source === 'best-raw' ? `target: the best raw ${r.metric}, ${formatMeasured(r.target.value)}` : `target: ${r.metric} ${formatMeasured(r.target.value)}`;
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const what =
+    r.target.source === 'best-raw'
+      ? `target: the best raw ${r.metric}, ${formatMeasured(r.target.value)}`
+      : `target: ${r.metric} ${formatMeasured(r.target.value)}`;
   const unmapped = unmappedNote(r.unmapped);
-  return [line(h), ...rows.map(line), '', `${what} (${r.direction === 'min' ? 'lower' : 'higher'} is better; ${r.steps.length} steps evaluated, device ${r.device}, engine ${r.engine})`, ...curveSentences(r), ...(unmapped === undefined ? [] : [unmapped])].join('\n');
+  return [
+    line(h),
+    ...rows.map(line),
+    '',
+    `${what} (${r.direction === 'min' ? 'lower' : 'higher'} is better; ${r.steps.length} steps evaluated, device ${r.device}, engine ${r.engine})`,
+    ...curveSentences(r),
+    ...(unmapped === undefined ? [] : [unmapped]),
+  ].join('\n');
 }
 
 function curveChart(r: CurveReport): Promise<string> {
@@ -53,17 +82,34 @@ function curveChart(r: CurveReport): Promise<string> {
 
 function curveHtml(r: CurveReport, svg: string, command: string, run: string): string {
   const names = r.methods.map((m) => m.name);
-  const byStep = r.steps.map((s) => [s, ...r.methods.map((m) => measuredOr(m.points.find((p) => p.step === s)?.metrics[r.metric]))] as Cell[]);
-  return htmlPage(`avg-ckpt curve: ${run}`, `The raw model and the averages ending at each checkpoint, scored on validation ${r.metric}.`, [
-    { title: 'Time to target', text: [...curveSentences(r), ...(r.unmapped === undefined ? [] : [unmappedNote(r.unmapped)!])], table: { head: head(r), rows: summaryRows(r) } },
-    { title: `${r.metric} along the run`, svg },
-    { title: `${r.metric} at each step`, table: { head: ['step', ...names], rows: byStep } },
-    { title: 'Reproduce it', text: [`Scored on ${r.device} with the ${r.engine} engine. This command makes this report again:`], code: command },
-  ]);
+  const byStep = r.steps.map(
+    (s) => [s, ...r.methods.map((m) => measuredOr(m.points.find((p) => p.step === s)?.metrics[r.metric]))] as Cell[],
+  );
+  return htmlPage(
+    `avg-ckpt curve: ${run}`,
+    `The raw model and the averages ending at each checkpoint, scored on validation ${r.metric}.`,
+    [
+      {
+        title: 'Time to target',
+        text: [...curveSentences(r), ...(r.unmapped === undefined ? [] : [unmappedNote(r.unmapped)!])],
+        table: { head: head(r), rows: summaryRows(r) },
+      },
+      { title: `${r.metric} along the run`, svg },
+      { title: `${r.metric} at each step`, table: { head: ['step', ...names], rows: byStep } },
+      {
+        title: 'Reproduce it',
+        text: [`Scored on ${r.device} with the ${r.engine} engine. This command makes this report again:`],
+        code: command,
+      },
+    ],
+  );
 }
 
 /** Writes what `--plot` and `--html` ask for; returns the paths written. */
-export async function writeCurveOutputs(r: CurveReport, opts: { plot?: string; html?: string; command: string; run: string }): Promise<string[]> {
+export async function writeCurveOutputs(
+  r: CurveReport,
+  opts: { plot?: string; html?: string; command: string; run: string },
+): Promise<string[]> {
   if (opts.plot === undefined && opts.html === undefined) return [];
   const svg = await curveChart(r);
   const written: string[] = [];

@@ -52,7 +52,9 @@ footer { margin-top: 3em; color: #888; font-size: 12px; }
 
 function cell(c: Cell): string {
   if (typeof c === 'object') return `<td class="num">${escapeHtml(formatMeasured(c.measured))}</td>`;
-  return typeof c === 'number' ? `<td class="num">${Number.isFinite(c) ? escapeHtml(formatNumber(c)) : escapeHtml(String(c))}</td>` : `<td>${escapeHtml(c)}</td>`;
+  return typeof c === 'number'
+    ? `<td class="num">${Number.isFinite(c) ? escapeHtml(formatNumber(c)) : escapeHtml(String(c))}</td>`
+    : `<td>${escapeHtml(c)}</td>`;
 }
 
 /** Six significant digits, the precision the tables of the CLI show. */

@@ -17,22 +17,38 @@ export interface InspectReport {
 }
 
 export function formatInspect(r: InspectReport): string {
-  const lines = [`${r.checkpoints.length} checkpoints${r.stepsKnown ? '' : ' (no step numbers found: order as given)'}, ${formatBytes(r.totalBytes)} in all; keys, shapes and dtypes agree`];
+  const lines = [
+    `${r.checkpoints.length} checkpoints${r.stepsKnown ? '' : ' (no step numbers found: order as given)'}, ${formatBytes(r.totalBytes)} in all; keys, shapes and dtypes agree`,
+  ];
   // a PyTorch file says which state dict was read: `pytorch[state_dict]`, `pytorch[]` for a plain one
   const format = (c: CheckpointSummary) => (c.entry === undefined ? c.format : `${c.format}[${c.entry}]`);
   const fw = Math.max(6, ...r.checkpoints.map((c) => format(c).length));
-  lines.push(`${'step'.padStart(8)}  ${'shards'.padStart(6)}  ${'bytes'.padStart(9)}  ${'tensors'.padStart(7)}  ${'format'.padEnd(fw)}  dtypes  path`);
+  lines.push(
+    `${'step'.padStart(8)}  ${'shards'.padStart(6)}  ${'bytes'.padStart(9)}  ${'tensors'.padStart(7)}  ${'format'.padEnd(fw)}  dtypes  path`,
+  );
   for (const c of r.checkpoints) {
-    const dt = Object.entries(c.dtypes).map(([d, n]) => `${d}x${n}`).join(',');
-    lines.push(`${String(c.step).padStart(8)}  ${String(c.shards).padStart(6)}  ${formatBytes(c.bytes).padStart(9)}  ${String(c.tensors).padStart(7)}  ${format(c).padEnd(fw)}  ${dt}  ${c.path}`);
+    const dt = Object.entries(c.dtypes)
+      .map(([d, n]) => `${d}x${n}`)
+      .join(',');
+    lines.push(
+      `${String(c.step).padStart(8)}  ${String(c.shards).padStart(6)}  ${formatBytes(c.bytes).padStart(9)}  ${String(c.tensors).padStart(7)}  ${format(c).padEnd(fw)}  ${dt}  ${c.path}`,
+    );
   }
   if (r.binding !== undefined) {
     const binding = r.binding;
     const unmapped = binding.filter((b) => b.status === 'unmapped').length;
-    lines.push('', `${r.onnx}: ${binding.length} initializers, ${unmapped === 0 ? 'every float initializer is bound' : `${unmapped} unmapped (sweep-window would refuse the graph)`}`);
+    lines.push(
+      '',
+      `${r.onnx}: ${binding.length} initializers, ${unmapped === 0 ? 'every float initializer is bound' : `${unmapped} unmapped (sweep-window would refuse the graph)`}`,
+    );
     const w = Math.max(11, ...binding.map((b) => b.initializer.length));
-    lines.push(`${'initializer'.padEnd(w)}  ${'status'.padEnd(8)}  ${'via'.padEnd(5)}  ${'dtype'.padEnd(7)}  ${'shape'.padEnd(14)}  source`);
-    for (const b of binding) lines.push(`${b.initializer.padEnd(w)}  ${b.status.padEnd(8)}  ${b.via.padEnd(5)}  ${b.dtype.padEnd(7)}  ${b.shape.padEnd(14)}  ${b.source}`);
+    lines.push(
+      `${'initializer'.padEnd(w)}  ${'status'.padEnd(8)}  ${'via'.padEnd(5)}  ${'dtype'.padEnd(7)}  ${'shape'.padEnd(14)}  source`,
+    );
+    for (const b of binding)
+      lines.push(
+        `${b.initializer.padEnd(w)}  ${b.status.padEnd(8)}  ${b.via.padEnd(5)}  ${b.dtype.padEnd(7)}  ${b.shape.padEnd(14)}  ${b.source}`,
+      );
   }
   return lines.join('\n');
 }

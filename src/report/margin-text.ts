@@ -10,7 +10,11 @@ function signed(x: number): string {
 function marginSentence(r: SweepReport, m: MarginInterval, role: string): string {
   const margin = r.margin!;
   const better = r.direction === 'min' ? m.margin < 0 : m.margin > 0;
-  const verdict = !m.distinguishable ? `not distinguishable from ${m.against} on this data` : better ? `better than ${m.against} on this data` : `worse than ${m.against} on the held-out rows`;
+  const verdict = !m.distinguishable
+    ? `not distinguishable from ${m.against} on this data`
+    : better
+      ? `better than ${m.against} on this data`
+      : `worse than ${m.against} on the held-out rows`;
   return `margin over ${m.against} (${role}): ${margin.metric} ${signed(m.margin)}, ${Math.round(margin.level * 100)}% interval [${signed(m.low)}, ${signed(m.high)}]: ${verdict}`;
 }
 
@@ -22,13 +26,20 @@ export function confidenceLines(r: SweepReport): string[] {
     const same = m.over_baseline !== undefined && m.over_runner_up?.against === m.over_baseline.against;
     if (m.over_baseline) lines.push(marginSentence(r, m.over_baseline, same ? 'baseline and runner-up' : 'baseline'));
     if (m.over_runner_up && !same) lines.push(marginSentence(r, m.over_runner_up, 'runner-up'));
-    lines.push(`(paired bootstrap: ${m.resamples} resamples of the ${m.rows} ${r.holdout ? 'held-out ' : ''}validation rows, seed ${m.seed})`);
+    lines.push(
+      `(paired bootstrap: ${m.resamples} resamples of the ${m.rows} ${r.holdout ? 'held-out ' : ''}validation rows, seed ${m.seed})`,
+    );
   } else {
     lines.push(`no margin interval: ${r.metric} has no per-row values (a graph output that is one number per batch)`);
   }
-  if (r.holdout) lines.push(`holdout: the winner was chosen on ${r.holdout.choose_rows} rows; every number above is on the other ${r.holdout.report_rows} (--holdout ${r.holdout.fraction})`);
+  if (r.holdout)
+    lines.push(
+      `holdout: the winner was chosen on ${r.holdout.choose_rows} rows; every number above is on the other ${r.holdout.report_rows} (--holdout ${r.holdout.fraction})`,
+    );
   for (const c of r.candidates.filter((x) => x.optimistic)) {
-    lines.push(`[optimistic] ${c.name} chose its members on the same rows it is scored on, so its score flatters it; --holdout F chooses and reports on different rows`);
+    lines.push(
+      `[optimistic] ${c.name} chose its members on the same rows it is scored on, so its score flatters it; --holdout F chooses and reports on different rows`,
+    );
   }
   return lines;
 }

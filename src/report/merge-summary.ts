@@ -16,7 +16,14 @@ export function formatDryRun(vector: WeightVector, rows: readonly WeightRow[], s
 }
 
 /** The line after a merge: method, the steps used, the output, its size and files, the time. */
-export function formatMergeDone(r: { vector: WeightVector; contributing: readonly { step: number }[]; output: string; bytesWritten: number; files: number; seconds: number }): string {
+export function formatMergeDone(r: {
+  vector: WeightVector;
+  contributing: readonly { step: number }[];
+  output: string;
+  bytesWritten: number;
+  files: number;
+  seconds: number;
+}): string {
   const used = r.contributing;
   return `${r.vector.name} over ${used.length} checkpoints (steps ${used[0].step}..${used[used.length - 1].step}) -> ${r.output} (${formatBytes(r.bytesWritten)}, ${r.files} file${r.files > 1 ? 's' : ''}, ${r.seconds.toFixed(1)} s)`;
 }

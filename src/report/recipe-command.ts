@@ -39,11 +39,22 @@ function weightFlags(selection: SelectionOptions, v: WeightVector): string[] {
   if (w.every((x) => x === w[0])) return [...sel, '--method', 'uniform'];
   // Relative to the largest weight, so soups read as 0s and 1s; merge normalises.
   const top = Math.max(...w);
-  return [...sel, '--method', 'weights', '--weights', w.map((x) => String(Number((x / top).toPrecision(12)))).join(',')];
+  return [
+    ...sel,
+    '--method',
+    'weights',
+    '--weights',
+    w.map((x) => String(Number((x / top).toPrecision(12)))).join(','),
+  ];
 }
 
 /** The command line, as words, that merges `vector` (over the selection's steps) from `inputs` under `selection`. */
-export function mergeCommandFor(inputs: readonly string[], selection: SelectionOptions, vector: WeightVector, output = 'averaged.safetensors'): string[] {
+export function mergeCommandFor(
+  inputs: readonly string[],
+  selection: SelectionOptions,
+  vector: WeightVector,
+  output = 'averaged.safetensors',
+): string[] {
   const method = methodProducing(vector.method)?.mergeFlags(vector);
   const flags = method === undefined ? weightFlags(selection, vector) : [...selectionFlags(selection), ...method];
   return ['avg-ckpt', 'merge', ...inputs, ...flags, '-o', output];

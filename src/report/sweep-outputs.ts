@@ -25,7 +25,13 @@ export interface SweepOutputOptions {
 /** The candidate as a vector over the whole selection (the report keeps only the steps it reads). */
 function overSelection(c: CandidateResult, steps: readonly number[]): WeightVector {
   const w = new Map(c.steps.map((s, i) => [s, c.weights[i]]));
-  return weightVector(c.name, c.method, { ...c.params }, steps, steps.map((s) => w.get(s) ?? 0));
+  return weightVector(
+    c.name,
+    c.method,
+    { ...c.params },
+    steps,
+    steps.map((s) => w.get(s) ?? 0),
+  );
 }
 
 function optional(line: string | undefined): string[] {
@@ -39,7 +45,9 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
   const metrics = metricNames(report);
   const failed = report.candidates.filter((c) => c.failed !== undefined);
   const m = report.metric;
-  const command = formatCommand(mergeCommandFor(opts.inputs, opts.selection, overSelection(best, steps), `${best.name}.safetensors`));
+  const command = formatCommand(
+    mergeCommandFor(opts.inputs, opts.selection, overSelection(best, steps), `${best.name}.safetensors`),
+  );
   const pathOf = new Map(report.checkpoints.map((c) => [c.step, c.path]));
   const sections: Section[] = [
     {
@@ -58,28 +66,58 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
       table: {
         head: ['candidate', 'steps', ...metrics, `change in ${m}`],
         rows: report.candidates.map((c) => [
-          c.optimistic ? `${c.name} [optimistic]` : c.name, c.steps.length === 1 ? `${c.steps[0]}` : `${c.steps[0]}..${c.steps[c.steps.length - 1]} (${c.steps.length})`,
-          ...metrics.map((k) => (c.metrics[k] === undefined ? '-' : measured(c.metrics[k]))), c.failed !== undefined ? 'failed' : c === base ? 'baseline' : changeAgainst(c.metrics[m], base.metrics[m]),
+          c.optimistic ? `${c.name} [optimistic]` : c.name,
+          c.steps.length === 1 ? `${c.steps[0]}` : `${c.steps[0]}..${c.steps[c.steps.length - 1]} (${c.steps.length})`,
+          ...metrics.map((k) => (c.metrics[k] === undefined ? '-' : measured(c.metrics[k]))),
+          c.failed !== undefined ? 'failed' : c === base ? 'baseline' : changeAgainst(c.metrics[m], base.metrics[m]),
         ]),
         mark: [report.candidates.indexOf(best)],
       },
     },
     {
       title: `Recipe of the winner: ${best.name}`,
-      text: [`Method ${best.method}${Object.keys(best.params).length > 0 ? ` with ${Object.entries(best.params).map(([k, v]) => `${k} = ${v}`).join(', ')}` : ''}; the checkpoints it averages:`],
-      table: { head: ['step', 'weight', 'checkpoint'], rows: best.steps.map((s, i) => [s, best.weights[i], pathOf.get(s) ?? '']) },
+      text: [
+        `Method ${best.method}${
+          Object.keys(best.params).length > 0
+            ? ` with ${Object.entries(best.params)
+                .map(([k, v]) => `${k} = ${v}`)
+                .join(', ')}`
+            : ''
+        }; the checkpoints it averages:`,
+      ],
+      table: {
+        head: ['step', 'weight', 'checkpoint'],
+        rows: best.steps.map((s, i) => [s, best.weights[i], pathOf.get(s) ?? '']),
+      },
     },
-    { title: 'Reproduce it', text: ['This command writes the same average (float64 accumulation, the input dtype):'], code: command },
+    {
+      title: 'Reproduce it',
+      text: ['This command writes the same average (float64 accumulation, the input dtype):'],
+      code: command,
+    },
   ];
-  return htmlPage(`avg-ckpt sweep-window: ${opts.inputs.join(' ')}`, `Candidate averages of a training run, ranked by validation ${m}.`, sections);
+  return htmlPage(
+    `avg-ckpt sweep-window: ${opts.inputs.join(' ')}`,
+    `Candidate averages of a training run, ranked by validation ${m}.`,
+    sections,
+  );
 }
 
 /** Writes what `--plot` and `--html` ask for; returns the paths written. */
 export async function writeSweepOutputs(report: SweepReport, opts: SweepOutputOptions): Promise<string[]> {
   if (opts.plot === undefined && opts.html === undefined) return [];
-  const spec = sweepChartSpec(report.candidates.filter((c) => c.failed === undefined), report.metric, report.direction, report.best);
+  const spec = sweepChartSpec(
+    report.candidates.filter((c) => c.failed === undefined),
+    report.metric,
+    report.direction,
+    report.best,
+  );
   const svg = spec === undefined ? undefined : await renderSvg(spec);
-  if (opts.plot !== undefined && svg === undefined) throw new AvgCkptError('usage', '--plot: the sweep has no LAWA, EMA or power-EMA candidates to plot against their parameter');
+  if (opts.plot !== undefined && svg === undefined)
+    throw new AvgCkptError(
+      'usage',
+      '--plot: the sweep has no LAWA, EMA or power-EMA candidates to plot against their parameter',
+    );
   const written: string[] = [];
   if (opts.plot !== undefined && svg !== undefined) {
     await writeReportFile(opts.plot, svg);

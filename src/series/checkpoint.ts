@@ -5,7 +5,13 @@
 import { basename, dirname } from 'node:path';
 import { AvgCkptError } from '../errors.js';
 import type { FormatFile, OpenOptions } from '../io/formats/format.js';
-import { INDEX_FILE_NAMES, SINGLE_FILE_NAMES, holdsCheckpoint, isCandidateName, openCheckpointFile } from '../io/formats/registry.js';
+import {
+  INDEX_FILE_NAMES,
+  SINGLE_FILE_NAMES,
+  holdsCheckpoint,
+  isCandidateName,
+  openCheckpointFile,
+} from '../io/formats/registry.js';
 import type { TensorSource } from '../io/formats/tensor-source.js';
 import { joinPath } from '../io/storage/paths.js';
 import { listDir, statPath, storageError } from '../io/storage/storage.js';
@@ -66,14 +72,19 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
 }
 
 /** Opens and validates the files of the checkpoint at `path` (a file or a folder). */
-export async function readCheckpointFiles(path: string, options: OpenOptions = {}, how: FoundHow = 'named'): Promise<CheckpointFiles> {
+export async function readCheckpointFiles(
+  path: string,
+  options: OpenOptions = {},
+  how: FoundHow = 'named',
+): Promise<CheckpointFiles> {
   let isFolder: boolean;
   try {
     isFolder = (await statPath(path)).kind === 'dir';
   } catch (e) {
     throw storageError(path, e, 'open the checkpoint');
   }
-  if (!isFolder) return fromFiles({ path, dir: dirname(path), isFolder: false, how }, [await openCheckpointFile(path, options)]);
+  if (!isFolder)
+    return fromFiles({ path, dir: dirname(path), isFolder: false, how }, [await openCheckpointFile(path, options)]);
 
   let names: string[];
   try {
@@ -85,17 +96,31 @@ export async function readCheckpointFiles(path: string, options: OpenOptions = {
   if (index !== undefined) return fromIndex({ path, dir: path, isFolder: true, how }, joinPath(path, index), options);
   const single = SINGLE_FILE_NAMES.find((n) => names.includes(n));
   const candidates = single !== undefined ? [single] : names.filter(isCandidateName);
-  if (candidates.length === 1) return fromFiles({ path, dir: path, isFolder: true, how }, [await openCheckpointFile(joinPath(path, candidates[0]), options)]);
+  if (candidates.length === 1)
+    return fromFiles({ path, dir: path, isFolder: true, how }, [
+      await openCheckpointFile(joinPath(path, candidates[0]), options),
+    ]);
   if (candidates.length === 0) {
-    throw new AvgCkptError('no-checkpoints', 'folder holds no checkpoint file (e.g. model.safetensors)', { file: path });
+    throw new AvgCkptError('no-checkpoints', 'folder holds no checkpoint file (e.g. model.safetensors)', {
+      file: path,
+    });
   }
-  throw new AvgCkptError('invalid-index', `folder holds ${candidates.length} checkpoint files (${candidates.join(', ')}) but no index (${INDEX_FILE_NAMES.join(' or ')}) saying how they fit together`, { file: path });
+  throw new AvgCkptError(
+    'invalid-index',
+    `folder holds ${candidates.length} checkpoint files (${candidates.join(', ')}) but no index (${INDEX_FILE_NAMES.join(' or ')}) saying how they fit together`,
+    { file: path },
+  );
 }
 
 /** Where a checkpoint is and how it was found. */
 type Place = Pick<CheckpointFiles, 'path' | 'dir' | 'isFolder' | 'how'>;
 
-function fromFiles(place: Place, files: readonly FormatFile[], index?: string, placement?: ReadonlyMap<string, string>): CheckpointFiles {
+function fromFiles(
+  place: Place,
+  files: readonly FormatFile[],
+  index?: string,
+  placement?: ReadonlyMap<string, string>,
+): CheckpointFiles {
   const { path } = place;
   const tensors = new Map<string, TensorSource>();
   const owner = new Map<string, string>();
@@ -104,7 +129,10 @@ function fromFiles(place: Place, files: readonly FormatFile[], index?: string, p
     for (const t of f.tensors) {
       const prev = owner.get(t.name);
       if (prev !== undefined) {
-        throw new AvgCkptError('tensor-in-two-shards', `is stored in both ${basename(prev)} and ${basename(f.path)}`, { file: index ?? path, tensor: t.name });
+        throw new AvgCkptError('tensor-in-two-shards', `is stored in both ${basename(prev)} and ${basename(f.path)}`, {
+          file: index ?? path,
+          tensor: t.name,
+        });
       }
       owner.set(t.name, f.path);
       if (placement !== undefined && placement.get(t.name) !== f.path) continue; // shard holds a tensor the index does not list
@@ -115,11 +143,23 @@ function fromFiles(place: Place, files: readonly FormatFile[], index?: string, p
   if (placement !== undefined) {
     for (const [name, file] of placement) {
       if (!tensors.has(name)) {
-        throw new AvgCkptError('tensor-missing-from-shard', `is listed in ${basename(index ?? '')} but absent from ${basename(file)}`, { file, tensor: name });
+        throw new AvgCkptError(
+          'tensor-missing-from-shard',
+          `is listed in ${basename(index ?? '')} but absent from ${basename(file)}`,
+          { file, tensor: name },
+        );
       }
     }
   }
-  return { ...place, format: files[0].format, files: files.map((f) => f.path), index, tensors, metadata: files[0].metadata, bytes };
+  return {
+    ...place,
+    format: files[0].format,
+    files: files.map((f) => f.path),
+    index,
+    tensors,
+    metadata: files[0].metadata,
+    bytes,
+  };
 }
 
 async function fromIndex(place: Place, indexPath: string, options: OpenOptions): Promise<CheckpointFiles> {
@@ -129,7 +169,10 @@ async function fromIndex(place: Place, indexPath: string, options: OpenOptions):
     try {
       await statPath(shard);
     } catch {
-      throw new AvgCkptError('missing-shard', `names shard ${basename(shard)}, which does not exist`, { file: indexPath, tensor: [...index.placement].find(([, f]) => f === shard)?.[0] });
+      throw new AvgCkptError('missing-shard', `names shard ${basename(shard)}, which does not exist`, {
+        file: indexPath,
+        tensor: [...index.placement].find(([, f]) => f === shard)?.[0],
+      });
     }
     files.push(await openCheckpointFile(shard, options));
   }

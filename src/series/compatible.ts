@@ -14,18 +14,31 @@ export function checkCompatible(checkpoints: readonly Checkpoint[]): void {
     for (const [name, r] of ref.tensors) {
       const t = ck.tensors.get(name);
       if (t === undefined) {
-        throw new AvgCkptError('series-mismatch', `has no tensor that ${where(ref, r)} has`, { file: where(ck, undefined), tensor: name });
+        throw new AvgCkptError('series-mismatch', `has no tensor that ${where(ref, r)} has`, {
+          file: where(ck, undefined),
+          tensor: name,
+        });
       }
       if (t.dtype !== r.dtype) {
-        throw new AvgCkptError('series-mismatch', `is ${t.dtype} here but ${r.dtype} in ${r.file}`, { file: t.file, tensor: name });
+        throw new AvgCkptError('series-mismatch', `is ${t.dtype} here but ${r.dtype} in ${r.file}`, {
+          file: t.file,
+          tensor: name,
+        });
       }
       if (t.shape.length !== r.shape.length || t.shape.some((d, i) => d !== r.shape[i])) {
-        throw new AvgCkptError('series-mismatch', `has shape [${t.shape.join(', ')}] here but [${r.shape.join(', ')}] in ${r.file}`, { file: t.file, tensor: name });
+        throw new AvgCkptError(
+          'series-mismatch',
+          `has shape [${t.shape.join(', ')}] here but [${r.shape.join(', ')}] in ${r.file}`,
+          { file: t.file, tensor: name },
+        );
       }
     }
     for (const [name, t] of ck.tensors) {
       if (!ref.tensors.has(name)) {
-        throw new AvgCkptError('series-mismatch', `is not in the newest checkpoint ${where(ref, undefined)}`, { file: t.file, tensor: name });
+        throw new AvgCkptError('series-mismatch', `is not in the newest checkpoint ${where(ref, undefined)}`, {
+          file: t.file,
+          tensor: name,
+        });
       }
     }
   }

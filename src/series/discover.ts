@@ -83,8 +83,8 @@ async function folderMembers(dir: string, notes: string[]): Promise<Found[]> {
     const others = (await runEntries(dir, true)).filter((p) => !own.includes(basename(p)));
     if (others.length === 0) return [{ path: dir, how: 'named' }];
     notes.push(
-      `${dir}: the model at its top (${own.join(', ')}) was left out; the series is the ${others.length} checkpoints `
-        + `inside it (name ${joinPath(dir, own[0])} to include it)`,
+      `${dir}: the model at its top (${own.join(', ')}) was left out; the series is the ${others.length} checkpoints ` +
+        `inside it (name ${joinPath(dir, own[0])} to include it)`,
     );
     return others.map((path) => ({ path, how: 'listed' }));
   }
@@ -104,7 +104,9 @@ async function expand(inputs: readonly string[], notes: string[]): Promise<Found
     if (k === 'dir') found.push(...(await folderMembers(input, notes)));
     else if (k !== undefined) found.push({ path: input, how: 'named' });
     else if (fg.isDynamicPattern(input)) {
-      const matches = isS3Path(input) ? await globS3(input) : await fg(input, { onlyFiles: false, dot: false, followSymbolicLinks: true });
+      const matches = isS3Path(input)
+        ? await globS3(input)
+        : await fg(input, { onlyFiles: false, dot: false, followSymbolicLinks: true });
       if (matches.length === 0) {
         throw new AvgCkptError('no-checkpoints', 'the pattern matches nothing', { file: input });
       }
@@ -150,8 +152,8 @@ async function withSteps(found: readonly CheckpointFiles[], notes: string[]): Pr
     const others = found.length - without.length;
     throw new AvgCkptError(
       'missing-step',
-      `has no step (not in its name, metadata or a trainer_state.json) while ${others} other checkpoints have one: `
-        + 'move it out of the run, or name the checkpoints to average explicitly',
+      `has no step (not in its name, metadata or a trainer_state.json) while ${others} other checkpoints have one: ` +
+        'move it out of the run, or name the checkpoints to average explicitly',
       { file: listed.path },
     );
   }
@@ -185,7 +187,11 @@ export async function discoverSeries(inputs: readonly string[], options: Discove
     checkpoints.sort((a, b) => a.step - b.step);
     for (let i = 1; i < checkpoints.length; i++) {
       if (checkpoints[i].step === checkpoints[i - 1].step) {
-        throw new AvgCkptError('duplicate-step', `has step ${checkpoints[i].step}, like ${checkpoints[i - 1].path}: keep one of them`, { file: checkpoints[i].path });
+        throw new AvgCkptError(
+          'duplicate-step',
+          `has step ${checkpoints[i].step}, like ${checkpoints[i - 1].path}: keep one of them`,
+          { file: checkpoints[i].path },
+        );
       }
     }
   }

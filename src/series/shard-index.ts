@@ -20,7 +20,8 @@ export async function readShardIndex(dir: string, indexPath: string): Promise<Sh
   try {
     raw = JSON.parse(new TextDecoder().decode(await readWhole(indexPath)));
   } catch (e) {
-    if (e instanceof SyntaxError) throw new AvgCkptError('invalid-index', `not valid JSON (${e.message})`, { file: indexPath });
+    if (e instanceof SyntaxError)
+      throw new AvgCkptError('invalid-index', `not valid JSON (${e.message})`, { file: indexPath });
     throw storageError(indexPath, e, 'read');
   }
   const map = (raw as { weight_map?: unknown } | null)?.weight_map;
@@ -35,7 +36,11 @@ export async function readShardIndex(dir: string, indexPath: string): Promise<Sh
     }
     const shardPath = childInside(dir, shard);
     if (shardPath === undefined) {
-      throw new AvgCkptError('shard-path-escapes', `weight_map names "${shard}", which is outside the checkpoint folder`, { file: indexPath, tensor });
+      throw new AvgCkptError(
+        'shard-path-escapes',
+        `weight_map names "${shard}", which is outside the checkpoint folder`,
+        { file: indexPath, tensor },
+      );
     }
     if (!shards.includes(shardPath)) shards.push(shardPath);
     placement.set(tensor, shardPath);

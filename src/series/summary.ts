@@ -21,7 +21,17 @@ export function summarizeCheckpoint(ck: Checkpoint): CheckpointSummary {
   const dtypes: Record<string, number> = {};
   for (const t of ck.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
   const entry = ck.metadata[STATE_DICT_KEY];
-  return { step: ck.step, stepSource: ck.stepSource, path: ck.path, format: ck.format, ...(entry === undefined ? {} : { entry }), shards: ck.files.length, bytes: ck.bytes, tensors: ck.tensors.size, dtypes };
+  return {
+    step: ck.step,
+    stepSource: ck.stepSource,
+    path: ck.path,
+    format: ck.format,
+    ...(entry === undefined ? {} : { entry }),
+    shards: ck.files.length,
+    bytes: ck.bytes,
+    tensors: ck.tensors.size,
+    dtypes,
+  };
 }
 
 export interface SeriesSummary {
@@ -34,5 +44,10 @@ export interface SeriesSummary {
 
 export function summarizeSeries(series: Series, selected: readonly Checkpoint[]): SeriesSummary {
   const checkpoints = selected.map(summarizeCheckpoint);
-  return { checkpoints, stepsKnown: series.stepsKnown, totalBytes: checkpoints.reduce((a, c) => a + c.bytes, 0), notes: series.notes };
+  return {
+    checkpoints,
+    stepsKnown: series.stepsKnown,
+    totalBytes: checkpoints.reduce((a, c) => a + c.bytes, 0),
+    notes: series.notes,
+  };
 }

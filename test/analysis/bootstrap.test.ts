@@ -38,7 +38,9 @@ describe('pairedBootstrap', () => {
     const random = mulberry32(settings.seed);
     const diffs: number[] = [];
     for (let k = 0; k < settings.resamples; k++) {
-      let sa = 0, sb = 0, c = 0;
+      let sa = 0,
+        sb = 0,
+        c = 0;
       for (let j = 0; j < rows.length; j++) {
         const i = rows[Math.floor(random() * rows.length)];
         sa += a[i];
@@ -66,7 +68,13 @@ describe('pairedBootstrap', () => {
 
   it('a constant difference on every row has the interval [d, d]: distinguishable', () => {
     const a = Array.from({ length: 50 }, (_, i) => i / 10);
-    const m = marginOver('loss', 'b', rowsOf(a), rowsOf(a.map((x) => x + 0.25)), Array.from({ length: 50 }, (_, i) => i));
+    const m = marginOver(
+      'loss',
+      'b',
+      rowsOf(a),
+      rowsOf(a.map((x) => x + 0.25)),
+      Array.from({ length: 50 }, (_, i) => i),
+    );
     expect(m.margin).toBeCloseTo(-0.25, 12);
     expect(m.low).toBeCloseTo(-0.25, 12);
     expect(m.high).toBeCloseTo(-0.25, 12);
@@ -80,18 +88,33 @@ describe('pairedBootstrap', () => {
     const mean = d.reduce((s, x) => s + x, 0) / n;
     const sd = Math.sqrt(d.reduce((s, x) => s + (x - mean) ** 2, 0) / n);
     const half = (1.959964 * sd) / Math.sqrt(n);
-    const got = pairedBootstrap('loss', rowsOf(d), rowsOf(d.map(() => 0)), Array.from({ length: n }, (_, i) => i));
+    const got = pairedBootstrap(
+      'loss',
+      rowsOf(d),
+      rowsOf(d.map(() => 0)),
+      Array.from({ length: n }, (_, i) => i),
+    );
     expect(got.margin).toBeCloseTo(mean, 12);
     expect(Math.abs(got.low - (mean - half))).toBeLessThan(0.1 * half);
     expect(Math.abs(got.high - (mean + half))).toBeLessThan(0.1 * half);
   });
 
   it('accuracy and perplexity are recomputed from the row sums of each draw', () => {
-    const per: PerExample = { loss: { sum: Float64Array.from([1, 3]), count: Float64Array.from([1, 1]) }, accuracy: { sum: Float64Array.from([1, 0]), count: Float64Array.from([1, 1]) } };
-    const zero: PerExample = { loss: { sum: Float64Array.from([0, 0]), count: Float64Array.from([1, 1]) }, accuracy: { sum: Float64Array.from([0, 0]), count: Float64Array.from([1, 1]) } };
+    const per: PerExample = {
+      loss: { sum: Float64Array.from([1, 3]), count: Float64Array.from([1, 1]) },
+      accuracy: { sum: Float64Array.from([1, 0]), count: Float64Array.from([1, 1]) },
+    };
+    const zero: PerExample = {
+      loss: { sum: Float64Array.from([0, 0]), count: Float64Array.from([1, 1]) },
+      accuracy: { sum: Float64Array.from([0, 0]), count: Float64Array.from([1, 1]) },
+    };
     expect(pairedBootstrap('accuracy', per, zero, [0, 1])).toMatchObject({ margin: 0.5, low: 0, high: 1 });
     // perplexity exp(mean loss): draws have mean loss 1, 2 or 3
-    expect(pairedBootstrap('perplexity', per, zero, [0, 1])).toMatchObject({ margin: Math.exp(2) - 1, low: Math.exp(1) - 1, high: Math.exp(3) - 1 });
+    expect(pairedBootstrap('perplexity', per, zero, [0, 1])).toMatchObject({
+      margin: Math.exp(2) - 1,
+      low: Math.exp(1) - 1,
+      high: Math.exp(3) - 1,
+    });
   });
 
   it('quantile interpolates like NumPy', () => {

@@ -14,10 +14,23 @@ import type { CurveReport } from '../../src/analysis/curve.js';
 import { runCli, type RunResult } from '../helpers/cli.js';
 
 const FIX = 'fixtures/runs/digits-mlp';
-const DATA = ['--onnx', `${FIX}/model.onnx`, '--input', `input=${FIX}/val_input.npy`, '--labels', `${FIX}/val_labels.npy`, '--device', 'cpu'];
+const DATA = [
+  '--onnx',
+  `${FIX}/model.onnx`,
+  '--input',
+  `input=${FIX}/val_input.npy`,
+  '--labels',
+  `${FIX}/val_labels.npy`,
+  '--device',
+  'cpu',
+];
 const ROWS = 500;
 type OraclePoint = { step: number; loss: number; accuracy: number };
-type OracleCase = { raw: OraclePoint[]; lawa_curve: Record<string, OraclePoint[]>; ema_end: Record<string, OraclePoint> };
+type OracleCase = {
+  raw: OraclePoint[];
+  lawa_curve: Record<string, OraclePoint[]>;
+  ema_end: Record<string, OraclePoint>;
+};
 const cases = JSON.parse(readFileSync('fixtures/runs/oracle.json', 'utf8')).cases as Record<string, OracleCase>;
 const oracle = cases['digits-mlp'];
 const dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-curve-'));
@@ -43,13 +56,33 @@ describe('curve on digits-mlp', () => {
   const files = { report: join(dir, 'curve.json'), plot: join(dir, 'curve.svg'), html: join(dir, 'curve.html') };
 
   beforeAll(async () => {
-    out = await run(['curve', `${FIX}/run`, ...DATA, '--window', '5,10', '--ema', '0.9', '--report', files.report, '--plot', files.plot, '--html', files.html, '--quiet']);
+    out = await run([
+      'curve',
+      `${FIX}/run`,
+      ...DATA,
+      '--window',
+      '5,10',
+      '--ema',
+      '0.9',
+      '--report',
+      files.report,
+      '--plot',
+      files.plot,
+      '--html',
+      files.html,
+      '--quiet',
+    ]);
     report = JSON.parse(readFileSync(files.report, 'utf8')) as CurveReport;
   });
 
   it('gives LAWA curves equal to the oracle lawa_curve, and the raw curve equal to the oracle raw', () => {
     expect(out.code, out.stderr).toBe(0);
-    expect(report.methods.map((m) => [m.name, m.method, m.params])).toEqual([['raw', 'raw', {}], ['lawa-5', 'lawa', { k: 5 }], ['lawa-10', 'lawa', { k: 10 }], ['ema-0.9', 'ema', { decay: 0.9 }]]);
+    expect(report.methods.map((m) => [m.name, m.method, m.params])).toEqual([
+      ['raw', 'raw', {}],
+      ['lawa-5', 'lawa', { k: 5 }],
+      ['lawa-10', 'lawa', { k: 10 }],
+      ['ema-0.9', 'ema', { decay: 0.9 }],
+    ]);
     expectMatches(report.methods[0].points, oracle.raw);
     expectMatches(report.methods[1].points, oracle.lawa_curve['5']);
     expectMatches(report.methods[2].points, oracle.lawa_curve['10']);
@@ -68,9 +101,18 @@ describe('curve on digits-mlp', () => {
     for (const [i, k] of ['5', '10'].entries()) {
       const step = firstAtOrBelow(oracle.lawa_curve[k], best.loss)!;
       const t = report.time_to_target[i];
-      expect(t).toMatchObject({ name: `lawa-${k}`, method: 'lawa', params: { k: Number(k) }, step, baseline_step: best.step, steps_saved: best.step - step });
+      expect(t).toMatchObject({
+        name: `lawa-${k}`,
+        method: 'lawa',
+        params: { k: Number(k) },
+        step,
+        baseline_step: best.step,
+        steps_saved: best.step - step,
+      });
       expect(t.share_saved).toBeCloseTo((best.step - step) / best.step, 12);
-      expect(out.stdout).toContain(`lawa-${k} reaches the run's best loss (${best.loss.toFixed(4)}) at step ${step} instead of ${best.step}: ${Math.round((100 * (best.step - step)) / best.step)}% fewer steps`);
+      expect(out.stdout).toContain(
+        `lawa-${k} reaches the run's best loss (${best.loss.toFixed(4)}) at step ${step} instead of ${best.step}: ${Math.round((100 * (best.step - step)) / best.step)}% fewer steps`,
+      );
     }
   });
 
@@ -81,14 +123,31 @@ describe('curve on digits-mlp', () => {
     const html = readFileSync(files.html, 'utf8');
     expect(html).not.toMatch(/<script|src=|href=/i);
     expect(html).toContain('<svg');
-    expect(html).toContain(`<pre><code>avg-ckpt curve ${FIX}/run --onnx ${FIX}/model.onnx --input input=${FIX}/val_input.npy --labels ${FIX}/val_labels.npy --window 5,10 --ema 0.9 --device cpu</code></pre>`);
+    expect(html).toContain(
+      `<pre><code>avg-ckpt curve ${FIX}/run --onnx ${FIX}/model.onnx --input input=${FIX}/val_input.npy --labels ${FIX}/val_labels.npy --window 5,10 --ema 0.9 --device cpu</code></pre>`,
+    );
   });
 });
 
 describe('curve on digits-cnn-fp16 (F16 shards, BatchNorm buffers, I64 counters)', () => {
   it('gives the oracle lawa_curve for k=5, and says that averaging never reaches the best raw loss', async () => {
     const F = 'fixtures/runs/digits-cnn-fp16';
-    const r = await run(['curve', `${F}/run`, '--onnx', `${F}/model.onnx`, '--input', `pixels=${F}/val_input.npy`, '--labels', `${F}/val_labels.npy`, '--device', 'cpu', '--window', '5', '--json', '--quiet']);
+    const r = await run([
+      'curve',
+      `${F}/run`,
+      '--onnx',
+      `${F}/model.onnx`,
+      '--input',
+      `pixels=${F}/val_input.npy`,
+      '--labels',
+      `${F}/val_labels.npy`,
+      '--device',
+      'cpu',
+      '--window',
+      '5',
+      '--json',
+      '--quiet',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout) as CurveReport;
     const cnn = cases['digits-cnn-fp16'];
@@ -102,13 +161,30 @@ describe('curve on digits-cnn-fp16 (F16 shards, BatchNorm buffers, I64 counters)
 
 describe('curve options', () => {
   it('--every N evaluates every N-th checkpoint counted back from the newest; --target sets the target', async () => {
-    const r = await run(['curve', `${FIX}/run`, ...DATA, '--window', '5', '--every', '7', '--from-step', '400', '--target', '0.1', '--json', '--quiet']);
+    const r = await run([
+      'curve',
+      `${FIX}/run`,
+      ...DATA,
+      '--window',
+      '5',
+      '--every',
+      '7',
+      '--from-step',
+      '400',
+      '--target',
+      '0.1',
+      '--json',
+      '--quiet',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout) as CurveReport;
     // steps 400..1200 (41 checkpoints); every 7th back from 1200: 1200, 1060, ..., 400
     const steps = Array.from({ length: 41 }, (_, i) => 400 + 20 * i).filter((s) => ((1200 - s) / 20) % 7 === 0);
     expect(rep.steps).toEqual(steps);
-    expectMatches(rep.methods[0].points, oracle.raw.filter((p) => steps.includes(p.step)));
+    expectMatches(
+      rep.methods[0].points,
+      oracle.raw.filter((p) => steps.includes(p.step)),
+    );
     // a window of 5 needs 5 selected checkpoints: LAWA is defined from step 480, so at the evaluated steps from 500 on
     expect(rep.methods[1].points.map((p) => p.step)).toEqual(steps.filter((s) => s >= 480));
     expect(rep.target).toEqual({ value: 0.1, source: 'given' });

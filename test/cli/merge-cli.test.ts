@@ -63,7 +63,9 @@ describe('avg-ckpt inspect (CLI)', () => {
     const s = JSON.parse(r.stdout);
     expect(s.compatible).toBe(true);
     expect(s.checkpoints).toHaveLength(60);
-    expect(s.checkpoints.map((c: { step: number }) => c.step)).toEqual(Array.from({ length: 60 }, (_, i) => 20 * (i + 1)));
+    expect(s.checkpoints.map((c: { step: number }) => c.step)).toEqual(
+      Array.from({ length: 60 }, (_, i) => 20 * (i + 1)),
+    );
     expect(s.checkpoints[0]).toMatchObject({ shards: 1, tensors: 6, dtypes: { F32: 6 }, stepSource: 'name' });
   });
 
@@ -76,9 +78,21 @@ describe('avg-ckpt inspect (CLI)', () => {
   it('--onnx shows which checkpoint tensor feeds each initializer', async () => {
     const r = await runCli(['inspect', MLP, '--last', '1', '--onnx', 'fixtures/runs/digits-mlp/model.onnx', '--json']);
     expect(r.code).toBe(0);
-    const rows = JSON.parse(r.stdout).binding as Array<{ initializer: string; status: string; source: string; shape: string }>;
+    const rows = JSON.parse(r.stdout).binding as Array<{
+      initializer: string;
+      status: string;
+      source: string;
+      shape: string;
+    }>;
     // the export kept the checkpoint names (fixtures/runs/oracle.json onnx_initializers)
-    expect(rows.map((x) => x.initializer).sort()).toEqual(['0.bias', '0.weight', '2.bias', '2.weight', '4.bias', '4.weight']);
+    expect(rows.map((x) => x.initializer).sort()).toEqual([
+      '0.bias',
+      '0.weight',
+      '2.bias',
+      '2.weight',
+      '4.bias',
+      '4.weight',
+    ]);
     for (const row of rows) expect(row).toMatchObject({ status: 'weight', source: row.initializer });
     expect(rows.find((x) => x.initializer === '0.weight')?.shape).toBe('[128, 64]');
   });

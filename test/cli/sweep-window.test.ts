@@ -11,7 +11,11 @@ import { ensureBuilt, runCli } from '../helpers/cli.js';
 
 const MLP = 'fixtures/runs/digits-mlp';
 const CNN = 'fixtures/runs/digits-cnn-fp16';
-const cases = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }>; ema_end: Record<string, { loss: number }> }> }).cases;
+const cases = (
+  oracle as unknown as {
+    cases: Record<string, { lawa_end: Record<string, { loss: number }>; ema_end: Record<string, { loss: number }> }>;
+  }
+).cases;
 const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-sweep-'));
 beforeAll(() => ensureBuilt());
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -21,17 +25,57 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     const report = join(tmp, 'mlp.json');
     const best = join(tmp, 'best.safetensors');
     const baked = join(tmp, 'best.onnx');
-    const r = await runCli(['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2,4,8,16', '--ema', '0.8,0.9', '--report', report, '--write-best', best, '--emit-onnx', baked, '--device', 'cpu', '--engine', 'mixture']);
+    const r = await runCli([
+      'sweep-window',
+      `${MLP}/run`,
+      '--onnx',
+      `${MLP}/model.onnx`,
+      '--data',
+      MLP,
+      '--windows',
+      '2,4,8,16',
+      '--ema',
+      '0.8,0.9',
+      '--report',
+      report,
+      '--write-best',
+      best,
+      '--emit-onnx',
+      baked,
+      '--device',
+      'cpu',
+      '--engine',
+      'mixture',
+    ]);
     expect(r.stderr).toMatch(/cpu/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\* lawa-8 +1060\.\.1200 \(8\)/m);
     expect(r.stdout).toMatch(/^time: setup \d+(\.\d+)? m?s, \d+(\.\d+)? m?s per candidate \(median of 7\)$/m);
     const j = JSON.parse(readFileSync(report, 'utf8'));
-    expect(j).toMatchObject({ metric: 'loss', device: 'cpu', engine: 'mixture', best: 'lawa-8', setup_ms: expect.any(Number), ms_per_candidate: expect.any(Number) });
+    expect(j).toMatchObject({
+      metric: 'loss',
+      device: 'cpu',
+      engine: 'mixture',
+      best: 'lawa-8',
+      setup_ms: expect.any(Number),
+      ms_per_candidate: expect.any(Number),
+    });
     expect(j.candidates.every((c: { ms: unknown }) => typeof c.ms === 'number')).toBe(true);
-    expect(j.candidates.map((c: { name: string }) => c.name)).toEqual(['raw-1200', 'lawa-2', 'lawa-4', 'lawa-8', 'lawa-16', 'ema-0.8', 'ema-0.9']);
+    expect(j.candidates.map((c: { name: string }) => c.name)).toEqual([
+      'raw-1200',
+      'lawa-2',
+      'lawa-4',
+      'lawa-8',
+      'lawa-16',
+      'ema-0.8',
+      'ema-0.9',
+    ]);
     const lawa8 = j.candidates.find((c: { name: string }) => c.name === 'lawa-8');
-    expect(lawa8).toMatchObject({ method: 'lawa', params: { k: 8 }, steps: [1060, 1080, 1100, 1120, 1140, 1160, 1180, 1200] });
+    expect(lawa8).toMatchObject({
+      method: 'lawa',
+      params: { k: 8 },
+      steps: [1060, 1080, 1100, 1120, 1140, 1160, 1180, 1200],
+    });
     expect(Math.abs(lawa8.metrics.loss - cases['digits-mlp'].lawa_end['8'].loss)).toBeLessThan(1e-5);
     expect(Math.abs(j.candidates[6].metrics.loss - cases['digits-mlp'].ema_end['0.9'].loss)).toBeLessThan(1e-5);
     expect(existsSync(best)).toBe(true);
@@ -39,12 +83,14 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     const session = await ort.InferenceSession.create(encodeModel((await loadModel(baked)).proto));
     const x = await readNpy(`${MLP}/val_input.npy`);
     const y = await readNpy(`${MLP}/val_labels.npy`);
-    const out = (await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, [...x.shape]) })).logits.data as Float32Array;
+    const out = (await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, [...x.shape]) })).logits
+      .data as Float32Array;
     let loss = 0;
     for (let i = 0; i < 500; i++) {
       const row = Array.from(out.subarray(i * 10, i * 10 + 10));
       const max = Math.max(...row);
-      loss += max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) - row[Number((y.data as BigInt64Array)[i])];
+      loss +=
+        max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) - row[Number((y.data as BigInt64Array)[i])];
     }
     expect(Math.abs(loss / 500 - cases['digits-mlp'].lawa_end['8'].loss)).toBeLessThan(1e-5);
     await session.release();
@@ -53,14 +99,37 @@ describe('avg-ckpt sweep-window (CLI)', () => {
   it('digits-cnn-fp16 with the materialize engine: averaging does not help, the raw checkpoint wins', async () => {
     // --device auto with no Vulkan (CI exports lavapipe's; an empty value hides it)
     const noVulkan = { LD_LIBRARY_PATH: '', VK_ICD_FILENAMES: '', VK_DRIVER_FILES: '' };
-    const r = await runCli(['sweep-window', `${CNN}/run`, '--onnx', `${CNN}/model.onnx`, '--input', `pixels=${CNN}/val_input.npy`, '--labels', `${CNN}/val_labels.npy`, '--engine', 'materialize', '--windows', '2,4,8', '--ema', '0.6', '--json', '--device', 'auto'], { env: noVulkan });
+    const r = await runCli(
+      [
+        'sweep-window',
+        `${CNN}/run`,
+        '--onnx',
+        `${CNN}/model.onnx`,
+        '--input',
+        `pixels=${CNN}/val_input.npy`,
+        '--labels',
+        `${CNN}/val_labels.npy`,
+        '--engine',
+        'materialize',
+        '--windows',
+        '2,4,8',
+        '--ema',
+        '0.6',
+        '--json',
+        '--device',
+        'auto',
+      ],
+      { env: noVulkan },
+    );
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ engine: 'materialize', best: 'raw-600' });
     expect(Math.abs(j.candidates[3].metrics.loss - cases['digits-cnn-fp16'].lawa_end['8'].loss)).toBeLessThan(1e-5);
     if (j.device === 'cpu') {
       // one short line for the devices passed over, and Dawn never got to print its warnings
-      expect(r.stderr.split('\n').filter((l) => /not used/.test(l))).toEqual([expect.stringMatching(/^avg-ckpt: cuda not used: .{1,120}; webgpu not used: .{1,80}$/)]);
+      expect(r.stderr.split('\n').filter((l) => /not used/.test(l))).toEqual([
+        expect.stringMatching(/^avg-ckpt: cuda not used: .{1,120}; webgpu not used: .{1,80}$/),
+      ]);
       expect(r.stderr).not.toMatch(/Warning|Vulkan:/);
     }
   });
@@ -73,17 +142,41 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     m.graph!.node![4].input![2] = 'folded_bias';
     const bad = join(tmp, 'stale.onnx');
     writeFileSync(bad, encodeModel(m));
-    const r = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', bad, '--data', MLP, '--windows', '2'], '--quiet'], { inProcess: true });
+    const r = await runCli(
+      [...['sweep-window', `${MLP}/run`, '--onnx', bad, '--data', MLP, '--windows', '2'], '--quiet'],
+      { inProcess: true },
+    );
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/stale\.onnx: 1 of the graph.s 6 float initializers match no checkpoint tensor.* "folded_bias" \[10\]/);
+    expect(r.stderr).toMatch(
+      /stale\.onnx: 1 of the graph.s 6 float initializers match no checkpoint tensor.* "folded_bias" \[10\]/,
+    );
     expect(r.stdout).toBe('');
-    const g = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--device', 'webgpu', '--windows', '2'], '--quiet'], { inProcess: true });
+    const g = await runCli(
+      [
+        ...[
+          'sweep-window',
+          `${MLP}/run`,
+          '--onnx',
+          `${MLP}/model.onnx`,
+          '--data',
+          MLP,
+          '--device',
+          'webgpu',
+          '--windows',
+          '2',
+        ],
+        '--quiet',
+      ],
+      { inProcess: true },
+    );
     if (g.code !== 0) {
       // no WebGPU adapter on this machine: a clear error, not a silent CPU run
       expect(g.code).toBe(1);
       expect(g.stderr).toMatch(/--device webgpu is not available: /);
     }
-    const u = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`], '--quiet'], { inProcess: true });
+    const u = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`], '--quiet'], {
+      inProcess: true,
+    });
     expect(u.code).toBe(2);
     expect(u.stderr).toMatch(/--data DIR or --input NAME=FILE/);
   });
@@ -95,18 +188,66 @@ describe('avg-ckpt sweep-window: the runtime failing during run', () => {
     // the device probe (input "x") still runs for real
     const proto = (ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype;
     const real = proto.run;
-    let failure = new Error("Non-zero status code returned while running Concat node. Name:'' Status Message: Too many storage buffers in shader. Current: 23, Max is 16");
-    const run = vi.spyOn(proto, 'run').mockImplementation(function (this: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType, ...rest: unknown[]) {
+    let failure = new Error(
+      "Non-zero status code returned while running Concat node. Name:'' Status Message: Too many storage buffers in shader. Current: 23, Max is 16",
+    );
+    const run = vi.spyOn(proto, 'run').mockImplementation(function (
+      this: ort.InferenceSession,
+      feeds: ort.InferenceSession.FeedsType,
+      ...rest: unknown[]
+    ) {
       return 'x' in feeds ? real.apply(this, [feeds, ...rest] as never) : Promise.reject(failure);
     } as never);
     try {
-      const r = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu', '--engine', 'mixture'], '--quiet'], { inProcess: true });
+      const r = await runCli(
+        [
+          ...[
+            'sweep-window',
+            `${MLP}/run`,
+            '--onnx',
+            `${MLP}/model.onnx`,
+            '--data',
+            MLP,
+            '--windows',
+            '2',
+            '--device',
+            'cpu',
+            '--engine',
+            'mixture',
+          ],
+          '--quiet',
+        ],
+        { inProcess: true },
+      );
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine fed .*--memory-budget.*--last N, --every N\)\n$/);
+      expect(r.stderr).toMatch(
+        /^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine fed .*--memory-budget.*--last N, --every N\)\n$/,
+      );
       failure = new Error("Non-zero status code returned while running Gemm node. Name:'' Status Message: device lost");
-      const m = await runCli([...['sweep-window', `${MLP}/run`, '--onnx', `${MLP}/model.onnx`, '--data', MLP, '--windows', '2', '--device', 'cpu', '--engine', 'materialize'], '--quiet'], { inProcess: true });
+      const m = await runCli(
+        [
+          ...[
+            'sweep-window',
+            `${MLP}/run`,
+            '--onnx',
+            `${MLP}/model.onnx`,
+            '--data',
+            MLP,
+            '--windows',
+            '2',
+            '--device',
+            'cpu',
+            '--engine',
+            'materialize',
+          ],
+          '--quiet',
+        ],
+        { inProcess: true },
+      );
       expect(m.code).toBe(1);
-      expect(m.stderr).toBe('avg-ckpt: fixtures/runs/digits-mlp/model.onnx: onnxruntime failed running the graph on cpu for raw-1200: Gemm node: device lost\n');
+      expect(m.stderr).toBe(
+        'avg-ckpt: fixtures/runs/digits-mlp/model.onnx: onnxruntime failed running the graph on cpu for raw-1200: Gemm node: device lost\n',
+      );
     } finally {
       run.mockRestore();
     }

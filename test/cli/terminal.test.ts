@@ -69,7 +69,10 @@ describe('the terminal owner', () => {
       startProgress(10, 'items', true, tty).update(1);
       setInterval(() => undefined, 1000);
       process.kill(process.pid, 'SIGTERM');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
     expect(code).toBe(143);
     const text = readFileSync(log, 'utf8');
@@ -80,7 +83,9 @@ describe('the terminal owner', () => {
 
 describe('a closed stdout', () => {
   it('`avg-ckpt ... | head -1`: the command ends quietly (exit 0, no stack)', async () => {
-    const r = await runCli(['inspect', 'fixtures/runs/digits-mlp/run', '--json'], { during: (child) => void child.stdout?.destroy() });
+    const r = await runCli(['inspect', 'fixtures/runs/digits-mlp/run', '--json'], {
+      during: (child) => void child.stdout?.destroy(),
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });

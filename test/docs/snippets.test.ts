@@ -28,7 +28,8 @@ function snippets(file: string): Snippet[] {
   const out: Snippet[] = [];
   for (const m of text.matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)) {
     const line = text.slice(0, m.index).split('\n').length;
-    const lang = m[1] === 'sh' || (m[1] === '' && m[2].startsWith('avg-ckpt ')) ? 'sh' : m[1] === 'ts' ? 'ts' : undefined;
+    const lang =
+      m[1] === 'sh' || (m[1] === '' && m[2].startsWith('avg-ckpt ')) ? 'sh' : m[1] === 'ts' ? 'ts' : undefined;
     if (lang !== undefined && !m[2].includes('evalCommand')) out.push({ where: `${file}:${line}`, lang, code: m[2] });
   }
   return out;
@@ -43,7 +44,12 @@ function commands(code: string): string[] {
     .filter((l) => l.startsWith('avg-ckpt ') && !l.includes('s3://') && !l.includes('--eval-cmd'));
 }
 
-const FILES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const FILES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const ALL = FILES.flatMap(snippets);
 const FIX = join(ROOT, 'fixtures/runs/digits-mlp');
 let scratch: string;
@@ -67,7 +73,11 @@ function workdir(): string {
 }
 
 function run(file: string, args: string[], cwd: string): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(file, args, { cwd, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(file, args, {
+    cwd,
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, NO_COLOR: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((res) => child.on('close', (code) => res({ code, stderr })));
@@ -78,7 +88,11 @@ beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), 'avg-ckpt-docs-'));
   bin = join(scratch, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'avg-ckpt'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin/avg-ckpt.js')}" "$@"\n`, { mode: 0o755 });
+  writeFileSync(
+    join(bin, 'avg-ckpt'),
+    `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin/avg-ckpt.js')}" "$@"\n`,
+    { mode: 0o755 },
+  );
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 

@@ -37,7 +37,7 @@ function runWith(bad: (dir: string) => void, withEmpty = false): { run: string; 
 /** Runs the merge into a file output (and, with `asFolder`, a folder output too) and checks the refusal. */
 async function expectRejected(run: string, out: string, fileInMessage: string, tensor?: string, asFolder = false) {
   const before = snapshot(run);
-  const targets = [join(out, 'avg.safetensors'), ...(asFolder ? [join(out, 'avg') + '/'] : [])];
+  const targets = [join(out, 'avg.safetensors'), ...(asFolder ? [`${join(out, 'avg')}/`] : [])];
   for (const target of targets) {
     const extra = target.endsWith('/') ? ['--shard-size', '16'] : [];
     const r = await runCli(['merge', run, '--method', 'uniform', '-o', target, ...extra]);
@@ -66,7 +66,10 @@ const CHECKLIST: [string, Uint8Array, string?][] = [
   ['invalid-header-schema: unknown dtype', rawFile(`{${t('w', 'F31', '[1]', 0, 4)}}`, 4), 'w'],
   ['invalid-header-schema: negative shape', rawFile(`{${t('w', 'F32', '[-4]', 0, 4)}}`, 4), 'w'],
   ['invalid-header-schema: missing data_offsets', rawFile('{"w":{"dtype":"F32","shape":[1]}}', 4), 'w'],
-  ['invalid-header-schema: non-string metadata', rawFile(`{"__metadata__":{"step":30},${t('w', 'F32', '[1]', 0, 4)}}`, 4)],
+  [
+    'invalid-header-schema: non-string metadata',
+    rawFile(`{"__metadata__":{"step":30},${t('w', 'F32', '[1]', 0, 4)}}`, 4),
+  ],
   ['invalid-header-schema: a tensor named __metadata__', rawFile(`{${t('__metadata__', 'F32', '[1]', 0, 4)}}`, 4)],
   ['duplicate-key', rawFile(`{${t('w', 'F32', '[1]', 0, 4)},${t('w', 'F32', '[1]', 4, 8)}}`, 8), 'w'],
   ['invalid-offset: gap', rawFile(`{${t('w', 'F32', '[1]', 0, 4)},${t('s', 'F32', '[]', 8, 12)}}`, 12), 's'],
@@ -94,7 +97,11 @@ describe('safetensors checklist: exit 1, one line naming the file, nothing writt
 describe('sharded-index faults', () => {
   const shards = (d: string, map?: Record<string, string>) => {
     const g = good(30, true);
-    putSharded(d, { 'model-00001-of-00002.safetensors': g.slice(0, 2), 'model-00002-of-00002.safetensors': g.slice(2) }, map);
+    putSharded(
+      d,
+      { 'model-00001-of-00002.safetensors': g.slice(0, 2), 'model-00002-of-00002.safetensors': g.slice(2) },
+      map,
+    );
   };
   const A = 'model-00001-of-00002.safetensors';
   const B = 'model-00002-of-00002.safetensors';
@@ -128,26 +135,44 @@ describe('sharded-index faults', () => {
 
 describe('mismatched series', () => {
   it('missing key', async () => {
-    const { run, out } = runWith((d) => put(join(d, 'model.safetensors'), stFile(good(30).filter((x) => x.name !== 's'))));
+    const { run, out } = runWith((d) =>
+      put(join(d, 'model.safetensors'), stFile(good(30).filter((x) => x.name !== 's'))),
+    );
     // the newest (checkpoint-30) is the reference: the older ones hold a tensor it lacks
     await expectRejected(run, out, join(run, 'checkpoint-10', 'model.safetensors'), 's');
   });
   it('extra key in the newest', async () => {
-    const { run, out } = runWith((d) => put(join(d, 'model.safetensors'), stFile([...good(30), { name: 'x', dtype: 'F32', shape: [1], data: f32(1) }])));
+    const { run, out } = runWith((d) =>
+      put(join(d, 'model.safetensors'), stFile([...good(30), { name: 'x', dtype: 'F32', shape: [1], data: f32(1) }])),
+    );
     await expectRejected(run, out, join(run, 'checkpoint-10'), 'x');
   });
   it('different shape', async () => {
-    const { run, out } = runWith((d) => put(join(d, 'model.safetensors'), stFile([{ name: 'w', dtype: 'F32', shape: [4], data: f32(1, 2, 3, 4) }, ...good(30).slice(1)])));
+    const { run, out } = runWith((d) =>
+      put(
+        join(d, 'model.safetensors'),
+        stFile([{ name: 'w', dtype: 'F32', shape: [4], data: f32(1, 2, 3, 4) }, ...good(30).slice(1)]),
+      ),
+    );
     await expectRejected(run, out, join(run, 'checkpoint-10', 'model.safetensors'), 'w');
   });
   it('different dtype', async () => {
-    const { run, out } = runWith((d) => put(join(d, 'model.safetensors'), stFile([{ name: 'w', dtype: 'F64', shape: [2, 2], data: new Uint8Array(32) }, ...good(30).slice(1)])));
+    const { run, out } = runWith((d) =>
+      put(
+        join(d, 'model.safetensors'),
+        stFile([{ name: 'w', dtype: 'F64', shape: [2, 2], data: new Uint8Array(32) }, ...good(30).slice(1)]),
+      ),
+    );
     await expectRejected(run, out, join(run, 'checkpoint-10', 'model.safetensors'), 'w');
   });
 });
 
 describe('non-finite values', () => {
-  for (const [label, bad] of [['NaN', NaN], ['+Inf', Infinity], ['-Inf', -Infinity]] as const) {
+  for (const [label, bad] of [
+    ['NaN', NaN],
+    ['+Inf', Infinity],
+    ['-Inf', -Infinity],
+  ] as const) {
     it(`${label} in an input: refused, naming the file and tensor`, async () => {
       const { run, out } = runWith((d) => {
         const g = good(30);
@@ -229,7 +254,7 @@ describe('output refusals leave everything as it was', () => {
   it('an output that is one of the inputs, even with --force', async () => {
     const { run } = runWith((d) => put(join(d, 'model.safetensors'), stFile(good(30))));
     const before = snapshot(run);
-    for (const o of [join(run, 'checkpoint-20', 'model.safetensors'), join(run, 'checkpoint-20') + '/', run + '/']) {
+    for (const o of [join(run, 'checkpoint-20', 'model.safetensors'), `${join(run, 'checkpoint-20')}/`, `${run}/`]) {
       const r = await runCli(['merge', run, '-o', o, '--force']);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -245,7 +270,11 @@ describe('an average that overflows the output dtype', () => {
   it('--dtype f16 with finite F32 inputs averaging to 1e5: refused, naming the tensor, nothing written', async () => {
     const base = join(tmp.dir, `case${n++}`);
     const run = join(base, 'run');
-    for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [2], data: f32(1, 1e5) }]));
+    for (const k of [1, 2])
+      put(
+        join(run, `ckpt_step_${k}.safetensors`),
+        stFile([{ name: 'w', dtype: 'F32', shape: [2], data: f32(1, 1e5) }]),
+      );
     const out = join(base, 'out');
     mkdirSync(out);
     const before = snapshot(run);
@@ -290,11 +319,19 @@ describe('special files where a checkpoint file is expected', () => {
   };
   it.each([
     ['model.safetensors is a FIFO', (d: string) => fifo(join(d, 'model.safetensors')), 'model.safetensors'],
-    ['the index is a FIFO', (d: string) => fifo(join(d, 'model.safetensors.index.json')), 'model.safetensors.index.json'],
-    ['a shard is a FIFO', (d: string) => {
-      put(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: 'a.safetensors' } }));
-      fifo(join(d, 'a.safetensors'));
-    }, 'a.safetensors'],
+    [
+      'the index is a FIFO',
+      (d: string) => fifo(join(d, 'model.safetensors.index.json')),
+      'model.safetensors.index.json',
+    ],
+    [
+      'a shard is a FIFO',
+      (d: string) => {
+        put(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: 'a.safetensors' } }));
+        fifo(join(d, 'a.safetensors'));
+      },
+      'a.safetensors',
+    ],
   ] as const)('%s: exit 1 naming it, promptly', async (_l, make, name) => {
     const { run, out } = runWith(make);
     const r = await runCli(['merge', run, '-o', join(out, 'avg.safetensors')], { timeoutMs: 15_000 });

@@ -6,7 +6,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ensureBuilt, listAll, runCli, snapshot, waitFor } from '../helpers/cli.js';
@@ -29,7 +39,8 @@ function fingerprint(path: string): string {
   try {
     const h = createHash('sha256');
     const buf = Buffer.alloc(1 << 20);
-    for (const pos of [0, Math.max(0, st.size - buf.length)]) h.update(buf.subarray(0, readSync(fd, buf, 0, buf.length, pos)));
+    for (const pos of [0, Math.max(0, st.size - buf.length)])
+      h.update(buf.subarray(0, readSync(fd, buf, 0, buf.length, pos)));
     return `${st.size}:${st.mtimeMs}:${h.digest('hex')}`;
   } finally {
     closeSync(fd);
@@ -42,7 +53,14 @@ function bigRun(): { run: string; files: string[] } {
   const run = fresh('run');
   const files = [1, 2].map((k) => {
     const p = join(run, `checkpoint-${k}`, 'model.safetensors');
-    putSparse(p, [{ name: 'small', dtype: 'F32', shape: [2], bytes: 8 }, { name: 'big', dtype: 'F32', shape: [ELEMENTS], bytes: 4 * ELEMENTS }], [{ offset: 0, data: f32(k, 2 * k) }]);
+    putSparse(
+      p,
+      [
+        { name: 'small', dtype: 'F32', shape: [2], bytes: 8 },
+        { name: 'big', dtype: 'F32', shape: [ELEMENTS], bytes: 4 * ELEMENTS },
+      ],
+      [{ offset: 0, data: f32(k, 2 * k) }],
+    );
     return p;
   });
   return { run, files };
@@ -63,7 +81,11 @@ function tryMount(dir: string): string | undefined {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'pipe' });
     return undefined;
   } catch (e) {
-    return `cannot mount a tmpfs here (${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n')[0]}): needs root outside a restricted container`;
+    return `cannot mount a tmpfs here (${
+      String((e as { stderr?: Buffer }).stderr ?? e)
+        .trim()
+        .split('\n')[0]
+    }): needs root outside a restricted container`;
   }
 }
 
@@ -87,10 +109,17 @@ describe('the disk fills while writing', () => {
     it.skip(`skipped: ${mountProblem}`, () => undefined);
     return;
   }
-  it.each([['a file output', 'avg.safetensors', []], ['a folder output', 'avg/', ['--shard-size', '300000']]] as const)('%s: exit 1, "no space left", nothing left on the full disk', async (_l, name, extra) => {
+  it.each([
+    ['a file output', 'avg.safetensors', []],
+    ['a folder output', 'avg/', ['--shard-size', '300000']],
+  ] as const)('%s: exit 1, "no space left", nothing left on the full disk', async (_l, name, extra) => {
     const run = fresh('small-run');
     // 2 x 2 MiB of input, 2 MiB of output: does not fit in 1 MiB
-    for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]));
+    for (const k of [1, 2])
+      put(
+        join(run, `ckpt_step_${k}.safetensors`),
+        stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]),
+      );
     const before = snapshot(run);
     const r = await runCli(['merge', run, '-o', join(fullDir, name), ...extra]);
     expect(r.code).toBe(1);
@@ -102,9 +131,16 @@ describe('the disk fills while writing', () => {
   });
   // Regression (fixed in f89f585): the message named the temporary file, gone by the time the
   // user reads it ("/x/.avg.safetensors.tmp-58f94c1f: cannot write: no space left on the device").
-  it.each([['a file output', 'avg.safetensors', 'avg.safetensors'], ['a folder output', 'avg/', 'avg']] as const)('%s: the message names the output asked for, not the temporary file', async (_l, name, shown) => {
+  it.each([
+    ['a file output', 'avg.safetensors', 'avg.safetensors'],
+    ['a folder output', 'avg/', 'avg'],
+  ] as const)('%s: the message names the output asked for, not the temporary file', async (_l, name, shown) => {
     const run = fresh('small-run');
-    for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]));
+    for (const k of [1, 2])
+      put(
+        join(run, `ckpt_step_${k}.safetensors`),
+        stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]),
+      );
     const r = await runCli(['merge', run, '-o', join(fullDir, name)]);
     expect(r.code).toBe(1);
     const line = oneLine(r.stderr);
@@ -114,7 +150,11 @@ describe('the disk fills while writing', () => {
 
   it('an existing output on the full disk is left as it was (--force)', async () => {
     const run = fresh('small-run');
-    for (const k of [1, 2]) put(join(run, `ckpt_step_${k}.safetensors`), stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]));
+    for (const k of [1, 2])
+      put(
+        join(run, `ckpt_step_${k}.safetensors`),
+        stFile([{ name: 'w', dtype: 'F32', shape: [512 << 10], data: new Uint8Array(2 << 20).fill(k) }]),
+      );
     const old = put(join(fullDir, 'old.safetensors'), stFile([{ name: 'w', dtype: 'F32', shape: [1], data: f32(42) }]));
     const oldPrint = snapshot(old);
     const r = await runCli(['merge', run, '-o', old, '--force']);
@@ -129,7 +169,10 @@ describe('the disk fills while writing', () => {
 // ---- signals ---------------------------------------------------------------------------------------
 
 describe('interrupted mid-merge', () => {
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     for (const kind of ['avg.safetensors', 'avg/'] as const) {
       it(`${sig} into ${kind.endsWith('/') ? 'a folder' : 'a file'}: exit ${code}, message, no output, no temporary files, inputs unchanged`, async () => {
         const { run, files } = bigRun();
@@ -139,7 +182,15 @@ describe('interrupted mid-merge', () => {
         const r = await runCli(['merge', run, '-o', join(out, kind)], {
           during: async (child) => {
             // the temporary output exists and has data in it: the merge is under way
-            await waitFor(() => tempOf(out).length > 0 && listAll(out).some((e) => e.includes('.tmp-') && statSync(join(out, e)).isFile() && statSync(join(out, e)).size > 1024), 30_000, 'the temporary output');
+            await waitFor(
+              () =>
+                tempOf(out).length > 0 &&
+                listAll(out).some(
+                  (e) => e.includes('.tmp-') && statSync(join(out, e)).isFile() && statSync(join(out, e)).size > 1024,
+                ),
+              30_000,
+              'the temporary output',
+            );
             sentWhileWriting = true;
             child.kill(sig);
           },

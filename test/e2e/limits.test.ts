@@ -50,10 +50,18 @@ describe('many tensors, many checkpoints', () => {
     const run = join(tmp.dir, 'many-ckpts');
     const E = 256 * 1024; // 1 MiB of F32 per checkpoint, sparse except the first 8 values
     for (let k = 1; k <= 1000; k++) {
-      putSparse(join(run, `ckpt_step_${k}.safetensors`), [{ name: 'w', dtype: 'F32', shape: [E], bytes: 4 * E }], [{ offset: 0, data: f32(...Array.from({ length: 8 }, (_, j) => k + j)) }]);
+      putSparse(
+        join(run, `ckpt_step_${k}.safetensors`),
+        [{ name: 'w', dtype: 'F32', shape: [E], bytes: 4 * E }],
+        [{ offset: 0, data: f32(...Array.from({ length: 8 }, (_, j) => k + j)) }],
+      );
     }
     const out = join(tmp.dir, 'many-ckpts-out.safetensors');
-    const r = await runCli(['merge', run, '--method', 'uniform', '-o', out, '--quiet'], { measureMemory: true, shellPrefix: 'ulimit -n 128;', timeoutMs: 120_000 });
+    const r = await runCli(['merge', run, '--method', 'uniform', '-o', out, '--quiet'], {
+      measureMemory: true,
+      shellPrefix: 'ulimit -n 128;',
+      timeoutMs: 120_000,
+    });
     expect(r.code, r.stderr).toBe(0);
     const { start, json } = readRefHeader(out);
     expect(JSON.parse((json.__metadata__ as unknown as Record<string, string>).avg_ckpt).steps).toHaveLength(1000);
@@ -76,7 +84,15 @@ function putHuge(path: string, k: number): void {
     { offset: 5 * GiB - 4, data: u16(k === 1 ? 0x3c00 : 0x4200, k === 1 ? 0x4400 : 0x4600) }, // last two: [1, 4] and [3, 6]
     { offset: 5 * GiB, data: f32(10 * k, -k) },
   ];
-  putSparse(path, [{ name: 'big', dtype: 'F16', shape: [BIG_ELEMENTS], bytes: 5 * GiB }, { name: 'tail', dtype: 'F32', shape: [2], bytes: 8 }], patches, { step: String(100 * k) });
+  putSparse(
+    path,
+    [
+      { name: 'big', dtype: 'F16', shape: [BIG_ELEMENTS], bytes: 5 * GiB },
+      { name: 'tail', dtype: 'F32', shape: [2], bytes: 8 },
+    ],
+    patches,
+    { step: String(100 * k) },
+  );
 }
 
 describe('files over 4 GiB and a 5 GiB tensor (sparse)', () => {
@@ -104,7 +120,10 @@ describe('files over 4 GiB and a 5 GiB tensor (sparse)', () => {
     const r = await runCli(['merge', run, '--method', 'uniform', '--dry-run', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.checkpoints.map((c: { step: number; weight: number }) => [c.step, c.weight])).toEqual([[1, 0.5], [2, 0.5]]); // steps from the names (huge_1, huge_2)
+    expect(j.checkpoints.map((c: { step: number; weight: number }) => [c.step, c.weight])).toEqual([
+      [1, 0.5],
+      [2, 0.5],
+    ]); // steps from the names (huge_1, huge_2)
   });
 
   it('inspect reads the headers of both', async () => {
@@ -113,21 +132,28 @@ describe('files over 4 GiB and a 5 GiB tensor (sparse)', () => {
     expect(r.stdout).toContain('huge_2.safetensors');
   });
 
-  it.skipIf(process.env.AVG_CKPT_SLOW !== '1')('AVG_CKPT_SLOW=1: full merge of two 5 GiB-tensor files: correct values at both ends and past 4 GiB, memory bounded', async () => {
-    const out = join(tmp.dir, 'huge-out', 'avg.safetensors');
-    const r = await runCli(['merge', run, '--method', 'uniform', '-o', out, '--quiet'], { measureMemory: true, timeoutMs: 590_000 });
-    expect(r.code, r.stderr).toBe(0);
-    const { start, json } = readRefHeader(out);
-    expect(json.big.shape).toEqual([BIG_ELEMENTS]);
-    const [bb, be] = json.big.data_offsets;
-    const [tb] = json.tail.data_offsets;
-    expect(statSync(out).size).toBe(start + 5 * GiB + 8);
-    const first = readRefAt(out, start + bb, 4);
-    expect([first.readUInt16LE(0), first.readUInt16LE(2)]).toEqual([0x3c00, 0x4000]);
-    const last = readRefAt(out, start + be - 4, 4);
-    expect([last.readUInt16LE(0), last.readUInt16LE(2)]).toEqual([0x4000, 0x4500]); // [2, 5]
-    expect(floats(readRefAt(out, start + tb, 8))).toEqual([15, -1.5]);
-    expect(r.maxRss!).toBeLessThan(1024 * MiB);
-    expect(listAll(join(tmp.dir, 'huge-out'))).toEqual(['avg.safetensors']);
-  }, 600_000);
+  it.skipIf(process.env.AVG_CKPT_SLOW !== '1')(
+    'AVG_CKPT_SLOW=1: full merge of two 5 GiB-tensor files: correct values at both ends and past 4 GiB, memory bounded',
+    async () => {
+      const out = join(tmp.dir, 'huge-out', 'avg.safetensors');
+      const r = await runCli(['merge', run, '--method', 'uniform', '-o', out, '--quiet'], {
+        measureMemory: true,
+        timeoutMs: 590_000,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const { start, json } = readRefHeader(out);
+      expect(json.big.shape).toEqual([BIG_ELEMENTS]);
+      const [bb, be] = json.big.data_offsets;
+      const [tb] = json.tail.data_offsets;
+      expect(statSync(out).size).toBe(start + 5 * GiB + 8);
+      const first = readRefAt(out, start + bb, 4);
+      expect([first.readUInt16LE(0), first.readUInt16LE(2)]).toEqual([0x3c00, 0x4000]);
+      const last = readRefAt(out, start + be - 4, 4);
+      expect([last.readUInt16LE(0), last.readUInt16LE(2)]).toEqual([0x4000, 0x4500]); // [2, 5]
+      expect(floats(readRefAt(out, start + tb, 8))).toEqual([15, -1.5]);
+      expect(r.maxRss!).toBeLessThan(1024 * MiB);
+      expect(listAll(join(tmp.dir, 'huge-out'))).toEqual(['avg.safetensors']);
+    },
+    600_000,
+  );
 });

@@ -24,8 +24,23 @@ afterAll(tmp.cleanup);
 interface Report {
   best: string;
   baseline: string;
-  candidates: { name: string; steps: number[]; weights: number[]; metrics: Record<string, number>; optimistic?: boolean; choice_metrics?: Record<string, number> }[];
-  margin: { metric: string; resamples: number; seed: number; level: number; rows: number; over_baseline?: { against: string; margin: number; low: number; high: number; distinguishable: boolean }; over_runner_up?: { against: string } };
+  candidates: {
+    name: string;
+    steps: number[];
+    weights: number[];
+    metrics: Record<string, number>;
+    optimistic?: boolean;
+    choice_metrics?: Record<string, number>;
+  }[];
+  margin: {
+    metric: string;
+    resamples: number;
+    seed: number;
+    level: number;
+    rows: number;
+    over_baseline?: { against: string; margin: number; low: number; high: number; distinguishable: boolean };
+    over_runner_up?: { against: string };
+  };
   holdout?: { choose_rows: number; report_rows: number };
 }
 
@@ -36,10 +51,25 @@ beforeAll(async () => {
   ensureBuilt();
   const checkpoints = [...(await discoverSeries([join(CNN, 'run')])).checkpoints];
   const all = checkpoints.map((c) => c.step);
-  evaluator = await Evaluator.create({ onnx: join(CNN, 'model.onnx'), checkpoints, data: { dataDir: CNN }, engine: 'materialize', device: 'cpu' });
+  evaluator = await Evaluator.create({
+    onnx: join(CNN, 'model.onnx'),
+    checkpoints,
+    data: { dataDir: CNN },
+    engine: 'materialize',
+    device: 'cpu',
+  });
   rowLoss = async (steps, weights) => {
     const w = new Map(steps.map((s, i) => [s, weights[i]]));
-    const v = steps.length === 1 ? raw(all, steps[0]) : weightVector('c', 'weights', {}, all, all.map((s) => w.get(s) ?? 0));
+    const v =
+      steps.length === 1
+        ? raw(all, steps[0])
+        : weightVector(
+            'c',
+            'weights',
+            {},
+            all,
+            all.map((s) => w.get(s) ?? 0),
+          );
     const per: PerExample = (await evaluator.scoreRows(v)).perExample;
     expect([...per.loss.count].every((c) => c === 1)).toBe(true);
     return per.loss.sum;
@@ -48,7 +78,13 @@ beforeAll(async () => {
 afterAll(async () => evaluator?.close());
 
 /** The 95% paired bootstrap interval of mean(a - b) over `rows`, written out plainly. */
-function bootstrap(a: Float64Array, b: Float64Array, rows: number[], seed: number, resamples: number): [number, number] {
+function bootstrap(
+  a: Float64Array,
+  b: Float64Array,
+  rows: number[],
+  seed: number,
+  resamples: number,
+): [number, number] {
   const random = mulberry32(seed);
   const d: number[] = [];
   for (let r = 0; r < resamples; r++) {
@@ -74,7 +110,22 @@ describe('the margin of the winner on digits-cnn-fp16 --greedy 10', () => {
   it('is an interval around -0.000278 that holds zero: not distinguishable from raw-600; the soup is marked optimistic', async () => {
     const report = join(tmp.dir, 'cnn.json');
     const html = join(tmp.dir, 'cnn.html');
-    const r = await runCli(['sweep-window', join(CNN, 'run'), '--onnx', join(CNN, 'model.onnx'), '--data', CNN, '--greedy', '10', '--device', 'cpu', '--report', report, '--html', html]);
+    const r = await runCli([
+      'sweep-window',
+      join(CNN, 'run'),
+      '--onnx',
+      join(CNN, 'model.onnx'),
+      '--data',
+      CNN,
+      '--greedy',
+      '10',
+      '--device',
+      'cpu',
+      '--report',
+      report,
+      '--html',
+      html,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(readFileSync(report, 'utf8')) as Report;
     expect(j.best).toBe('greedy-soup-10');
@@ -90,7 +141,13 @@ describe('the margin of the winner on digits-cnn-fp16 --greedy 10', () => {
     // the same interval, from per-row losses of the other engine and a plain reimplementation
     const a = await rowLoss(soup.steps, soup.weights);
     const b = await rowLoss([600], [1]);
-    const [lo, hi] = bootstrap(a, b, Array.from({ length: 500 }, (_, i) => i), j.margin.seed, 1000);
+    const [lo, hi] = bootstrap(
+      a,
+      b,
+      Array.from({ length: 500 }, (_, i) => i),
+      j.margin.seed,
+      1000,
+    );
     expect(Math.abs(m.low - lo)).toBeLessThan(1e-7);
     expect(Math.abs(m.high - hi)).toBeLessThan(1e-7);
     expect(lo < 0 && hi > 0).toBe(true);
@@ -108,7 +165,26 @@ describe('the margin of the winner on digits-cnn-fp16 --greedy 10', () => {
 
   it('--holdout 0.5: the soup chooses on 250 rows, every number is on the other 250, nothing is marked optimistic', async () => {
     const report = join(tmp.dir, 'holdout.json');
-    const r = await runCli(['sweep-window', join(CNN, 'run'), '--onnx', join(CNN, 'model.onnx'), '--data', CNN, '--greedy', '10', '--windows', '2,4', '--ema', '0.5', '--holdout', '0.5', '--device', 'cpu', '--report', report]);
+    const r = await runCli([
+      'sweep-window',
+      join(CNN, 'run'),
+      '--onnx',
+      join(CNN, 'model.onnx'),
+      '--data',
+      CNN,
+      '--greedy',
+      '10',
+      '--windows',
+      '2,4',
+      '--ema',
+      '0.5',
+      '--holdout',
+      '0.5',
+      '--device',
+      'cpu',
+      '--report',
+      report,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(readFileSync(report, 'utf8')) as Report;
     expect(j.holdout).toMatchObject({ choose_rows: 250, report_rows: 250 });
@@ -124,8 +200,19 @@ describe('the margin of the winner on digits-cnn-fp16 --greedy 10', () => {
     // the winner is the best on the choosing rows, whatever it scores on the held-out ones
     const chosen = [...j.candidates].sort((x, y) => x.choice_metrics!.loss - y.choice_metrics!.loss)[0];
     expect(j.best).toBe(chosen.name);
-    expect(r.stdout).toContain('holdout: the winner was chosen on 250 rows; every number above is on the other 250 (--holdout 0.5)');
-    const bad = await runCli(['sweep-window', join(CNN, 'run'), '--onnx', join(CNN, 'model.onnx'), '--data', CNN, '--holdout', '1.5']);
+    expect(r.stdout).toContain(
+      'holdout: the winner was chosen on 250 rows; every number above is on the other 250 (--holdout 0.5)',
+    );
+    const bad = await runCli([
+      'sweep-window',
+      join(CNN, 'run'),
+      '--onnx',
+      join(CNN, 'model.onnx'),
+      '--data',
+      CNN,
+      '--holdout',
+      '1.5',
+    ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--holdout takes the share of validation rows to hold out, between 0 and 1');
   });

@@ -44,14 +44,31 @@ beforeAll(async () => {
   // one bias renamed and constant: it matches nothing, the other five bind by name
   stale = variant('stale.onnx', (m) => {
     rename(m, '0.bias', 'layer0.b');
-    m.graph!.initializer!.find((t) => t.name === 'layer0.b')!.rawData = new Uint8Array(new Float32Array(128).fill(0.25).buffer);
+    m.graph!.initializer!.find((t) => t.name === 'layer0.b')!.rawData = new Uint8Array(
+      new Float32Array(128).fill(0.25).buffer,
+    );
   });
 });
 
-const sweep = (model: string, ...extra: string[]) => ['sweep-window', join(MLP, 'run'), '--onnx', model, '--data', MLP, '--windows', '2,4', '--device', 'cpu', ...extra];
+const sweep = (model: string, ...extra: string[]) => [
+  'sweep-window',
+  join(MLP, 'run'),
+  '--onnx',
+  model,
+  '--data',
+  MLP,
+  '--windows',
+  '2,4',
+  '--device',
+  'cpu',
+  ...extra,
+];
 
 function oneLine(stderr: string): string {
-  const lines = stderr.trim().split('\n').filter((l) => !/^avg-ckpt: (window|device|cuda|graph input)/.test(l));
+  const lines = stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !/^avg-ckpt: (window|device|cuda|graph input)/.test(l));
   expect(lines, stderr).toHaveLength(1);
   expect(lines[0]).not.toMatch(/\.cc:\d+|onnxruntime::|Status Message/);
   return lines[0];
@@ -59,7 +76,11 @@ function oneLine(stderr: string): string {
 
 describe('a model that does not belong to the run', () => {
   it('is refused as such with either engine, also with --allow-unmapped', async () => {
-    for (const extra of [[], ['--allow-unmapped', '--engine', 'mixture'], ['--allow-unmapped', '--engine', 'materialize']]) {
+    for (const extra of [
+      [],
+      ['--allow-unmapped', '--engine', 'mixture'],
+      ['--allow-unmapped', '--engine', 'materialize'],
+    ]) {
       const r = await runCli(sweep(other, ...extra));
       expect(r.code, r.stderr).toBe(1);
       const line = oneLine(r.stderr);
@@ -74,7 +95,7 @@ describe('a model that does not belong to the run', () => {
     const r = await runCli(sweep(stale));
     expect(r.code).toBe(1);
     const line = oneLine(r.stderr);
-    expect(line).toContain('1 of the graph\'s 6 float initializers match no checkpoint tensor');
+    expect(line).toContain("1 of the graph's 6 float initializers match no checkpoint tensor");
     expect(line).not.toContain('does not belong');
   });
 });
@@ -87,7 +108,9 @@ describe('--allow-unmapped', () => {
       const html = join(tmp.dir, `allowed-${engine}.html`);
       const r = await runCli(sweep(stale, '--allow-unmapped', '--engine', engine, '--report', report, '--html', html));
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toContain('note: 1 float initializer is not averaged: every candidate uses the exported values of "layer0.b" [128] (--allow-unmapped)');
+      expect(r.stdout).toContain(
+        'note: 1 float initializer is not averaged: every candidate uses the exported values of "layer0.b" [128] (--allow-unmapped)',
+      );
       const j = JSON.parse(readFileSync(report, 'utf8'));
       expect(j.unmapped).toEqual([{ initializer: 'layer0.b', shape: [128], why: expect.any(String) }]);
       expect(readFileSync(html, 'utf8')).toContain('exported values of &quot;layer0.b&quot; [128]');
@@ -99,10 +122,32 @@ describe('--allow-unmapped', () => {
   it('curve lists it too: in the summary, the JSON and the page', async () => {
     const report = join(tmp.dir, 'curve.json');
     const html = join(tmp.dir, 'curve.html');
-    const r = await runCli(['curve', join(MLP, 'run'), '--onnx', stale, '--data', MLP, '--window', '4', '--every', '20', '--allow-unmapped', '--device', 'cpu', '--report', report, '--html', html]);
+    const r = await runCli([
+      'curve',
+      join(MLP, 'run'),
+      '--onnx',
+      stale,
+      '--data',
+      MLP,
+      '--window',
+      '4',
+      '--every',
+      '20',
+      '--allow-unmapped',
+      '--device',
+      'cpu',
+      '--report',
+      report,
+      '--html',
+      html,
+    ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('note: 1 float initializer is not averaged: every candidate uses the exported values of "layer0.b" [128] (--allow-unmapped)');
-    expect(JSON.parse(readFileSync(report, 'utf8')).unmapped).toEqual([{ initializer: 'layer0.b', shape: [128], why: expect.any(String) }]);
+    expect(r.stdout).toContain(
+      'note: 1 float initializer is not averaged: every candidate uses the exported values of "layer0.b" [128] (--allow-unmapped)',
+    );
+    expect(JSON.parse(readFileSync(report, 'utf8')).unmapped).toEqual([
+      { initializer: 'layer0.b', shape: [128], why: expect.any(String) },
+    ]);
     expect(readFileSync(html, 'utf8')).toContain('exported values of &quot;layer0.b&quot; [128]');
   });
 
@@ -125,10 +170,25 @@ describe('labels and data that do not fit', () => {
 
   it('float labels on a classifier: a message about the labels, for the default metric and for --metric accuracy', async () => {
     const f = floatLabels();
-    const args = ['sweep-window', join(MLP, 'run'), '--onnx', join(MLP, 'model.onnx'), '--input', `input=${join(MLP, 'val_input.npy')}`, '--labels', f, '--windows', '2', '--device', 'cpu'];
+    const args = [
+      'sweep-window',
+      join(MLP, 'run'),
+      '--onnx',
+      join(MLP, 'model.onnx'),
+      '--input',
+      `input=${join(MLP, 'val_input.npy')}`,
+      '--labels',
+      f,
+      '--windows',
+      '2',
+      '--device',
+      'cpu',
+    ];
     const byDefault = await runCli(args);
     expect(byDefault.code).toBe(1);
-    expect(oneLine(byDefault.stderr)).toBe(`avg-ckpt: ${f}: labels are float32, so they are read as regression targets (mse): 1 per row, but output "logits" gives 10 values per row; if they are class indexes, save them as integers (int64) to get loss and accuracy`);
+    expect(oneLine(byDefault.stderr)).toBe(
+      `avg-ckpt: ${f}: labels are float32, so they are read as regression targets (mse): 1 per row, but output "logits" gives 10 values per row; if they are class indexes, save them as integers (int64) to get loss and accuracy`,
+    );
     const accuracy = await runCli([...args, '--metric', 'accuracy']);
     expect(accuracy.code).toBe(1);
     expect(oneLine(accuracy.stderr)).toContain(`${f}: labels are float32; accuracy and loss need integer class labels`);
@@ -139,7 +199,16 @@ describe('labels and data that do not fit', () => {
     mkdirSync(dir);
     cpSync(join(MLP, 'val_labels.npy'), join(dir, 'labels.npy'));
     writeFileSync(join(dir, 'notes.txt'), 'x');
-    const r = await runCli(['sweep-window', join(MLP, 'run'), '--onnx', join(MLP, 'model.onnx'), '--data', dir, '--windows', '2']);
+    const r = await runCli([
+      'sweep-window',
+      join(MLP, 'run'),
+      '--onnx',
+      join(MLP, 'model.onnx'),
+      '--data',
+      dir,
+      '--windows',
+      '2',
+    ]);
     expect(r.code).toBe(1);
     const line = oneLine(r.stderr);
     expect(line).toContain('no data for graph input "input" in the data folder');

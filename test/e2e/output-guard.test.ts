@@ -20,7 +20,19 @@ beforeAll(() => {
 });
 afterAll(tmp.cleanup);
 
-const sweep = (...extra: string[]) => ['sweep-window', run, '--onnx', model, '--input', `input=${pixels}`, '--labels', labels, '--windows', '2', ...extra];
+const sweep = (...extra: string[]) => [
+  'sweep-window',
+  run,
+  '--onnx',
+  model,
+  '--input',
+  `input=${pixels}`,
+  '--labels',
+  labels,
+  '--windows',
+  '2',
+  ...extra,
+];
 
 /** Runs the command and checks the refusal: exit 1, one line naming the output and the input, inputs untouched. */
 async function expectRefused(args: string[], output: string, input: string, notWritten: string[] = []) {
@@ -43,7 +55,11 @@ describe('the output guard, from the command line', () => {
   });
 
   it("merge -o the run's parent folder, and the run itself, with --force", async () => {
-    await expectRefused(['merge', run, '--last', '3', '-o', dirname(base), '--force'], dirname(base), join(run, 'checkpoint-'));
+    await expectRefused(
+      ['merge', run, '--last', '3', '-o', dirname(base), '--force'],
+      dirname(base),
+      join(run, 'checkpoint-'),
+    );
     await expectRefused(['merge', run, '--last', '3', '-o', `${run}/`, '--force'], run, join(run, 'checkpoint-'));
   });
 
@@ -57,19 +73,49 @@ describe('the output guard, from the command line', () => {
   });
 
   it('sweep-window --html inside a checkpoint folder, --plot over the validation inputs, --write-best over the run', async () => {
-    await expectRefused(sweep('--html', join(run, 'checkpoint-1200', 'page.html')), join(run, 'checkpoint-1200', 'page.html'), join(run, 'checkpoint-1200'));
+    await expectRefused(
+      sweep('--html', join(run, 'checkpoint-1200', 'page.html')),
+      join(run, 'checkpoint-1200', 'page.html'),
+      join(run, 'checkpoint-1200'),
+    );
     await expectRefused(sweep('--plot', pixels, '--force'), pixels, pixels);
     await expectRefused(sweep('--write-best', run, '--force'), run, join(run, 'checkpoint-'));
   });
 
   it('sweep-window --data DIR: the labels found there, and a new report inside the folder', async () => {
     const found = join(base, 'val_labels.npy');
-    await expectRefused(['sweep-window', run, '--onnx', model, '--data', base, '--windows', '2', '--report', found, '--force'], found, `is the validation data ${found}`);
+    await expectRefused(
+      ['sweep-window', run, '--onnx', model, '--data', base, '--windows', '2', '--report', found, '--force'],
+      found,
+      `is the validation data ${found}`,
+    );
     const inData = join(base, 'report.json');
-    await expectRefused(['sweep-window', run, '--onnx', model, '--data', base, '--windows', '2', '--report', inData], inData, `lies inside the validation data folder ${base}`, [inData]);
+    await expectRefused(
+      ['sweep-window', run, '--onnx', model, '--data', base, '--windows', '2', '--report', inData],
+      inData,
+      `lies inside the validation data folder ${base}`,
+      [inData],
+    );
   });
 
   it('curve --report the model', async () => {
-    await expectRefused(['curve', run, '--onnx', model, '--input', `input=${pixels}`, '--labels', labels, '--window', '2', '--report', model], model, model);
+    await expectRefused(
+      [
+        'curve',
+        run,
+        '--onnx',
+        model,
+        '--input',
+        `input=${pixels}`,
+        '--labels',
+        labels,
+        '--window',
+        '2',
+        '--report',
+        model,
+      ],
+      model,
+      model,
+    );
   });
 });

@@ -18,13 +18,18 @@ const recipe = [run, '-m', 'lawa', '--last', '5', '-q'];
 function hashes(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()) {
-    if (statSync(join(dir, f)).isFile()) out[f] = createHash('sha256').update(readFileSync(join(dir, f))).digest('hex');
+    if (statSync(join(dir, f)).isFile())
+      out[f] = createHash('sha256')
+        .update(readFileSync(join(dir, f)))
+        .digest('hex');
   }
   return out;
 }
 
 async function parts(out: string, n: number, extra: string[] = []): Promise<void> {
-  const rs = await Promise.all(Array.from({ length: n }, (_, i) => runCli(['merge', ...recipe, '-o', `${out}/`, '--part', `${i}/${n}`, ...extra])));
+  const rs = await Promise.all(
+    Array.from({ length: n }, (_, i) => runCli(['merge', ...recipe, '-o', `${out}/`, '--part', `${i}/${n}`, ...extra])),
+  );
   for (const r of rs) expect(r.code, r.stderr).toBe(0);
 }
 
@@ -32,13 +37,19 @@ beforeAll(() => {
   ensureBuilt();
   cpSync(join(ROOT, 'fixtures', 'runs', 'digits-mlp', 'run'), run, { recursive: true });
   // a config file in the newest checkpoint: finalize copies it like merge does
-  const newest = readdirSync(run).sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1])).at(-1)!;
+  const newest = readdirSync(run)
+    .sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]))
+    .at(-1)!;
   writeFileSync(join(run, newest, 'config.json'), '{"model_type": "mlp"}\n');
 });
 afterAll(tmp.cleanup);
 
 describe('--part I/N, then --finalize', () => {
-  for (const [n, extra] of [[3, []], [2, ['--shard-size', '40kB']], [5, ['--shard-size', '30kB', '--dtype', 'bf16']]] as const) {
+  for (const [n, extra] of [
+    [3, []],
+    [2, ['--shard-size', '40kB']],
+    [5, ['--shard-size', '30kB', '--dtype', 'bf16']],
+  ] as const) {
     it(`${n} processes${extra.length > 0 ? ` with ${extra.join(' ')}` : ''} equal one merge byte for byte`, async () => {
       const one = join(tmp.dir, `one-${n}`);
       const split = join(tmp.dir, `split-${n}`);
@@ -62,7 +73,9 @@ describe('--part I/N, then --finalize', () => {
     const before = hashes(out);
     const f = await runCli(['merge', ...recipe, '-o', `${out}/`, '--finalize']);
     expect(f.code).toBe(1);
-    expect(f.stderr.trim()).toBe(`avg-ckpt: ${out}/: part 1 of 3 has not finished: run those parts again (--part I/3), then --finalize`);
+    expect(f.stderr.trim()).toBe(
+      `avg-ckpt: ${out}/: part 1 of 3 has not finished: run those parts again (--part I/3), then --finalize`,
+    );
     expect(hashes(out)).toEqual(before);
   });
 
@@ -74,7 +87,9 @@ describe('--part I/N, then --finalize', () => {
     const before = hashes(out);
     const f = await runCli(['merge', ...recipe, '-o', `${out}/`, '--finalize']);
     expect(f.code).toBe(1);
-    expect(f.stderr.trim()).toBe(`avg-ckpt: ${out}/: stale: part 2 (made for another recipe or output layout): run those parts again (--part I/3), then --finalize`);
+    expect(f.stderr.trim()).toBe(
+      `avg-ckpt: ${out}/: stale: part 2 (made for another recipe or output layout): run those parts again (--part I/3), then --finalize`,
+    );
     expect(hashes(out)).toEqual(before);
   });
 
@@ -107,7 +122,9 @@ describe('parsePartSpec', () => {
   });
   it('refuses an index out of range, a missing index and a malformed spec', () => {
     expect(usage(() => parsePartSpec('4/4', {}))).toBe('--part 4/4: the part index must be 0 to 3');
-    expect(usage(() => parsePartSpec('auto/4', { SLURM_ARRAY_TASK_ID: '4' }))).toBe('--part auto/4 (SLURM_ARRAY_TASK_ID=4): the part index must be 0 to 3');
+    expect(usage(() => parsePartSpec('auto/4', { SLURM_ARRAY_TASK_ID: '4' }))).toBe(
+      '--part auto/4 (SLURM_ARRAY_TASK_ID=4): the part index must be 0 to 3',
+    );
     expect(usage(() => parsePartSpec('auto/2', {}))).toMatch(/neither JOB_COMPLETION_INDEX .* nor SLURM_ARRAY_TASK_ID/);
     expect(usage(() => parsePartSpec('1/0', {}))).toMatch(/expected I\/N/);
   });

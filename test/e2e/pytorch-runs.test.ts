@@ -26,7 +26,12 @@ async function outputTensors(path: string): Promise<Record<string, RefTensor>> {
   const bytes = readFileSync(path);
   const f = await openTorchFile(bytesReader(bytes, path), bytes.subarray(0, 64), path);
   expect(f.tensors.every((t) => t.strides === undefined)).toBe(true);
-  return Object.fromEntries(f.tensors.map((t) => [t.name, { dtype: t.dtype, shape: [...t.shape], bytes: bytes.subarray(t.position, t.position + t.byteLength) }]));
+  return Object.fromEntries(
+    f.tensors.map((t) => [
+      t.name,
+      { dtype: t.dtype, shape: [...t.shape], bytes: bytes.subarray(t.position, t.position + t.byteLength) },
+    ]),
+  );
 }
 
 /** Index of the first element of `t` that is not `ref` rounded once to t's dtype, or -1. */
@@ -34,11 +39,16 @@ function firstOff(t: RefTensor, ref: number[]): number {
   const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   return ref.findIndex((x, i) => {
     switch (t.dtype) {
-      case 'F32': return !Object.is(dv.getFloat32(i * 4, true), Math.fround(x));
-      case 'F16': return !isNearestEven16(dv.getUint16(i * 2, true), x, f16ToNumber);
-      case 'BF16': return !isNearestEven16(dv.getUint16(i * 2, true), x, bf16ToNumber);
-      case 'I64': return Number(dv.getBigInt64(i * 8, true)) !== x;
-      default: throw new Error(`dtype ${t.dtype}`);
+      case 'F32':
+        return !Object.is(dv.getFloat32(i * 4, true), Math.fround(x));
+      case 'F16':
+        return !isNearestEven16(dv.getUint16(i * 2, true), x, f16ToNumber);
+      case 'BF16':
+        return !isNearestEven16(dv.getUint16(i * 2, true), x, bf16ToNumber);
+      case 'I64':
+        return Number(dv.getBigInt64(i * 8, true)) !== x;
+      default:
+        throw new Error(`dtype ${t.dtype}`);
     }
   });
 }
@@ -60,7 +70,10 @@ async function mergeCase(name: CaseName, refFile: string, suffix: string, key?: 
       const t = out[tensor];
       expect(t, `${output}: ${tensor}`).toBeDefined();
       expect([t.dtype, t.shape], tensor).toEqual([arr.dtype === 'int64' ? 'I64' : CASES[name].dtype, [...arr.shape]]);
-      expect(firstOff(t, [...(arr.data as Float64Array | BigInt64Array)].map(Number)), `${recipe}::${tensor} (${suffix})`).toBe(-1);
+      expect(
+        firstOff(t, [...(arr.data as Float64Array | BigInt64Array)].map(Number)),
+        `${recipe}::${tensor} (${suffix})`,
+      ).toBe(-1);
       checked++;
     }
     expect(Object.keys(out).length).toBe(series.checkpoints[0].tensors.size);
@@ -81,16 +94,31 @@ describe('merging the PyTorch reference runs', () => {
   });
 
   it('a .pt output keeps tied names on one storage (plainLM head, views emb/head)', async () => {
-    for (const [name, a, b] of [['plainlm', '_orig_mod.wte.weight', '_orig_mod.lm_head.weight'], ['views', 'emb', 'head']]) {
+    for (const [name, a, b] of [
+      ['plainlm', '_orig_mod.wte.weight', '_orig_mod.lm_head.weight'],
+      ['views', 'emb', 'head'],
+    ]) {
       const series = await discoverSeries([join(PT, CASES[name as CaseName].run)]);
       const n = series.checkpoints.length;
       const output = join(tmp.dir, `tied-${name}.pt`);
-      await mergeToOutput(series.checkpoints, weightVector('u', 'weights', {}, series.checkpoints.map((c) => c.step), new Array(n).fill(1 / n)), { output });
+      await mergeToOutput(
+        series.checkpoints,
+        weightVector(
+          'u',
+          'weights',
+          {},
+          series.checkpoints.map((c) => c.step),
+          new Array(n).fill(1 / n),
+        ),
+        { output },
+      );
       const bytes = readFileSync(output);
       const f = await openTorchFile(bytesReader(bytes, output), bytes.subarray(0, 64), output);
       const [ta, tb] = [f.tensors.find((t) => t.name === a)!, f.tensors.find((t) => t.name === b)!];
       expect([tb.storage, tb.position]).toEqual([ta.storage, ta.position]);
-      expect(elementsAt(bytes, tb.dtype, tb.shape, tb.position)).toEqual(elementsAt(bytes, ta.dtype, ta.shape, ta.position));
+      expect(elementsAt(bytes, tb.dtype, tb.shape, tb.position)).toEqual(
+        elementsAt(bytes, ta.dtype, ta.shape, ta.position),
+      );
     }
   });
 

@@ -17,7 +17,9 @@ let s3: TestS3;
 let env: Record<string, string>;
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(dir, f)).isFile()).sort();
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => statSync(join(dir, f)).isFile())
+    .sort();
 }
 
 const get = (key: string) => s3.get(key);
@@ -30,7 +32,13 @@ beforeAll(async () => {
   s3 = await startS3();
   for (const f of files(fixture)) await s3.put(`digits/${f}`, readFileSync(join(fixture, f)));
   // the usual AWS chain, from the environment; --s3-endpoint is tested on one command
-  env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL: s3.endpoint, AWS_MAX_ATTEMPTS: '3' };
+  env = {
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL: s3.endpoint,
+    AWS_MAX_ATTEMPTS: '3',
+  };
 });
 afterAll(async () => {
   await s3?.stop();
@@ -44,7 +52,9 @@ describe('merge with s3:// paths', () => {
     const local = join(tmp.dir, 'local-lawa');
     const a = await runCli(['merge', join(fixture, 'run'), '-m', 'lawa', '--last', '4', '-o', `${local}/`, '-q']);
     expect(a.code, a.stderr).toBe(0);
-    const b = await runCli(['merge', S3_RUN, '-m', 'lawa', '--last', '4', '-o', 's3://avg-ckpt-test/out/lawa/', '-q'], { env });
+    const b = await runCli(['merge', S3_RUN, '-m', 'lawa', '--last', '4', '-o', 's3://avg-ckpt-test/out/lawa/', '-q'], {
+      env,
+    });
     expect(b.code, b.stderr).toBe(0);
     const want = files(local);
     expect(await keys('out/lawa/')).toEqual([...want.map((f) => `out/lawa/${f}`), 'out/lawa/_SUCCESS'].sort());
@@ -59,7 +69,9 @@ describe('merge with s3:// paths', () => {
     const a = await runCli(['merge', join(fixture, 'run'), ...args, '-o', `${local}/`]);
     expect(a.code, a.stderr).toBe(0);
     const out = 's3://avg-ckpt-test/out/parts/';
-    const parts = await Promise.all([0, 1, 2].map((i) => runCli(['merge', S3_RUN, ...args, '-o', out, '--part', `${i}/3`], { env })));
+    const parts = await Promise.all(
+      [0, 1, 2].map((i) => runCli(['merge', S3_RUN, ...args, '-o', out, '--part', `${i}/3`], { env })),
+    );
     for (const p of parts) expect(p.code, p.stderr).toBe(0);
     expect(await keys('out/parts/_SUCCESS')).toEqual([]);
     const f = await runCli(['merge', S3_RUN, ...args, '-o', out, '--finalize'], { env });
@@ -67,7 +79,9 @@ describe('merge with s3:// paths', () => {
     const want = files(local);
     expect(await keys('out/parts/')).toEqual([...want.map((k) => `out/parts/${k}`), 'out/parts/_SUCCESS'].sort());
     for (const k of want) expect(sha(await get(`out/parts/${k}`)), k).toBe(sha(readFileSync(join(local, k))));
-    const last = s3.requests.filter((r) => r.startsWith('PUT /avg-ckpt-test/out/parts/') && !r.includes('.avg-ckpt-parts')).at(-1);
+    const last = s3.requests
+      .filter((r) => r.startsWith('PUT /avg-ckpt-test/out/parts/') && !r.includes('.avg-ckpt-parts'))
+      .at(-1);
     expect(last).toMatch(/^PUT \/avg-ckpt-test\/out\/parts\/_SUCCESS\?/);
   }, 240_000);
 
@@ -87,7 +101,9 @@ describe('merge with s3:// paths', () => {
     s3.faults.pop();
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^avg-ckpt: s3:\/\/avg-ckpt-test\/out\/failing\/model\.safetensors: cannot write: SlowDown/);
+    expect(r.stderr).toMatch(
+      /^avg-ckpt: s3:\/\/avg-ckpt-test\/out\/failing\/model\.safetensors: cannot write: SlowDown/,
+    );
     expect(await keys('out/failing')).toEqual([]);
   });
 
@@ -104,8 +120,21 @@ describe('sweep-window with s3:// paths', () => {
   // materialize on both sides: the mixture engine cannot read from S3 (onnxruntime reads local files)
   it('run, model and data in S3 rank the windows exactly like the same files on disk', async () => {
     const args = (base: string, report: string) => [
-      'sweep-window', `${base}/run`, '--onnx', `${base}/model.onnx`, '--input', `input=${base}/val_input.npy`,
-      '--labels', `${base}/val_labels.npy`, '--windows', '2,3', '--engine', 'materialize', '--report', report, '-q',
+      'sweep-window',
+      `${base}/run`,
+      '--onnx',
+      `${base}/model.onnx`,
+      '--input',
+      `input=${base}/val_input.npy`,
+      '--labels',
+      `${base}/val_labels.npy`,
+      '--windows',
+      '2,3',
+      '--engine',
+      'materialize',
+      '--report',
+      report,
+      '-q',
     ];
     const local = join(tmp.dir, 'sweep-local.json');
     const viaS3 = join(tmp.dir, 'sweep-s3.json');
@@ -115,7 +144,9 @@ describe('sweep-window with s3:// paths', () => {
     expect(b.code, b.stderr).toBe(0);
     const strip = (p: string) => {
       const rep = JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
-      return JSON.stringify(rep.candidates ?? rep.results ?? rep, (k, v) => (k === 'ms' || k === 'path' || k === 'file' ? undefined : v));
+      return JSON.stringify(rep.candidates ?? rep.results ?? rep, (k, v) =>
+        k === 'ms' || k === 'path' || k === 'file' ? undefined : v,
+      );
     };
     expect(strip(viaS3)).toBe(strip(local));
     expect(relative(tmp.dir, viaS3)).toBe('sweep-s3.json');

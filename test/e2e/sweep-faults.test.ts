@@ -31,8 +31,24 @@ function dataCase(edit: (dir: string) => void): { dir: string; out: string } {
 async function expectRejected(dir: string, out: string, file: string) {
   const before = snapshot(dir);
   const runBefore = snapshot(join(MLP, 'run'));
-  const r = await runCli(['sweep-window', join(MLP, 'run'), '--onnx', join(dir, 'model.onnx'), '--input', `input=${join(dir, 'val_input.npy')}`, '--labels', join(dir, 'val_labels.npy'),
-    '--windows', '2,4', '--device', 'cpu', '--report', join(out, 'report.json'), '--write-best', join(out, 'best.safetensors')]);
+  const r = await runCli([
+    'sweep-window',
+    join(MLP, 'run'),
+    '--onnx',
+    join(dir, 'model.onnx'),
+    '--input',
+    `input=${join(dir, 'val_input.npy')}`,
+    '--labels',
+    join(dir, 'val_labels.npy'),
+    '--windows',
+    '2,4',
+    '--device',
+    'cpu',
+    '--report',
+    join(out, 'report.json'),
+    '--write-best',
+    join(out, 'best.safetensors'),
+  ]);
   expect(r.code, r.stderr).toBe(1);
   const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
   expect(lines, r.stderr).toHaveLength(1);
@@ -48,9 +64,19 @@ const labels = (d: string) => join(d, 'val_labels.npy');
 
 describe('malformed ONNX: exit 1, one line naming the model, nothing written', () => {
   it.each([
-    ['random bytes', (d: string) => put(model(d), new Uint8Array(200).map((_, i) => (i * 37 + 11) & 0xff))],
+    [
+      'random bytes',
+      (d: string) =>
+        put(
+          model(d),
+          new Uint8Array(200).map((_, i) => (i * 37 + 11) & 0xff),
+        ),
+    ],
     ['truncated to half', (d: string) => put(model(d), readFileSync(join(MLP, 'model.onnx')).subarray(0, 1000))],
-    ['a safetensors file given as the model', (d: string) => copyFileSync(join(MLP, 'run', 'checkpoint-20', 'model.safetensors'), model(d))],
+    [
+      'a safetensors file given as the model',
+      (d: string) => copyFileSync(join(MLP, 'run', 'checkpoint-20', 'model.safetensors'), model(d)),
+    ],
   ])('%s', async (_l, edit) => {
     const { dir, out } = dataCase(edit);
     await expectRejected(dir, out, model(dir));
@@ -61,9 +87,21 @@ describe('malformed ONNX: exit 1, one line naming the model, nothing written', (
 describe('malformed .npy: exit 1, one line naming the file, nothing written', () => {
   it.each([
     ['input: not a .npy', (d: string) => put(input(d), 'hello'), input],
-    ['input: truncated data', (d: string) => put(input(d), readFileSync(join(MLP, 'val_input.npy')).subarray(0, 5000)), input],
-    ['input: big-endian dtype', (d: string) => put(input(d), npyBytes('>f4', [500, 64], new Uint8Array(500 * 64 * 4))), input],
-    ['labels: header runs past the end', (d: string) => put(labels(d), readFileSync(join(MLP, 'val_labels.npy')).subarray(0, 40)), labels],
+    [
+      'input: truncated data',
+      (d: string) => put(input(d), readFileSync(join(MLP, 'val_input.npy')).subarray(0, 5000)),
+      input,
+    ],
+    [
+      'input: big-endian dtype',
+      (d: string) => put(input(d), npyBytes('>f4', [500, 64], new Uint8Array(500 * 64 * 4))),
+      input,
+    ],
+    [
+      'labels: header runs past the end',
+      (d: string) => put(labels(d), readFileSync(join(MLP, 'val_labels.npy')).subarray(0, 40)),
+      labels,
+    ],
   ] as const)('%s', async (_l, edit, which) => {
     const { dir, out } = dataCase(edit);
     await expectRejected(dir, out, which(dir));
@@ -82,7 +120,25 @@ describe('FIFOs where the model or data is expected', () => {
       rmSync(which(d));
       execFileSync('mkfifo', [which(d)]);
     });
-    const r = await runCli(['sweep-window', join(MLP, 'run'), '--onnx', model(dir), '--input', `input=${input(dir)}`, '--labels', labels(dir), '--windows', '2', '--device', 'cpu', '--report', join(out, 'r.json')], { timeoutMs: 10_000 });
+    const r = await runCli(
+      [
+        'sweep-window',
+        join(MLP, 'run'),
+        '--onnx',
+        model(dir),
+        '--input',
+        `input=${input(dir)}`,
+        '--labels',
+        labels(dir),
+        '--windows',
+        '2',
+        '--device',
+        'cpu',
+        '--report',
+        join(out, 'r.json'),
+      ],
+      { timeoutMs: 10_000 },
+    );
     expect(r.signal, 'the process hung on the FIFO').toBeNull();
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain(which(dir));
@@ -110,7 +166,10 @@ describe('interrupted mid-sweep', () => {
     put(join(big, 'labels.npy'), npyBytes('<i8', [500 * R], Y));
   });
 
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     // Regression: the materialize engine's copy of the model in TMPDIR was unknown to the signal
     // handler and stayed behind; it is now registered with the temporary outputs.
     it(`${sig}: exit ${code}, says interrupted, no report, no winner, no temporary files (also none in TMPDIR)`, async () => {
@@ -119,16 +178,37 @@ describe('interrupted mid-sweep', () => {
       const tmpdirOfChild = join(tmp.dir, `tmpdir-${sig}`);
       mkdirSync(tmpdirOfChild);
       let alive = false;
-      const r = await runCli(['sweep-window', join(MLP, 'run'), '--onnx', join(MLP, 'model.onnx'), '--input', `input=${join(big, 'input.npy')}`, '--labels', join(big, 'labels.npy'),
-        '--windows', Array.from({ length: 60 }, (_, i) => i + 1).join(','), '--engine', 'materialize', '--device', 'cpu', '--report', join(out, 'report.json'), '--write-best', join(out, 'best.safetensors')], {
-        during: async (child) => {
-          await new Promise((res) => setTimeout(res, 2500)); // past start-up: data loaded, candidates running
-          alive = child.exitCode === null && child.signalCode === null;
-          child.kill(sig);
+      const r = await runCli(
+        [
+          'sweep-window',
+          join(MLP, 'run'),
+          '--onnx',
+          join(MLP, 'model.onnx'),
+          '--input',
+          `input=${join(big, 'input.npy')}`,
+          '--labels',
+          join(big, 'labels.npy'),
+          '--windows',
+          Array.from({ length: 60 }, (_, i) => i + 1).join(','),
+          '--engine',
+          'materialize',
+          '--device',
+          'cpu',
+          '--report',
+          join(out, 'report.json'),
+          '--write-best',
+          join(out, 'best.safetensors'),
+        ],
+        {
+          during: async (child) => {
+            await new Promise((res) => setTimeout(res, 2500)); // past start-up: data loaded, candidates running
+            alive = child.exitCode === null && child.signalCode === null;
+            child.kill(sig);
+          },
+          timeoutMs: 120_000,
+          env: { TMPDIR: tmpdirOfChild },
         },
-        timeoutMs: 120_000,
-        env: { TMPDIR: tmpdirOfChild },
-      });
+      );
       expect(alive, 'the sweep finished before the signal: make it longer').toBe(true);
       expect(r.code, r.stderr).toBe(code);
       expect(r.stderr).toContain('interrupted');

@@ -12,8 +12,22 @@ import { tempDir } from '../helpers/st-bytes.js';
 const mlp = join(ROOT, 'fixtures', 'runs', 'digits-mlp');
 const tmp = tempDir('avg-ckpt-e2e-sweep-parts-');
 const sweep = (...extra: string[]) => [
-  'sweep-window', join(mlp, 'run'), '--onnx', join(mlp, 'model.onnx'), '--input', `input=${join(mlp, 'val_input.npy')}`,
-  '--labels', join(mlp, 'val_labels.npy'), '--windows', '2,3,5', '--ema', '0.5,0.9', '--engine', 'materialize', '-q', ...extra,
+  'sweep-window',
+  join(mlp, 'run'),
+  '--onnx',
+  join(mlp, 'model.onnx'),
+  '--input',
+  `input=${join(mlp, 'val_input.npy')}`,
+  '--labels',
+  join(mlp, 'val_labels.npy'),
+  '--windows',
+  '2,3,5',
+  '--ema',
+  '0.5,0.9',
+  '--engine',
+  'materialize',
+  '-q',
+  ...extra,
 ];
 /** The report without timings and the engine's words (they differ run to run). */
 const ranked = (text: string) => {
@@ -28,9 +42,18 @@ describe('sweep-window --candidates-part, then report merge', () => {
   it('three parts ranked together equal one sweep', async () => {
     const one = await runCli(sweep('--json'));
     expect(one.code, one.stderr).toBe(0);
-    const parts = await Promise.all([0, 1, 2].map((i) => runCli(sweep('--candidates-part', `${i}/3`, '--report', join(tmp.dir, `part-${i}.json`)))));
+    const parts = await Promise.all(
+      [0, 1, 2].map((i) => runCli(sweep('--candidates-part', `${i}/3`, '--report', join(tmp.dir, `part-${i}.json`)))),
+    );
     for (const p of parts) expect(p.code, p.stderr).toBe(0);
-    const merged = await runCli(['report', 'merge', ...[2, 0, 1].map((i) => join(tmp.dir, `part-${i}.json`)), '--json', '--report', join(tmp.dir, 'merged.json')]);
+    const merged = await runCli([
+      'report',
+      'merge',
+      ...[2, 0, 1].map((i) => join(tmp.dir, `part-${i}.json`)),
+      '--json',
+      '--report',
+      join(tmp.dir, 'merged.json'),
+    ]);
     expect(merged.code, merged.stderr).toBe(0);
     expect(ranked(merged.stdout)).toEqual(ranked(one.stdout));
     expect(ranked(readFileSync(join(tmp.dir, 'merged.json'), 'utf8'))).toEqual(ranked(one.stdout));

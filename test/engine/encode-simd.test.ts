@@ -18,7 +18,9 @@ const nextUp = (x: number): number => (x === 0 ? 5e-324 : x > 0 ? fromBits(toBit
 const nextDown = (x: number): number => -nextUp(-x);
 const bf16 = (h: number): number => new Float32Array(new Uint32Array([h << 16]).buffer)[0];
 const f16 = (h: number): number => {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    m = h & 0x3ff;
   if (e === 31) return m === 0 ? s * Infinity : NaN;
   return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
 };
@@ -37,11 +39,13 @@ function formatCases(value: (h: number) => number, maxFinite: number, overflowMi
   }
   // values whose RNE float32 is itself a tie: x = tie * (1 +- tiny) rounds to the tie in f32
   for (let h = 0; h < inf; h += 7) {
-    const a = value(h), b = value(h + 1);
+    const a = value(h),
+      b = value(h + 1);
     const mid = (a + b) / 2;
-    for (const s of [1, -1]) for (const d of [2 ** -24, 2 ** -25, 2 ** -26, 2 ** -30, 2 ** -40, 2 ** -52]) {
-      v.push(s * mid * (1 + d), s * mid * (1 - d));
-    }
+    for (const s of [1, -1])
+      for (const d of [2 ** -24, 2 ** -25, 2 ** -26, 2 ** -30, 2 ** -40, 2 ** -52]) {
+        v.push(s * mid * (1 + d), s * mid * (1 - d));
+      }
   }
   return v;
 }
@@ -49,14 +53,46 @@ function formatCases(value: (h: number) => number, maxFinite: number, overflowMi
 function cases(): number[] {
   const v = [...formatCases(bf16, 0x7f7f, 2 ** 128 - 2 ** 119, 0x7f80), ...formatCases(f16, 0x7bff, 65520, 0x7c00)];
   // NaNs: both signs, quiet and signalling payloads
-  for (const b of [0x7ff8000000000000n, 0xfff8000000000000n, 0x7ff0000000000001n, 0xfff0000000000001n, 0x7fffffffffffffffn, 0xffffffffffffffffn, 0x7ff4000000000000n, 0x7ff00000ffffffffn, 0xfff8000012345678n]) v.push(fromBits(b));
-  v.push(Infinity, -Infinity, 0, -0, 5e-324, -5e-324, 2 ** -149, 2 ** -150, 2 ** -150 * 1.5, -(2 ** -126), 2 ** -133, 3 * 2 ** -134, 1.7976931348623157e308, -1.7976931348623157e308);
-  for (const m of [2 ** -25, 2 ** -24, 3 * 2 ** -25, 2 ** -14 - 2 ** -25, 2 ** -14, 65504, 65519.99, 65520, 1e5]) v.push(m, -m, nextUp(m), nextDown(m));
-  for (const s of [1, -1]) for (const m of [3.3895313892515355e38, 3.3961775292304e38, 3.402823466385289e38, 3.4028235677973366e38, 3.402823669209385e38]) v.push(s * m, s * nextUp(m), s * nextDown(m));
+  for (const b of [
+    0x7ff8000000000000n,
+    0xfff8000000000000n,
+    0x7ff0000000000001n,
+    0xfff0000000000001n,
+    0x7fffffffffffffffn,
+    0xffffffffffffffffn,
+    0x7ff4000000000000n,
+    0x7ff00000ffffffffn,
+    0xfff8000012345678n,
+  ])
+    v.push(fromBits(b));
+  v.push(
+    Infinity,
+    -Infinity,
+    0,
+    -0,
+    5e-324,
+    -5e-324,
+    2 ** -149,
+    2 ** -150,
+    2 ** -150 * 1.5,
+    -(2 ** -126),
+    2 ** -133,
+    3 * 2 ** -134,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+  );
+  for (const m of [2 ** -25, 2 ** -24, 3 * 2 ** -25, 2 ** -14 - 2 ** -25, 2 ** -14, 65504, 65519.99, 65520, 1e5])
+    v.push(m, -m, nextUp(m), nextDown(m));
+  for (const s of [1, -1])
+    for (const m of [
+      3.3895313892515355e38, 3.3961775292304e38, 3.402823466385289e38, 3.4028235677973366e38, 3.402823669209385e38,
+    ])
+      v.push(s * m, s * nextUp(m), s * nextDown(m));
   // random bit patterns (all exponents) and random values near 1 (the merge's usual range)
   let seed = 0x12345678n;
   const rnd = (): bigint => ((seed = (seed * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn), seed);
-  for (let i = 0; i < 200_000; i++) v.push(fromBits(rnd()), fromBits(rnd() >> 12n | 0x3f00000000000000n) * (i & 1 ? 1 : -1));
+  for (let i = 0; i < 200_000; i++)
+    v.push(fromBits(rnd()), fromBits((rnd() >> 12n) | 0x3f00000000000000n) * (i & 1 ? 1 : -1));
   for (let i = 0; i < 100_000; i++) v.push(fromBits((rnd() >> 16n) | 0x3e00000000000000n) * (i & 1 ? 1 : -1)); // around the f16 subnormals
   return v;
 }
@@ -97,8 +133,10 @@ describe('SIMD bf16 and f16 encode', () => {
         const want = jsEncode(dt, values);
         const bad: string[] = [];
         for (let i = 0; i < values.length && bad.length < 10; i++) {
-          const g = got[2 * i] | (got[2 * i + 1] << 8), w = want[2 * i] | (want[2 * i + 1] << 8);
-          if (g !== w) bad.push(`${toBits(values[i]).toString(16)} (${values[i]}): simd ${g.toString(16)} js ${w.toString(16)}`);
+          const g = got[2 * i] | (got[2 * i + 1] << 8),
+            w = want[2 * i] | (want[2 * i + 1] << 8);
+          if (g !== w)
+            bad.push(`${toBits(values[i]).toString(16)} (${values[i]}): simd ${g.toString(16)} js ${w.toString(16)}`);
         }
         expect(bad).toEqual([]);
         expect(Buffer.compare(got, want)).toBe(0);

@@ -11,7 +11,7 @@ function randomAcc(n: number, seed: number): number[] {
   let x = seed;
   return Array.from({ length: n }, (_, i) => {
     x = (x * 1103515245 + 12345) >>> 0;
-    return ((x / 2 ** 32) - 0.5) * (i % 5 === 0 ? 1e300 : 1);
+    return (x / 2 ** 32 - 0.5) * (i % 5 === 0 ? 1e300 : 1);
   });
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { merge, resolveMerge } from '../../src/commands/merge.js';
 import { mergeMany } from '../../src/engine/merge.js';
-import { AvgCkptError } from '../../src/errors.js';
+import type { AvgCkptError } from '../../src/errors.js';
 import { ema } from '../../src/recipes/ema.js';
 import { lawa } from '../../src/recipes/lawa.js';
 import { uniform } from '../../src/recipes/uniform.js';

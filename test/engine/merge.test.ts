@@ -8,7 +8,18 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { merge } from '../../src/commands/merge.js';
 import { AvgCkptError } from '../../src/errors.js';
-import { bf16ToNumber, bits16, f16ToNumber, f32Bytes, i64Bytes, isNearestEven16, readRef, readRefDir, values, writeRef } from '../helpers/st-reference.js';
+import {
+  bf16ToNumber,
+  bits16,
+  f16ToNumber,
+  f32Bytes,
+  i64Bytes,
+  isNearestEven16,
+  readRef,
+  readRefDir,
+  values,
+  writeRef,
+} from '../helpers/st-reference.js';
 
 const MLP = 'fixtures/runs/digits-mlp/run';
 const CNN = 'fixtures/runs/digits-cnn-fp16/run';
@@ -44,11 +55,22 @@ function emaWeights(n: number, decay: (i: number) => number): number[] {
 }
 
 describe('merge on the F32 Trainer run (digits-mlp)', () => {
-  const cases: Array<[string, Parameters<typeof merge>[1]['method'], Parameters<typeof merge>[1]['select'], number[]]> = [
-    ['lawa 8', { method: 'lawa' }, { last: 8 }, mlpSteps.map((_, i) => (i >= 52 ? 1 / 8 : 0))],
-    ['uniform from step 1000', { method: 'uniform' }, { fromStep: 1000 }, mlpSteps.map((s) => (s >= 1000 ? 1 / 11 : 0))],
-    ['weights', { method: 'weights', weights: '1,3' }, { last: 2 }, mlpSteps.map((_, i) => (i === 58 ? 0.25 : i === 59 ? 0.75 : 0))],
-  ];
+  const cases: Array<[string, Parameters<typeof merge>[1]['method'], Parameters<typeof merge>[1]['select'], number[]]> =
+    [
+      ['lawa 8', { method: 'lawa' }, { last: 8 }, mlpSteps.map((_, i) => (i >= 52 ? 1 / 8 : 0))],
+      [
+        'uniform from step 1000',
+        { method: 'uniform' },
+        { fromStep: 1000 },
+        mlpSteps.map((s) => (s >= 1000 ? 1 / 11 : 0)),
+      ],
+      [
+        'weights',
+        { method: 'weights', weights: '1,3' },
+        { last: 2 },
+        mlpSteps.map((_, i) => (i === 58 ? 0.25 : i === 59 ? 0.75 : 0)),
+      ],
+    ];
   for (const [label, method, select, w] of cases) {
     it(`${label}: every element equals the float64 reference rounded to F32`, async () => {
       const out = join(tmp, `mlp-${label.replace(/\W+/g, '-')}.safetensors`);
@@ -88,7 +110,9 @@ describe('merge on the F32 Trainer run (digits-mlp)', () => {
     const got = readRef(out).tensors;
     for (const name of Object.keys(got)) {
       const ref = reference(sub, w, name);
-      values(got[name]).forEach((v, j) => expect(Math.abs(v - ref[j])).toBeLessThanOrEqual(Math.abs(v) * 2 ** -24 * (1 + 1e-9) + 1e-45));
+      values(got[name]).forEach((v, j) =>
+        expect(Math.abs(v - ref[j])).toBeLessThanOrEqual(Math.abs(v) * 2 ** -24 * (1 + 1e-9) + 1e-45),
+      );
     }
   });
 
@@ -108,7 +132,12 @@ describe('merge on the F32 Trainer run (digits-mlp)', () => {
     const out = join(tmp, 'mlp-meta.safetensors');
     await merge([MLP], { output: out, method: { method: 'lawa', k: 3 }, select: { fromStep: 1100 } });
     const meta = JSON.parse(readRef(out).metadata.avg_ckpt);
-    expect(meta).toMatchObject({ method: 'lawa', name: 'lawa-3', params: { k: 3 }, steps: [1100, 1120, 1140, 1160, 1180, 1200] });
+    expect(meta).toMatchObject({
+      method: 'lawa',
+      name: 'lawa-3',
+      params: { k: 3 },
+      steps: [1100, 1120, 1140, 1160, 1180, 1200],
+    });
     expect(meta.weights).toEqual([0, 0, 0, 1 / 3, 1 / 3, 1 / 3]);
   });
 });
@@ -147,11 +176,19 @@ describe('a save_pretrained folder run with config files and tied weights', () =
   const steps = [100, 200, 300];
   for (const [i, s] of steps.entries()) {
     const dir = join(run, `checkpoint-${s}`);
-    writeRef(join(dir, 'model.safetensors'), {
-      'model.embed_tokens.weight': { dtype: 'F32', shape: [2, 3], bytes: f32Bytes([1, 2, 3, 4, 5, 6].map((x) => x * (i + 1))) },
-      'model.norm.weight': { dtype: 'F32', shape: [3], bytes: f32Bytes([0.1, 0.2, 0.3].map((x) => x + i)) },
-      'model.step': { dtype: 'I64', shape: [], bytes: i64Bytes([s]) },
-    }, { format: 'pt' });
+    writeRef(
+      join(dir, 'model.safetensors'),
+      {
+        'model.embed_tokens.weight': {
+          dtype: 'F32',
+          shape: [2, 3],
+          bytes: f32Bytes([1, 2, 3, 4, 5, 6].map((x) => x * (i + 1))),
+        },
+        'model.norm.weight': { dtype: 'F32', shape: [3], bytes: f32Bytes([0.1, 0.2, 0.3].map((x) => x + i)) },
+        'model.step': { dtype: 'I64', shape: [], bytes: i64Bytes([s]) },
+      },
+      { format: 'pt' },
+    );
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ tie_word_embeddings: true, step: s }));
     writeFileSync(join(dir, 'generation_config.json'), '{}');
     writeFileSync(join(dir, 'tokenizer.json'), '{"v":1}');
@@ -162,25 +199,40 @@ describe('a save_pretrained folder run with config files and tied weights', () =
   it('writes a loadable folder: config and tokenizer from the newest checkpoint, no training state, no tied copy', async () => {
     const out = join(tmp, 'hf-avg');
     await merge([run], { output: out, method: { method: 'uniform' } });
-    expect(readdirSync(out).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json']);
+    expect(readdirSync(out).sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+    ]);
     expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).step).toBe(300);
     const { tensors, metadata } = readRef(join(out, 'model.safetensors'));
     expect(Object.keys(tensors).sort()).toEqual(['model.embed_tokens.weight', 'model.norm.weight', 'model.step']);
     expect(metadata.format).toBe('pt');
-    expect(values(tensors['model.embed_tokens.weight'])).toEqual([1, 2, 3, 4, 5, 6].map((x) => Math.fround((x * 1) / 3 + (x * 2) / 3 + (x * 3) / 3)));
-    expect(values(tensors['model.norm.weight'])).toEqual([0.1, 0.2, 0.3].map((x) => Math.fround(Math.fround(x) / 3 + Math.fround(x + 1) / 3 + Math.fround(x + 2) / 3)));
+    expect(values(tensors['model.embed_tokens.weight'])).toEqual(
+      [1, 2, 3, 4, 5, 6].map((x) => Math.fround((x * 1) / 3 + (x * 2) / 3 + (x * 3) / 3)),
+    );
+    expect(values(tensors['model.norm.weight'])).toEqual(
+      [0.1, 0.2, 0.3].map((x) => Math.fround(Math.fround(x) / 3 + Math.fround(x + 1) / 3 + Math.fround(x + 2) / 3)),
+    );
     expect(values(tensors['model.step'])).toEqual([300]);
   });
 
   it('refuses an existing output without --force, and an output that is an input', async () => {
     const out = join(tmp, 'exists.safetensors');
     writeFileSync(out, 'keep me');
-    await expect(merge([run], { output: out, method: { method: 'uniform' } })).rejects.toMatchObject({ code: 'output-exists' });
+    await expect(merge([run], { output: out, method: { method: 'uniform' } })).rejects.toMatchObject({
+      code: 'output-exists',
+    });
     expect(readFileSync(out, 'utf8')).toBe('keep me');
     const input = join(run, 'checkpoint-300', 'model.safetensors');
     const before = readFileSync(input);
-    await expect(merge([run], { output: input, method: { method: 'uniform' }, force: true })).rejects.toMatchObject({ code: 'output-is-input' });
-    await expect(merge([run], { output: run, method: { method: 'uniform' }, force: true })).rejects.toMatchObject({ code: 'output-is-input' });
+    await expect(merge([run], { output: input, method: { method: 'uniform' }, force: true })).rejects.toMatchObject({
+      code: 'output-is-input',
+    });
+    await expect(merge([run], { output: run, method: { method: 'uniform' }, force: true })).rejects.toMatchObject({
+      code: 'output-is-input',
+    });
     expect(readFileSync(input).equals(before)).toBe(true);
   });
 
@@ -215,7 +267,12 @@ describe('output layouts and input dtypes', () => {
     const out = join(tmp, 'sharded-out');
     await merge([run], { output: out, method: { method: 'uniform' }, shardSize: 20, dtype: 'F32' });
     const index = JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8'));
-    expect(index.weight_map).toEqual({ a: 'model-00001-of-00003.safetensors', b: 'model-00002-of-00003.safetensors', c: 'model-00003-of-00003.safetensors', f8: 'model-00003-of-00003.safetensors' });
+    expect(index.weight_map).toEqual({
+      a: 'model-00001-of-00003.safetensors',
+      b: 'model-00002-of-00003.safetensors',
+      c: 'model-00003-of-00003.safetensors',
+      f8: 'model-00003-of-00003.safetensors',
+    });
     const got = readRefDir(out);
     expect(values(got.a)).toEqual([1.5, 3, 4.5, 6]);
     expect(values(got.c)).toEqual([13.5, 15]);
@@ -223,10 +280,11 @@ describe('output layouts and input dtypes', () => {
   });
 
   it('reads F8_E4M3 and asks for a writable dtype', async () => {
-    await expect(merge([run], { output: join(tmp, 'f8.safetensors'), method: { method: 'uniform' } })).rejects.toMatchObject({ code: 'unsupported-dtype', tensor: 'f8' });
+    await expect(
+      merge([run], { output: join(tmp, 'f8.safetensors'), method: { method: 'uniform' } }),
+    ).rejects.toMatchObject({ code: 'unsupported-dtype', tensor: 'f8' });
     const out = join(tmp, 'f8-bf16.safetensors');
     await merge([run], { output: out, method: { method: 'uniform' }, dtype: 'BF16' });
     expect(values(readRef(out).tensors.f8)).toEqual([1.5, 2]);
   });
 });
-

@@ -17,7 +17,11 @@ describe('shared Arena', () => {
     expect(simdEncoder(a.memory, 'BF16')).not.toBeNull();
   });
 
-  for (const [d, size] of [['BF16', 2], ['F32', 4], ['F64', 8]] as const) {
+  for (const [d, size] of [
+    ['BF16', 2],
+    ['F32', 4],
+    ['F64', 8],
+  ] as const) {
     it(`${d}: the kernel over shared memory matches accumulate bit for bit`, () => {
       const n = 1003; // odd: the tail runs in JS
       const arena = new Arena(n * (size + 16) + 64, true);
@@ -25,7 +29,10 @@ describe('shared Arena', () => {
       for (let i = 0; i < src.length; i++) src[i] = (i * 2654435761) >>> 24;
       if (d !== 'BF16') {
         // keep f32/f64 patterns finite so the comparison is not all NaN
-        const view = d === 'F32' ? new Float32Array(src.buffer, src.byteOffset, n) : new Float64Array(src.buffer, src.byteOffset, n);
+        const view =
+          d === 'F32'
+            ? new Float32Array(src.buffer, src.byteOffset, n)
+            : new Float64Array(src.buffer, src.byteOffset, n);
         for (let i = 0; i < n; i++) view[i] = Math.sin(i) * 10 ** ((i % 9) - 4);
       }
       const acc = arena.f64(n);

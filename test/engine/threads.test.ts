@@ -162,7 +162,16 @@ describe('merge on 1-4 threads (built CLI)', () => {
     // two folders: an abandoned output removes the folder created for it, under the other's feet
     const out = (o: string) => join(tmp.dir, `overflow-${o}`);
     const cmd = (o: string, t: number) => [
-      'merge', run, '--method', 'uniform', '--dtype', 'f16', '--threads', String(t), '-o', join(out(o), 'avg.safetensors'),
+      'merge',
+      run,
+      '--method',
+      'uniform',
+      '--dtype',
+      'f16',
+      '--threads',
+      String(t),
+      '-o',
+      join(out(o), 'avg.safetensors'),
     ];
     const [w, t] = await Promise.all([runCli(cmd('w', 2), { env: THREADED }), runCli(cmd('t', 1), { env: THREADED })]);
     expect(w.code).toBe(t.code);
@@ -177,7 +186,16 @@ describe('merge on 1-4 threads (built CLI)', () => {
       if (k === 2) big[(2 << 20) + 7] = NaN;
     }).run;
     const out = (o: string) => join(tmp.dir, `nan-out-${o}`);
-    const cmd = (o: string, t: number) => ['merge', bad, '--dtype', 'bf16', '--threads', String(t), '-o', join(out(o), 'avg.safetensors')];
+    const cmd = (o: string, t: number) => [
+      'merge',
+      bad,
+      '--dtype',
+      'bf16',
+      '--threads',
+      String(t),
+      '-o',
+      join(out(o), 'avg.safetensors'),
+    ];
     const [w, t] = await Promise.all([runCli(cmd('w', 3), { env: THREADED }), runCli(cmd('t', 1), { env: THREADED })]);
     expect(w.code).not.toBe(0);
     expect(w.code).toBe(t.code);

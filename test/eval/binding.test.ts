@@ -11,13 +11,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
 import { bindingRows, bindModel, describeBinding, normalizeName, parseMapRule } from '../../src/eval/binding.js';
 import { Evaluator } from '../../src/eval/evaluator.js';
-import { dimsOf, encodeModel, floatValues, loadModel, onnx, setExternal, tensorBytes, type ModelProto } from '../../src/io/onnx/model.js';
+import {
+  dimsOf,
+  encodeModel,
+  floatValues,
+  loadModel,
+  onnx,
+  setExternal,
+  tensorBytes,
+  type ModelProto,
+} from '../../src/io/onnx/model.js';
 import { lawa } from '../../src/recipes/lawa.js';
 import { discoverSeries } from '../../src/series/discover.js';
 import type { Checkpoint } from '../../src/series/checkpoint.js';
 
 const RUN = 'fixtures/runs/digits-mlp';
-const LAWA8 = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }> }> }).cases['digits-mlp'].lawa_end['8'].loss;
+const LAWA8 = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }> }> }).cases[
+  'digits-mlp'
+].lawa_end['8'].loss;
 const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-binding-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -66,13 +77,27 @@ describe('binding', () => {
   it('finds renamed and transposed weights by value and scores the oracle with both engines', async () => {
     const path = variant('exported.onnx', exporterStyle);
     const rows = await describeBinding(path, checkpoints);
-    expect(rows.find((r) => r.initializer === 'onnx::Gemm_17')).toMatchObject({ status: 'weight', source: '0.weight', via: 'value' });
-    expect(rows.find((r) => r.initializer === '/2/Transpose_output_0')).toMatchObject({ status: 'weight', source: '2.weight (transposed)', via: 'value', shape: '[128, 128]' });
+    expect(rows.find((r) => r.initializer === 'onnx::Gemm_17')).toMatchObject({
+      status: 'weight',
+      source: '0.weight',
+      via: 'value',
+    });
+    expect(rows.find((r) => r.initializer === '/2/Transpose_output_0')).toMatchObject({
+      status: 'weight',
+      source: '2.weight (transposed)',
+      via: 'value',
+      shape: '[128, 128]',
+    });
     expect(rows.find((r) => r.initializer === 'model.4.bias')).toMatchObject({ source: '4.bias', via: 'name' });
     for (const engine of ['mixture', 'materialize', 'fed'] as const) {
       const ev = await Evaluator.create({ onnx: path, checkpoints, data: { dataDir: RUN }, engine, device: 'cpu' });
       try {
-        const m = await ev.score(lawa(checkpoints.map((c) => c.step), 8));
+        const m = await ev.score(
+          lawa(
+            checkpoints.map((c) => c.step),
+            8,
+          ),
+        );
         expect(Math.abs(m.loss - LAWA8)).toBeLessThan(1e-5);
       } finally {
         await ev.close();
@@ -110,7 +135,9 @@ describe('binding', () => {
       await expect(bindModel(model, checkpoints, { allowUnmapped })).rejects.toMatchObject({
         code: 'model-mismatch',
         file: path,
-        message: expect.stringMatching(/^this model does not belong to these checkpoints: 0 of 6 float initializers match/),
+        message: expect.stringMatching(
+          /^this model does not belong to these checkpoints: 0 of 6 float initializers match/,
+        ),
       });
     }
   });
@@ -130,9 +157,26 @@ describe('binding', () => {
     writeFileSync(join(tmp, 'ext.onnx'), encodeModel(m));
     const rows = await describeBinding(join(tmp, 'ext.onnx'), checkpoints);
     expect(rows.every((r) => r.status === 'weight' && r.via === 'name')).toBe(true);
-    const ev = await Evaluator.create({ onnx: join(tmp, 'ext.onnx'), checkpoints, data: { dataDir: RUN }, engine: 'materialize', device: 'cpu' });
+    const ev = await Evaluator.create({
+      onnx: join(tmp, 'ext.onnx'),
+      checkpoints,
+      data: { dataDir: RUN },
+      engine: 'materialize',
+      device: 'cpu',
+    });
     try {
-      expect(Math.abs((await ev.score(lawa(checkpoints.map((c) => c.step), 8))).loss - LAWA8)).toBeLessThan(1e-5);
+      expect(
+        Math.abs(
+          (
+            await ev.score(
+              lawa(
+                checkpoints.map((c) => c.step),
+                8,
+              ),
+            )
+          ).loss - LAWA8,
+        ),
+      ).toBeLessThan(1e-5);
     } finally {
       await ev.close();
     }

@@ -10,8 +10,20 @@ const values = { path: '/tmp/my scratch/lawa-8/', name: 'lawa-8', step: 1200 };
 describe('splitCommand', () => {
   it('splits on whitespace and honours quotes and backslashes as sh does', () => {
     expect(splitCommand('python eval.py --model {path}')).toEqual(['python', 'eval.py', '--model', '{path}']);
-    expect(splitCommand(`  a   'b c'  "d \\"e\\" \\\\ f" g\\ h '' x"y"'z' `)).toEqual(['a', 'b c', 'd "e" \\ f', 'g h', '', 'xyz']);
-    expect(splitCommand(`python -c 'import json; print(json.dumps({"loss": 1}))' {path}`)).toEqual(['python', '-c', 'import json; print(json.dumps({"loss": 1}))', '{path}']);
+    expect(splitCommand(`  a   'b c'  "d \\"e\\" \\\\ f" g\\ h '' x"y"'z' `)).toEqual([
+      'a',
+      'b c',
+      'd "e" \\ f',
+      'g h',
+      '',
+      'xyz',
+    ]);
+    expect(splitCommand(`python -c 'import json; print(json.dumps({"loss": 1}))' {path}`)).toEqual([
+      'python',
+      '-c',
+      'import json; print(json.dumps({"loss": 1}))',
+      '{path}',
+    ]);
   });
 
   it('agrees with /bin/sh on any template of words, quotes and backslashes', () => {
@@ -20,7 +32,12 @@ describe('splitCommand', () => {
       fc.property(template, (t) => {
         let sh: string[] | undefined;
         try {
-          sh = execFileSync('/bin/sh', ['-c', `printf '%s\\0' x ${t}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\0').slice(1, -1);
+          sh = execFileSync('/bin/sh', ['-c', `printf '%s\\0' x ${t}`], {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'ignore'],
+          })
+            .split('\0')
+            .slice(1, -1);
         } catch {
           sh = undefined; // sh refuses it (an unclosed quote)
         }
@@ -32,8 +49,22 @@ describe('splitCommand', () => {
   });
 
   it('refuses what would need a shell, unclosed quotes and an empty command (usage errors)', () => {
-    for (const t of ['python eval.py {path} > log', 'a | b', 'a; b', 'echo $HOME {path}', 'a `b`', 'a && b', '"$X"', "'open", '"open', '   ']) {
-      expect(ownError(() => splitCommand(t)), t).toBe('usage');
+    for (const t of [
+      'python eval.py {path} > log',
+      'a | b',
+      'a; b',
+      'echo $HOME {path}',
+      'a `b`',
+      'a && b',
+      '"$X"',
+      "'open",
+      '"open',
+      '   ',
+    ]) {
+      expect(
+        ownError(() => splitCommand(t)),
+        t,
+      ).toBe('usage');
     }
     expect(() => splitCommand('python eval.py {path} > log')).toThrow(/needs a shell .*--shell/);
     // quoted, the same characters are plain text
@@ -44,7 +75,13 @@ describe('splitCommand', () => {
 describe('placeholders', () => {
   it('substitutes {path} {name} {step} inside each word; a path with spaces stays one argument', () => {
     const words = splitCommand('eval --model={path} --tag "{name} at {step}" {other}');
-    expect(commandArgv(words, values)).toEqual(['eval', '--model=/tmp/my scratch/lawa-8/', '--tag', 'lawa-8 at 1200', '{other}']);
+    expect(commandArgv(words, values)).toEqual([
+      'eval',
+      '--model=/tmp/my scratch/lawa-8/',
+      '--tag',
+      'lawa-8 at 1200',
+      '{other}',
+    ]);
   });
 
   it('--shell: values are quoted so that sh reads them back literally', () => {

@@ -16,7 +16,14 @@ import { ownError, ownErrorAsync } from '../helpers/own-errors.js';
 const MLP = 'fixtures/runs/digits-mlp';
 const EVAL = 'test/helpers/digits-mlp-eval.mjs';
 const BAD = 'test/helpers/misbehaving-eval.mjs';
-const mlp = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number; accuracy: number }>; ema_end: Record<string, { loss: number }> }> }).cases['digits-mlp'];
+const mlp = (
+  oracle as unknown as {
+    cases: Record<
+      string,
+      { lawa_end: Record<string, { loss: number; accuracy: number }>; ema_end: Record<string, { loss: number }> }
+    >;
+  }
+).cases['digits-mlp'];
 const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-cmdscorer-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -46,7 +53,10 @@ describe('CommandScorer', () => {
 
   it('writes each candidate as --write-best would (a folder like the input), {step} substituted; --keep keeps it', async () => {
     const steps = (await selected()).map((c) => c.step);
-    const t = await scorer(`node -e "console.log(JSON.stringify({loss:require('fs').readdirSync(process.argv[1]).length,step:Number(process.argv[2])}))" {path} {step}`, { keep: true });
+    const t = await scorer(
+      `node -e "console.log(JSON.stringify({loss:require('fs').readdirSync(process.argv[1]).length,step:Number(process.argv[2])}))" {path} {step}`,
+      { keep: true },
+    );
     expect(await t.score(raw(steps, 1100))).toEqual({ loss: 1, step: 1100 });
     const folder = /written to (\S+) and kept/.exec(t.notes[0])![1];
     expect(readdirSync(folder)).toEqual(['raw-1100']);
@@ -57,13 +67,28 @@ describe('CommandScorer', () => {
 
   it('each failure is one CandidateFailed line: timeout, exit code with stderr, no output, no metric, garbage, no "loss"', async () => {
     const steps = (await selected()).map((c) => c.step);
-    const rules = ['lawa-2=exit', 'lawa-3=sleep', 'lawa-4=silent', 'lawa-5=garbage', 'lawa-6=words', 'lawa-7=other', 'lawa-9=number'];
+    const rules = [
+      'lawa-2=exit',
+      'lawa-3=sleep',
+      'lawa-4=silent',
+      'lawa-5=garbage',
+      'lawa-6=words',
+      'lawa-7=other',
+      'lawa-9=number',
+    ];
     const notes: string[] = [];
     // no timeout here: a loaded machine can take seconds to start node; the timeout has its own case below
     const s = await scorer(`node ${BAD} {name} {path} ${MLP} ${rules.join(' ')}`, { onNote: (l) => notes.push(l) });
     const outcomes: Outcome[] = [];
-    await scoreEach(s, [2, 4, 5, 6, 7, 9, 8].map((k) => lawa(steps, k)), (i, o) => (outcomes[i] = o));
-    const slow = await scorer(`node ${BAD} {name} {path} ${MLP} lawa-3=sleep`, { timeoutSeconds: 1, onNote: (l) => notes.push(l) });
+    await scoreEach(
+      s,
+      [2, 4, 5, 6, 7, 9, 8].map((k) => lawa(steps, k)),
+      (i, o) => (outcomes[i] = o),
+    );
+    const slow = await scorer(`node ${BAD} {name} {path} ${MLP} lawa-3=sleep`, {
+      timeoutSeconds: 1,
+      onNote: (l) => notes.push(l),
+    });
     outcomes.splice(1, 0, await outcomeOf(slow, lawa(steps, 3)));
     await slow.close();
     const failed = outcomes.map((o) => ('failed' in o ? o.failed : undefined));
@@ -79,8 +104,14 @@ describe('CommandScorer', () => {
     ]);
     expect(outcomes[6]).toMatchObject({ metrics: { loss: 0.125 } });
     // the others' results are kept
-    expect(Math.abs((outcomes[7] as { metrics: Record<string, number> }).metrics.loss - mlp.lawa_end['8'].loss)).toBeLessThan(1e-6);
-    expect(notes.slice(0, 3)).toEqual(['lawa-2: the command exited with code 3: RuntimeError: CUDA out of memory', '  | Traceback (most recent call last):', '  |   File "eval.py", line 3, in <module>']);
+    expect(
+      Math.abs((outcomes[7] as { metrics: Record<string, number> }).metrics.loss - mlp.lawa_end['8'].loss),
+    ).toBeLessThan(1e-6);
+    expect(notes.slice(0, 3)).toEqual([
+      'lawa-2: the command exited with code 3: RuntimeError: CUDA out of memory',
+      '  | Traceback (most recent call last):',
+      '  |   File "eval.py", line 3, in <module>',
+    ]);
     expect(notes.filter((l) => !l.startsWith('  |'))).toHaveLength(6);
     expect(notes).toContain('lawa-3: the command timed out after 1 s (--eval-timeout)');
     await s.close();
@@ -92,7 +123,11 @@ describe('CommandScorer', () => {
     const rules = [2, 3, 4].map((k) => `lawa-${k}=barrier:${barrier}:3`);
     const s = await scorer(`node ${BAD} {name} {path} ${MLP} ${rules.join(' ')}`, { jobs: 3 });
     const outcomes: Outcome[] = [];
-    await scoreEach(s, [2, 3, 4].map((k) => lawa(steps, k)), (i, o) => (outcomes[i] = o));
+    await scoreEach(
+      s,
+      [2, 3, 4].map((k) => lawa(steps, k)),
+      (i, o) => (outcomes[i] = o),
+    );
     expect(outcomes.map((o) => ('metrics' in o ? o.metrics.loss : o.failed))).toEqual([1, 1, 1]);
     await s.close();
   });
@@ -103,7 +138,9 @@ describe('CommandScorer', () => {
     const e = await s.score(ema(steps, 0.9)).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AvgCkptError);
     expect(e).not.toBeInstanceOf(CandidateFailed);
-    expect((e as AvgCkptError).message).toBe('--eval-cmd: cannot run "no-such-evaluator-xyz": no such program (give its path, or check PATH)');
+    expect((e as AvgCkptError).message).toBe(
+      '--eval-cmd: cannot run "no-such-evaluator-xyz": no such program (give its path, or check PATH)',
+    );
     await s.close();
   });
 
@@ -113,7 +150,9 @@ describe('CommandScorer', () => {
     expect(await ownErrorAsync(CommandScorer.create({ ...base, command: 'eval' }))).toBe('usage');
     expect(await ownErrorAsync(CommandScorer.create({ ...base, jobs: 0 }))).toBe('usage');
     expect(await ownErrorAsync(CommandScorer.create({ ...base, timeoutSeconds: -1 }))).toBe('usage');
-    await expect(CommandScorer.create({ ...base, metric: 'f1' })).rejects.toThrow('--metric f1: say whether higher or lower is better with --maximize or --minimize');
+    await expect(CommandScorer.create({ ...base, metric: 'f1' })).rejects.toThrow(
+      '--metric f1: say whether higher or lower is better with --maximize or --minimize',
+    );
     expect(await ownErrorAsync(CommandScorer.create({ ...base, scratch: join(tmp, 'missing') }))).toBe('io');
     const f1 = await CommandScorer.create({ ...base, metric: 'f1', direction: 'max' });
     expect(f1.better({ f1: 0.9 }, { f1: 0.8 })).toBe(true);
@@ -123,6 +162,8 @@ describe('CommandScorer', () => {
   it('checks the scratch folder has room for the candidates evaluated at once', () => {
     expect(ownError(() => checkScratchSpace('/s', 10 * 2 ** 30, 4 * 2 ** 30, 2))).toBe('ok');
     expect(ownError(() => checkScratchSpace('/s', 10 * 2 ** 30, 4 * 2 ** 30, 3))).toBe('scratch-space');
-    expect(() => checkScratchSpace('/s', 10 * 2 ** 30, 4 * 2 ** 30, 3)).toThrow('has 10.00 GiB free, and 3 candidates at once (--jobs) need 12.00 GiB (4.00 GiB each): free some space, lower --jobs, or pass --scratch DIR on a larger disk');
+    expect(() => checkScratchSpace('/s', 10 * 2 ** 30, 4 * 2 ** 30, 3)).toThrow(
+      'has 10.00 GiB free, and 3 candidates at once (--jobs) need 12.00 GiB (4.00 GiB each): free some space, lower --jobs, or pass --scratch DIR on a larger disk',
+    );
   });
 });

@@ -12,33 +12,65 @@ const embedding = { name: 'embed.weight', bytes: 16 * 32000 * 4096 * 4 };
 // a checkpoint stores 0.5625 GiB of bound float32 tensors; the mixture stacks 16 of them
 const CK = (9 * GiB) / 16;
 // many long averages: 20 candidates each reading all 16 checkpoints (the mixture pays off)
-const facts = { k: 16, need: 9 * GiB, budget: 40 * GiB, largest: embedding, candidates: 20, reads: 20 * 16 * CK, checkpointBytes: CK } as const;
+const facts = {
+  k: 16,
+  need: 9 * GiB,
+  budget: 40 * GiB,
+  largest: embedding,
+  candidates: 20,
+  reads: 20 * 16 * CK,
+  checkpointBytes: CK,
+} as const;
 
 describe('chooseEngine', () => {
   it('auto on webgpu takes fed when one stacked weight reaches 2 GiB, and says why', () => {
     const c = chooseEngine({ ...facts, device: 'webgpu', requested: 'auto' });
     expect(c.kind).toBe('fed');
-    expect(c.reason).toMatch(/"embed\.weight" would be 16 checkpoints x 500\.0 MiB = 7\.81 GiB in one buffer, over WebGPU's 2 GiB per-buffer limit/);
-    expect(chooseEngine({ ...facts, device: 'webgpu', requested: 'auto', largest: { name: 'w', bytes: WEBGPU_MAX_BUFFER } }).kind).toBe('fed');
-    expect(chooseEngine({ ...facts, device: 'webgpu', requested: 'auto', largest: { name: 'w', bytes: WEBGPU_MAX_BUFFER - 4 } }).kind).toBe('mixture');
+    expect(c.reason).toMatch(
+      /"embed\.weight" would be 16 checkpoints x 500\.0 MiB = 7\.81 GiB in one buffer, over WebGPU's 2 GiB per-buffer limit/,
+    );
+    expect(
+      chooseEngine({ ...facts, device: 'webgpu', requested: 'auto', largest: { name: 'w', bytes: WEBGPU_MAX_BUFFER } })
+        .kind,
+    ).toBe('fed');
+    expect(
+      chooseEngine({
+        ...facts,
+        device: 'webgpu',
+        requested: 'auto',
+        largest: { name: 'w', bytes: WEBGPU_MAX_BUFFER - 4 },
+      }).kind,
+    ).toBe('mixture');
   });
 
   it('the 2 GiB limit is WebGPU only', () => {
-    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto' })).toMatchObject({ kind: 'mixture', reason: expect.stringMatching(/fits the 40\.00 GiB memory budget/) });
+    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto' })).toMatchObject({
+      kind: 'mixture',
+      reason: expect.stringMatching(/fits the 40\.00 GiB memory budget/),
+    });
     expect(chooseEngine({ ...facts, device: 'cuda', requested: 'mixture' }).kind).toBe('mixture');
   });
 
   it('refuses a forced mixture over the limit with a usage error naming the way out', () => {
-    expect(() => chooseEngine({ ...facts, device: 'webgpu', requested: 'mixture' })).toThrow(expect.objectContaining({
-      code: 'usage', message: expect.stringMatching(/^--engine mixture on webgpu: .*2 GiB per-buffer limit .*use --engine fed/),
-    }));
+    expect(() => chooseEngine({ ...facts, device: 'webgpu', requested: 'mixture' })).toThrow(
+      expect.objectContaining({
+        code: 'usage',
+        message: expect.stringMatching(/^--engine mixture on webgpu: .*2 GiB per-buffer limit .*use --engine fed/),
+      }),
+    );
     expect(chooseEngine({ ...facts, device: 'webgpu', requested: 'materialize' }).kind).toBe('materialize');
   });
 
   it('falls back to fed on the budget and on an unsupported dtype', () => {
-    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto', budget: 8 * GiB }).reason).toMatch(/^fed: the mixture's 16 checkpoints x .* exceeds the 8\.00 GiB memory budget/);
-    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto', unsupported: 'tensor "x" is I8' }).kind).toBe('fed');
-    expect(() => chooseEngine({ ...facts, device: 'cpu', requested: 'mixture', unsupported: 'tensor "x" is I8' })).toThrow(/use --engine fed/);
+    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto', budget: 8 * GiB }).reason).toMatch(
+      /^fed: the mixture's 16 checkpoints x .* exceeds the 8\.00 GiB memory budget/,
+    );
+    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto', unsupported: 'tensor "x" is I8' }).kind).toBe(
+      'fed',
+    );
+    expect(() =>
+      chooseEngine({ ...facts, device: 'cpu', requested: 'mixture', unsupported: 'tensor "x" is I8' }),
+    ).toThrow(/use --engine fed/);
   });
 
   it('takes the mixture only when its setup and mixing cost less than averaging every candidate', () => {
@@ -46,11 +78,20 @@ describe('chooseEngine', () => {
     const mix = (facts.k * CK) / RATES.mixtureSetup + (facts.candidates * facts.need) / RATES.mixing;
     const fed = facts.reads / RATES.averaging;
     expect(mix).toBeLessThan(fed);
-    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto' }).reason).toMatch(/^mixture: .*estimated \d+ s of setup and mixing against \d+ s of averaging for 20 candidates/);
+    expect(chooseEngine({ ...facts, device: 'cpu', requested: 'auto' }).reason).toMatch(
+      /^mixture: .*estimated \d+ s of setup and mixing against \d+ s of averaging for 20 candidates/,
+    );
     // three short candidates (raw, LAWA-2, LAWA-4: 7 checkpoint reads): setting up the stacks does not pay
     const few = { ...facts, candidates: 3, reads: 7 * CK };
-    expect((few.k * CK) / RATES.mixtureSetup + (few.candidates * few.need) / RATES.mixing).toBeGreaterThan(few.reads / RATES.averaging);
-    expect(chooseEngine({ ...few, device: 'cpu', requested: 'auto' })).toMatchObject({ kind: 'fed', reason: expect.stringMatching(/^fed: estimated .* for 3 candidates \(the mixture's 16 checkpoints x .* would fit the 40\.00 GiB budget\)$/) });
+    expect((few.k * CK) / RATES.mixtureSetup + (few.candidates * few.need) / RATES.mixing).toBeGreaterThan(
+      few.reads / RATES.averaging,
+    );
+    expect(chooseEngine({ ...few, device: 'cpu', requested: 'auto' })).toMatchObject({
+      kind: 'fed',
+      reason: expect.stringMatching(
+        /^fed: estimated .* for 3 candidates \(the mixture's 16 checkpoints x .* would fit the 40\.00 GiB budget\)$/,
+      ),
+    });
   });
 });
 

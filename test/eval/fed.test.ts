@@ -18,14 +18,25 @@ import { readRefDir } from '../helpers/st-reference.js';
 const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-fed-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function losses(run: string, engine: 'fed' | 'materialize' | 'mixture', onnxPath = `fixtures/runs/${run}/model.onnx`): Promise<Map<string, number>> {
+async function losses(
+  run: string,
+  engine: 'fed' | 'materialize' | 'mixture',
+  onnxPath = `fixtures/runs/${run}/model.onnx`,
+): Promise<Map<string, number>> {
   const s = await discoverSeries([`fixtures/runs/${run}/run`]);
   const steps = s.checkpoints.map((c) => c.step);
-  const ev = await Evaluator.create({ onnx: onnxPath, checkpoints: s.checkpoints, data: { dataDir: `fixtures/runs/${run}`, batchSize: 200 }, engine, device: 'cpu' });
+  const ev = await Evaluator.create({
+    onnx: onnxPath,
+    checkpoints: s.checkpoints,
+    data: { dataDir: `fixtures/runs/${run}`, batchSize: 200 },
+    engine,
+    device: 'cpu',
+  });
   try {
     expect(ev.engineKind).toBe(engine);
     const out = new Map<string, number>();
-    for (const v of candidateGrid(steps, { windows: [1, 2, 8, 20], ema: [0.9] }).candidates) out.set(v.name, (await ev.score(v)).loss);
+    for (const v of candidateGrid(steps, { windows: [1, 2, 8, 20], ema: [0.9] }).candidates)
+      out.set(v.name, (await ev.score(v)).loss);
     return out;
   } finally {
     await ev.close();
@@ -38,7 +49,10 @@ describe('fed engine', () => {
   // its blocked (NCHWc) kernels, which it cannot do for inputs; float32 sums in another order
   // move the loss by ~1e-8 there, while the fed engine equals the mixture (whose weights are
   // computed too) exactly on single-checkpoint candidates.
-  for (const [run, vsMaterialize] of [['digits-mlp', 1e-9], ['digits-cnn-fp16', 3e-8]] as const) {
+  for (const [run, vsMaterialize] of [
+    ['digits-mlp', 1e-9],
+    ['digits-cnn-fp16', 3e-8],
+  ] as const) {
     it(`${run}: the same losses as materialize (${vsMaterialize}) and the mixture`, async () => {
       const fed = await losses(run, 'fed');
       const mat = await losses(run, 'materialize');
@@ -66,11 +80,25 @@ describe('fed engine', () => {
       t.rawData = toBf16Bytes(Float64Array.from(new Float32Array(newest[t.name!].bytes.slice().buffer)));
     }
     for (const n of g.node!) n.input = n.input!.map((i) => (g.initializer!.some((t) => t.name === i) ? `${i}/f32` : i));
-    g.node = [...g.initializer!.map((t) => ({ opType: 'Cast', input: [t.name!], output: [`${t.name}/f32`], attribute: [{ name: 'to', type: 2, i: 1 }] })), ...g.node!];
+    g.node = [
+      ...g.initializer!.map((t) => ({
+        opType: 'Cast',
+        input: [t.name!],
+        output: [`${t.name}/f32`],
+        attribute: [{ name: 'to', type: 2, i: 1 }],
+      })),
+      ...g.node!,
+    ];
     const bfPath = join(tmp, 'bf16.onnx');
     writeFileSync(bfPath, encodeModel(bf));
 
-    const ev = await Evaluator.create({ onnx: bfPath, checkpoints: cks, data: { dataDir: run }, engine: 'fed', device: 'cpu' });
+    const ev = await Evaluator.create({
+      onnx: bfPath,
+      checkpoints: cks,
+      data: { dataDir: run },
+      engine: 'fed',
+      device: 'cpu',
+    });
     const input = npyF32(`${run}/val_input.npy`);
     const labels = npyI64(`${run}/val_labels.npy`);
     try {
@@ -80,13 +108,22 @@ describe('fed engine', () => {
         const ref = onnx.ModelProto.decode(encodeModel(base));
         for (const t of ref.graph!.initializer!) {
           const avg = new Float64Array(used[0][t.name!].bytes.byteLength / 4);
-          for (const ck of used) new Float32Array(ck[t.name!].bytes.slice().buffer).forEach((x, i) => (avg[i] += x / window));
+          for (const ck of used)
+            new Float32Array(ck[t.name!].bytes.slice().buffer).forEach((x, i) => (avg[i] += x / window));
           const bits = new Uint16Array(toBf16Bytes(avg).buffer);
           t.rawData = new Uint8Array(Uint32Array.from(bits, (b) => b << 16).buffer);
         }
         const want = await crossEntropy(encodeModel(ref), input, labels);
         const steps = cks.map((c) => c.step);
-        const got = (await ev.score({ name: `lawa-${window}`, method: 'lawa', params: {}, steps, weights: steps.map((_, i) => (i >= steps.length - window ? 1 / window : 0)) })).loss;
+        const got = (
+          await ev.score({
+            name: `lawa-${window}`,
+            method: 'lawa',
+            params: {},
+            steps,
+            weights: steps.map((_, i) => (i >= steps.length - window ? 1 / window : 0)),
+          })
+        ).loss;
         expect(Math.abs(got - want), `window ${window}`).toBeLessThan(1e-9);
       }
     } finally {
@@ -123,13 +160,21 @@ function npyBody(path: string): { shape: number[]; body: Buffer } {
   const b = readFileSync(path);
   const n = b.readUInt16LE(8);
   const header = b.subarray(10, 10 + n).toString('latin1');
-  const shape = /'shape': \(([^)]*)\)/.exec(header)![1].split(',').filter((s) => s.trim()).map(Number);
+  const shape = /'shape': \(([^)]*)\)/
+    .exec(header)![1]
+    .split(',')
+    .filter((s) => s.trim())
+    .map(Number);
   return { shape, body: b.subarray(10 + n) };
 }
 
 function npyF32(path: string): ort.Tensor {
   const { shape, body } = npyBody(path);
-  return new ort.Tensor('float32', new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)), shape);
+  return new ort.Tensor(
+    'float32',
+    new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)),
+    shape,
+  );
 }
 
 function npyI64(path: string): number[] {

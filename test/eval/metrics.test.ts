@@ -4,8 +4,13 @@ import type ort from 'onnxruntime-node';
 import { MetricAccumulator, metricOver, metricsFor } from '../../src/eval/metrics.js';
 import type { Batch } from '../../src/eval/data.js';
 
-const tensor = (data: number[], dims: number[]) => ({ type: 'float32', data: Float32Array.from(data), dims }) as unknown as ort.Tensor;
-const batch = (labels: number[], dims: number[], rows = dims[0]): Batch => ({ feeds: {}, rows, labels: { values: Float64Array.from(labels), dims } });
+const tensor = (data: number[], dims: number[]) =>
+  ({ type: 'float32', data: Float32Array.from(data), dims }) as unknown as ort.Tensor;
+const batch = (labels: number[], dims: number[], rows = dims[0]): Batch => ({
+  feeds: {},
+  rows,
+  labels: { values: Float64Array.from(labels), dims },
+});
 const ce = (logits: number[], label: number) => Math.log(logits.reduce((s, x) => s + Math.exp(x), 0)) - logits[label];
 
 describe('metrics', () => {

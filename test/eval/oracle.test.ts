@@ -12,13 +12,24 @@ import { lawa } from '../../src/recipes/lawa.js';
 import type { WeightVector } from '../../src/recipes/weight-vector.js';
 import { discoverSeries } from '../../src/series/discover.js';
 
-interface Entry { loss: number; accuracy: number }
-const cases = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, Entry>; ema_end: Record<string, Entry> }> }).cases;
+interface Entry {
+  loss: number;
+  accuracy: number;
+}
+const cases = (
+  oracle as unknown as { cases: Record<string, { lawa_end: Record<string, Entry>; ema_end: Record<string, Entry> }> }
+).cases;
 const VAL_ROWS = 500;
 
 for (const run of ['digits-mlp', 'digits-cnn-fp16']) {
   // the mixture with 2 batches forms each average in a session of its own; with one run it is inlined
-  for (const [engine, batchSize] of [['mixture', 256], ['mixture', VAL_ROWS], ['materialize', 256], ['fed', 256], ['fed', VAL_ROWS]] as const) {
+  for (const [engine, batchSize] of [
+    ['mixture', 256],
+    ['mixture', VAL_ROWS],
+    ['materialize', 256],
+    ['fed', 256],
+    ['fed', VAL_ROWS],
+  ] as const) {
     describe(`${run}, ${engine} engine, ${Math.ceil(VAL_ROWS / batchSize)} batches`, () => {
       const dir = `fixtures/runs/${run}`;
       let ev: Evaluator;
@@ -26,7 +37,13 @@ for (const run of ['digits-mlp', 'digits-cnn-fp16']) {
       beforeAll(async () => {
         const s = await discoverSeries([`${dir}/run`]);
         steps = s.checkpoints.map((c) => c.step);
-        ev = await Evaluator.create({ onnx: `${dir}/model.onnx`, checkpoints: s.checkpoints, data: { dataDir: dir, batchSize }, engine, device: 'cpu' });
+        ev = await Evaluator.create({
+          onnx: `${dir}/model.onnx`,
+          checkpoints: s.checkpoints,
+          data: { dataDir: dir, batchSize },
+          engine,
+          device: 'cpu',
+        });
       });
       afterAll(() => ev?.close());
 

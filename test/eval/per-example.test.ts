@@ -11,13 +11,29 @@ import { lawa } from '../../src/recipes/lawa.js';
 import { discoverSeries } from '../../src/series/discover.js';
 
 const RUN = 'fixtures/runs/digits-mlp';
-const LAWA8 = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }> }> }).cases['digits-mlp'].lawa_end['8'].loss;
+const LAWA8 = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }> }> }).cases[
+  'digits-mlp'
+].lawa_end['8'].loss;
 
-async function perRow(engine: 'mixture' | 'materialize' | 'fed', batchSize: number): Promise<{ per: PerExample; loss: number; accuracy: number }> {
+async function perRow(
+  engine: 'mixture' | 'materialize' | 'fed',
+  batchSize: number,
+): Promise<{ per: PerExample; loss: number; accuracy: number }> {
   const checkpoints = [...(await discoverSeries([`${RUN}/run`])).checkpoints];
-  const ev = await Evaluator.create({ onnx: `${RUN}/model.onnx`, checkpoints, data: { dataDir: RUN, batchSize }, engine, device: 'cpu' });
+  const ev = await Evaluator.create({
+    onnx: `${RUN}/model.onnx`,
+    checkpoints,
+    data: { dataDir: RUN, batchSize },
+    engine,
+    device: 'cpu',
+  });
   try {
-    const { metrics, perExample } = await ev.scoreRows(lawa(checkpoints.map((c) => c.step), 8));
+    const { metrics, perExample } = await ev.scoreRows(
+      lawa(
+        checkpoints.map((c) => c.step),
+        8,
+      ),
+    );
     return { per: perExample, loss: metrics.loss, accuracy: metrics.accuracy };
   } finally {
     await ev.close();
@@ -33,7 +49,12 @@ describe('per-example metrics', () => {
     const sum = (x: Float64Array) => x.reduce((a, b) => a + b, 0);
     expect(Math.abs(sum(ref.per.loss.sum) / 500 - LAWA8)).toBeLessThan(1e-5);
     expect(sum(ref.per.accuracy.sum) / 500).toBeCloseTo(ref.accuracy, 12);
-    for (const [engine, batch] of [['mixture', 500], ['mixture', 64], ['fed', 100], ['materialize', 7]] as const) {
+    for (const [engine, batch] of [
+      ['mixture', 500],
+      ['mixture', 64],
+      ['fed', 100],
+      ['materialize', 7],
+    ] as const) {
       const other = await perRow(engine, batch);
       let worst = 0;
       for (let i = 0; i < 500; i++) worst = Math.max(worst, Math.abs(other.per.loss.sum[i] - ref.per.loss.sum[i]));

@@ -15,7 +15,11 @@ const plain = oracle.cases.plainlm;
 /** Rows x tokens of the validation set: accuracy is a fraction of all tokens. */
 const TOKENS = 48 * 64;
 
-for (const [engine, batchSize] of [['mixture', 16], ['mixture', 48], ['materialize', 16]] as const) {
+for (const [engine, batchSize] of [
+  ['mixture', 16],
+  ['mixture', 48],
+  ['materialize', 16],
+] as const) {
   describe(`plainLM (.pth), ${engine} engine, batches of ${batchSize}`, () => {
     let ev: Evaluator;
     beforeAll(async () => {

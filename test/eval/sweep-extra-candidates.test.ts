@@ -8,12 +8,21 @@ import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
 import { sweepWindow } from '../../src/commands/sweep.js';
 import { gammaOf } from '../../src/recipes/phema.js';
 
-const raw = (oracle as unknown as { cases: Record<string, { raw: { step: number; loss: number }[] }> }).cases['digits-mlp'].raw;
+const raw = (oracle as unknown as { cases: Record<string, { raw: { step: number; loss: number }[] }> }).cases[
+  'digits-mlp'
+].raw;
 const dir = 'fixtures/runs/digits-mlp';
 
 describe('sweep-window --greedy and --phema', () => {
   it('builds the soup from the best raw checkpoint, only ever improving on it', async () => {
-    const report = await sweepWindow({ inputs: [`${dir}/run`], onnx: `${dir}/model.onnx`, data: { dataDir: dir }, device: 'cpu', grid: { windows: [8], phema: [0.1] }, greedy: 20 });
+    const report = await sweepWindow({
+      inputs: [`${dir}/run`],
+      onnx: `${dir}/model.onnx`,
+      data: { dataDir: dir },
+      device: 'cpu',
+      grid: { windows: [8], phema: [0.1] },
+      greedy: 20,
+    });
     const soup = report.candidates.find((c) => c.method === 'greedy-soup')!;
     expect(soup.name).toBe('greedy-soup-20');
     const newest20 = raw.slice(-20);

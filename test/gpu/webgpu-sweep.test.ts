@@ -22,9 +22,18 @@ function webgpuEnv(): { env: NodeJS.ProcessEnv } | { skip: string } {
   if (existsSync(join(LVP, 'lvp.json')) && !existsSync(join(LVP, 'unavailable'))) {
     const lib = join(LVP, 'root/usr/lib/x86_64-linux-gnu');
     const icd = join(LVP, 'lvp.json');
-    return { env: { ...process.env, LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'), VK_ICD_FILENAMES: icd, VK_DRIVER_FILES: icd } };
+    return {
+      env: {
+        ...process.env,
+        LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+        VK_ICD_FILENAMES: icd,
+        VK_DRIVER_FILES: icd,
+      },
+    };
   }
-  const why = existsSync(join(LVP, 'unavailable')) ? readFileSync(join(LVP, 'unavailable'), 'utf8').trim() : 'no Vulkan driver configured';
+  const why = existsSync(join(LVP, 'unavailable'))
+    ? readFileSync(join(LVP, 'unavailable'), 'utf8').trim()
+    : 'no Vulkan driver configured';
   return { skip: `WebGPU test skipped: ${why} (run \`bash scripts/setup-lavapipe.sh\` to set up lavapipe)` };
 }
 
@@ -40,18 +49,38 @@ const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-webgpu-'));
 
 async function sweep(device: string, engine: string): Promise<{ report: Report; stderr: string }> {
   const out = join(tmp, `${device}-${engine}.json`);
-  const args = ['sweep-window', join(RUN, 'run'), '--onnx', join(RUN, 'model.onnx'), '--data', RUN,
-    '--last', '8', '--windows', '2,4,8', '--ema', '0.5', '--device', device, '--engine', engine, '--report', out];
+  const args = [
+    'sweep-window',
+    join(RUN, 'run'),
+    '--onnx',
+    join(RUN, 'model.onnx'),
+    '--data',
+    RUN,
+    '--last',
+    '8',
+    '--windows',
+    '2,4,8',
+    '--ema',
+    '0.5',
+    '--device',
+    device,
+    '--engine',
+    engine,
+    '--report',
+    out,
+  ];
   const env = 'env' in setup ? setup.env : process.env;
   const r = await runCli(args, { env: env as Record<string, string>, timeoutMs: 240_000 });
-  if (r.code !== 0) throw new Error(`sweep-window --device ${device} --engine ${engine} exited ${r.code ?? r.signal}: ${r.stderr}`);
+  if (r.code !== 0)
+    throw new Error(`sweep-window --device ${device} --engine ${engine} exited ${r.code ?? r.signal}: ${r.stderr}`);
   return { report: JSON.parse(readFileSync(out, 'utf8')) as Report, stderr: r.stderr };
 }
 
 function expectSameMetrics(got: Report, want: Report): void {
   expect(got.candidates.map((c) => c.name)).toEqual(want.candidates.map((c) => c.name));
   got.candidates.forEach((c, i) => {
-    for (const [m, v] of Object.entries(want.candidates[i].metrics)) expect(Math.abs(c.metrics[m] - v), `${c.name} ${m}`).toBeLessThanOrEqual(1e-4);
+    for (const [m, v] of Object.entries(want.candidates[i].metrics))
+      expect(Math.abs(c.metrics[m] - v), `${c.name} ${m}`).toBeLessThanOrEqual(1e-4);
   });
   expect(got.best).toBe(want.best);
 }
@@ -70,7 +99,9 @@ describe.skipIf('skip' in setup)('sweep-window on WebGPU', () => {
     expect(stderr).toMatch(/device webgpu; engine mixture/);
     expectSameMetrics(report, cpu);
     // an anchor no code here produced: PyTorch's float64 LAWA-8 loss
-    const want = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }> }> }).cases['digits-mlp'].lawa_end['8'].loss;
+    const want = (oracle as unknown as { cases: Record<string, { lawa_end: Record<string, { loss: number }> }> }).cases[
+      'digits-mlp'
+    ].lawa_end['8'].loss;
     expect(Math.abs(report.candidates.find((c) => c.name === 'lawa-8')!.metrics.loss - want)).toBeLessThanOrEqual(1e-4);
   }, 240_000);
 

@@ -35,11 +35,17 @@ function npy(path) {
   const hl = b.readUInt16LE(8);
   const header = b.subarray(10, 10 + hl).toString('latin1');
   const descr = /'descr': '([^']+)'/.exec(header)[1];
-  const shape = /'shape': \(([^)]*)\)/.exec(header)[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = /'shape': \(([^)]*)\)/
+    .exec(header)[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const data = b.subarray(10 + hl);
   const count = shape.reduce((a, x) => a * x, 1);
   if (descr === '<f4') return { shape, data: Array.from({ length: count }, (_, i) => data.readFloatLE(4 * i)) };
-  if (descr === '<i8') return { shape, data: Array.from({ length: count }, (_, i) => Number(data.readBigInt64LE(8 * i))) };
+  if (descr === '<i8')
+    return { shape, data: Array.from({ length: count }, (_, i) => Number(data.readBigInt64LE(8 * i))) };
   throw new Error(`${path}: dtype ${descr}`);
 }
 

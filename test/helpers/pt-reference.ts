@@ -53,7 +53,13 @@ export function recipeWeights(recipe: string, n: number): number[] {
 const SIZE: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 /** Elements of a tensor in C order, read by hand from its position, shape and element strides. */
-export function elementsAt(bytes: Uint8Array, dtype: string, shape: readonly number[], position: number, strides?: readonly number[]): number[] {
+export function elementsAt(
+  bytes: Uint8Array,
+  dtype: string,
+  shape: readonly number[],
+  position: number,
+  strides?: readonly number[],
+): number[] {
   const size = SIZE[dtype];
   const st = strides ?? shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
   const numel = shape.reduce((a, b) => a * b, 1);
@@ -68,15 +74,23 @@ export function elementsAt(bytes: Uint8Array, dtype: string, shape: readonly num
     }
     const at = position + off * size;
     out.push(
-      dtype === 'F64' ? dv.getFloat64(at, true)
-      : dtype === 'F32' ? dv.getFloat32(at, true)
-      : dtype === 'F16' ? f16ToNumber(dv.getUint16(at, true))
-      : dtype === 'BF16' ? bf16ToNumber(dv.getUint16(at, true))
-      : dtype === 'I64' ? Number(dv.getBigInt64(at, true))
-      : dtype === 'I32' ? dv.getInt32(at, true)
-      : dtype === 'I16' ? dv.getInt16(at, true)
-      : dtype === 'I8' ? dv.getInt8(at)
-      : bytes[at],
+      dtype === 'F64'
+        ? dv.getFloat64(at, true)
+        : dtype === 'F32'
+          ? dv.getFloat32(at, true)
+          : dtype === 'F16'
+            ? f16ToNumber(dv.getUint16(at, true))
+            : dtype === 'BF16'
+              ? bf16ToNumber(dv.getUint16(at, true))
+              : dtype === 'I64'
+                ? Number(dv.getBigInt64(at, true))
+                : dtype === 'I32'
+                  ? dv.getInt32(at, true)
+                  : dtype === 'I16'
+                    ? dv.getInt16(at, true)
+                    : dtype === 'I8'
+                      ? dv.getInt8(at)
+                      : bytes[at],
     );
   }
   return out;

@@ -31,7 +31,11 @@ export function concat(...parts: (Uint8Array | ArrayLike<number>)[]): Uint8Array
 }
 
 /** prefix(N) + header bytes + data. `header` is raw text or raw bytes, used verbatim. */
-export function rawFile(header: string | Uint8Array, data: Uint8Array | number = 0, lengthOverride?: number | bigint): Uint8Array {
+export function rawFile(
+  header: string | Uint8Array,
+  data: Uint8Array | number = 0,
+  lengthOverride?: number | bigint,
+): Uint8Array {
   const h = typeof header === 'string' ? enc.encode(header) : header;
   const d = typeof data === 'number' ? new Uint8Array(data) : data;
   return concat(u64le(lengthOverride ?? h.length), h, d);
@@ -51,7 +55,9 @@ export function stFile(tensors: HandTensor[], metadata?: Record<string, string>,
   if (metadata !== undefined) entries.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let off = 0;
   for (const t of tensors) {
-    entries.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${off},${off + t.data.length}]}`);
+    entries.push(
+      `${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${off},${off + t.data.length}]}`,
+    );
     off += t.data.length;
   }
   let text = `{${entries.join(',')}}`;
@@ -93,7 +99,11 @@ export function simpleCkpt(values: number[], metadata?: Record<string, string>):
 }
 
 /** Writes a sharded checkpoint folder: `shards` maps shard file -> tensors; index built by hand. */
-export function putSharded(dir: string, shards: Record<string, HandTensor[]>, weightMap?: Record<string, string>): void {
+export function putSharded(
+  dir: string,
+  shards: Record<string, HandTensor[]>,
+  weightMap?: Record<string, string>,
+): void {
   const map: Record<string, string> = {};
   let total = 0;
   for (const [file, ts] of Object.entries(shards)) {
@@ -103,19 +113,29 @@ export function putSharded(dir: string, shards: Record<string, HandTensor[]>, we
       total += t.data.length;
     }
   }
-  put(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap ?? map }));
+  put(
+    join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap ?? map }),
+  );
 }
 
 /**
  * Writes a safetensors file whose data is sparse zeros (ftruncate), with a few byte patches at
  * data-relative offsets: a 5 GB tensor costs a few KB of disk. `entries` are placed in order.
  */
-export function putSparse(path: string, entries: { name: string; dtype: string; shape: number[]; bytes: number }[], patches: { offset: number; data: Uint8Array }[] = [], metadata?: Record<string, string>): number {
+export function putSparse(
+  path: string,
+  entries: { name: string; dtype: string; shape: number[]; bytes: number }[],
+  patches: { offset: number; data: Uint8Array }[] = [],
+  metadata?: Record<string, string>,
+): number {
   const parts: string[] = [];
   if (metadata !== undefined) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let off = 0;
   for (const e of entries) {
-    parts.push(`${JSON.stringify(e.name)}:{"dtype":"${e.dtype}","shape":[${e.shape.join(',')}],"data_offsets":[${off},${off + e.bytes}]}`);
+    parts.push(
+      `${JSON.stringify(e.name)}:{"dtype":"${e.dtype}","shape":[${e.shape.join(',')}],"data_offsets":[${off},${off + e.bytes}]}`,
+    );
     off += e.bytes;
   }
   let text = `{${parts.join(',')}}`;

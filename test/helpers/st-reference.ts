@@ -15,7 +15,10 @@ export interface RefTensor {
 export function readRef(path: string): { tensors: Record<string, RefTensor>; metadata: Record<string, string> } {
   const b = readFileSync(path);
   const n = Number(b.readBigUInt64LE(0));
-  const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   const tensors: Record<string, RefTensor> = {};
   let metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(header)) {
@@ -32,7 +35,8 @@ export function readRef(path: string): { tensors: Record<string, RefTensor>; met
 /** All tensors of a checkpoint folder (every .safetensors file in it). */
 export function readRefDir(dir: string): Record<string, RefTensor> {
   const out: Record<string, RefTensor> = {};
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.safetensors'))) Object.assign(out, readRef(join(dir, f)).tensors);
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.safetensors')))
+    Object.assign(out, readRef(join(dir, f)).tensors);
   return out;
 }
 
@@ -48,7 +52,14 @@ export function writeRef(path: string, tensors: Record<string, RefTensor>, metad
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.byteLength));
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, Buffer.concat([len, json, ...Object.values(tensors).map((t) => Buffer.from(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength))]));
+  writeFileSync(
+    path,
+    Buffer.concat([
+      len,
+      json,
+      ...Object.values(tensors).map((t) => Buffer.from(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength)),
+    ]),
+  );
 }
 
 // ---- element decoding, written from the format definitions ----
@@ -57,9 +68,9 @@ export function f16ToNumber(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 31;
   const m = h & 1023;
-  if (e === 0) return s * m * Math.pow(2, -24);
+  if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
-  return s * Math.pow(2, e - 15) * (1 + m / 1024);
+  return s * 2 ** (e - 15) * (1 + m / 1024);
 }
 
 export function bf16ToNumber(h: number): number {
@@ -73,12 +84,23 @@ export function values(t: RefTensor): number[] {
   const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   const out: number[] = [];
   switch (t.dtype) {
-    case 'F64': for (let i = 0; i < t.bytes.byteLength; i += 8) out.push(dv.getFloat64(i, true)); break;
-    case 'F32': for (let i = 0; i < t.bytes.byteLength; i += 4) out.push(dv.getFloat32(i, true)); break;
-    case 'F16': for (let i = 0; i < t.bytes.byteLength; i += 2) out.push(f16ToNumber(dv.getUint16(i, true))); break;
-    case 'BF16': for (let i = 0; i < t.bytes.byteLength; i += 2) out.push(bf16ToNumber(dv.getUint16(i, true))); break;
-    case 'I64': for (let i = 0; i < t.bytes.byteLength; i += 8) out.push(Number(dv.getBigInt64(i, true))); break;
-    default: throw new Error(`values: ${t.dtype}`);
+    case 'F64':
+      for (let i = 0; i < t.bytes.byteLength; i += 8) out.push(dv.getFloat64(i, true));
+      break;
+    case 'F32':
+      for (let i = 0; i < t.bytes.byteLength; i += 4) out.push(dv.getFloat32(i, true));
+      break;
+    case 'F16':
+      for (let i = 0; i < t.bytes.byteLength; i += 2) out.push(f16ToNumber(dv.getUint16(i, true)));
+      break;
+    case 'BF16':
+      for (let i = 0; i < t.bytes.byteLength; i += 2) out.push(bf16ToNumber(dv.getUint16(i, true)));
+      break;
+    case 'I64':
+      for (let i = 0; i < t.bytes.byteLength; i += 8) out.push(Number(dv.getBigInt64(i, true)));
+      break;
+    default:
+      throw new Error(`values: ${t.dtype}`);
   }
   return out;
 }
@@ -122,7 +144,8 @@ export function f16Bytes(values: number[]): Uint8Array {
   const out = new Uint16Array(values.length);
   values.forEach((v, i) => {
     let best = 0;
-    for (let h = 0; h < 0x7c00; h++) if (Math.abs(f16ToNumber(h) - Math.abs(v)) < Math.abs(f16ToNumber(best) - Math.abs(v))) best = h;
+    for (let h = 0; h < 0x7c00; h++)
+      if (Math.abs(f16ToNumber(h) - Math.abs(v)) < Math.abs(f16ToNumber(best) - Math.abs(v))) best = h;
     out[i] = best | (v < 0 ? 0x8000 : 0);
   });
   return new Uint8Array(out.buffer);
@@ -133,7 +156,10 @@ export function i64Bytes(values: number[]): Uint8Array {
 }
 
 /** A header alone, read by hand (for files too large to read whole, sparse ones included). */
-export function readRefHeader(path: string): { start: number; json: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
+export function readRefHeader(path: string): {
+  start: number;
+  json: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+} {
   const fd = openSync(path, 'r');
   try {
     const b = Buffer.alloc(8);

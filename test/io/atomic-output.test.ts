@@ -30,7 +30,10 @@ describe('file outputs', () => {
     const d = fresh();
     const target = join(d, 'a.safetensors');
     writeFileSync(target, 'old');
-    const e = await AtomicOutput.begin(target, 'file', false).then(() => undefined, (x: unknown) => x);
+    const e = await AtomicOutput.begin(target, 'file', false).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     expect((e as AvgCkptError).code).toBe('output-exists');
     const out = await AtomicOutput.begin(target, 'file', true);
     writeFileSync(out.tempPath, 'new');
@@ -44,7 +47,10 @@ describe('file outputs', () => {
     const out = await AtomicOutput.begin(target, 'file', false);
     writeFileSync(out.tempPath, 'new');
     writeFileSync(target, 'someone else');
-    const e = await out.commit().then(() => undefined, (x: unknown) => x);
+    const e = await out.commit().then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     expect((e as AvgCkptError).code).toBe('output-exists');
     await out.abort();
     expect(readFileSync(target, 'utf8')).toBe('someone else');
@@ -92,7 +98,10 @@ describe('folder outputs', () => {
     writeFileSync(join(target, 'model.safetensors'), 'previous output');
     const out = await AtomicOutput.begin(target, 'dir', true);
     rmSync(out.tempPath, { recursive: true }); // the second rename will fail with ENOENT
-    const e = await out.commit().then(() => undefined, (x: unknown) => x);
+    const e = await out.commit().then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(AvgCkptError);
     await out.abort();
     removeTemporaryOutputs(); // what the CLI does on every error

@@ -6,8 +6,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { DTYPES, dtypeBits, isDType, isFloatKind, isIntegerKind, isReadableFloat, isWritableFloat, type WritableFloat } from '../../src/io/dtype.js';
-import { accumulate, decode, encode, valueOf } from '../../src/io/float-codec.js';
+import {
+  DTYPES,
+  dtypeBits,
+  isDType,
+  isFloatKind,
+  isIntegerKind,
+  isReadableFloat,
+  isWritableFloat,
+  type WritableFloat,
+} from '../../src/io/dtype.js';
+import { accumulate, decode, encode, elementValue } from '../../src/io/float-codec.js';
 
 /** Value of a minifloat bit pattern, from the definition. */
 function minifloat(bits: number, ebits: number, mbits: number, bias: number, kind: 'ieee' | 'fn'): number {
@@ -20,7 +29,7 @@ function minifloat(bits: number, ebits: number, mbits: number, bias: number, kin
   // subnormal: 0.m * 2^(1-bias); normal: 1.m * 2^(e-bias); computed as integer * power of two
   const significand = e === 0 ? m : m + (1 << mbits);
   const exp = (e === 0 ? 1 : e) - bias - mbits;
-  return sign * significand * Math.pow(2, exp);
+  return sign * significand * 2 ** exp;
 }
 const refF16 = (h: number) => minifloat(h, 5, 10, 15, 'ieee');
 const refBf16 = (h: number) => minifloat(h, 8, 7, 127, 'ieee');
@@ -63,7 +72,10 @@ function nextDown(x: number): number {
 }
 
 describe('decode is exact for all 65536 F16 and BF16 patterns', () => {
-  for (const [d, ref] of [['F16', refF16], ['BF16', refBf16]] as const) {
+  for (const [d, ref] of [
+    ['F16', refF16],
+    ['BF16', refBf16],
+  ] as const) {
     it(d, () => {
       const got = decode(d, allPatterns16());
       let bad = 0;
@@ -74,7 +86,7 @@ describe('decode is exact for all 65536 F16 and BF16 patterns', () => {
     });
   }
   it('known F16 constants', () => {
-    const v = (h: number) => valueOf('F16', new Uint8Array([h & 0xff, h >> 8]), 0);
+    const v = (h: number) => elementValue('F16', new Uint8Array([h & 0xff, h >> 8]), 0);
     expect(v(0x3c00)).toBe(1);
     expect(v(0x7bff)).toBe(65504);
     expect(v(0x0001)).toBe(2 ** -24);
@@ -86,7 +98,7 @@ describe('decode is exact for all 65536 F16 and BF16 patterns', () => {
     expect(v(0x7e00)).toBeNaN();
   });
   it('known BF16 constants', () => {
-    const v = (h: number) => valueOf('BF16', new Uint8Array([h & 0xff, h >> 8]), 0);
+    const v = (h: number) => elementValue('BF16', new Uint8Array([h & 0xff, h >> 8]), 0);
     expect(v(0x3f80)).toBe(1);
     expect(v(0x4049)).toBe(3.140625);
     expect(v(0x7f7f)).toBe((2 - 2 ** -7) * 2 ** 127);
@@ -127,7 +139,13 @@ describe('F8 decode tables', () => {
  * the largest finite value going to infinity, whose virtual value is 2^(emax+1)), the test values
  * and the pattern each must encode to.
  */
-function midpointCases(ref: (h: number) => number, maxFinite: number, infPattern: number, mbits: number, f32Bits: number) {
+function midpointCases(
+  ref: (h: number) => number,
+  maxFinite: number,
+  infPattern: number,
+  mbits: number,
+  f32Bits: number,
+) {
   const xs: number[] = [];
   const want: number[] = [];
   const traps: number[] = [];
@@ -184,7 +202,10 @@ describe('encode rounds float64 to nearest, ties to even, in one rounding', () =
   }
 
   it('every finite F16 and BF16 pattern encodes back to itself (signed zeros included)', () => {
-    for (const [d, ref] of [['F16', refF16], ['BF16', refBf16]] as const) {
+    for (const [d, ref] of [
+      ['F16', refF16],
+      ['BF16', refBf16],
+    ] as const) {
       const ps: number[] = [];
       for (let p = 0; p < 65536; p++) if (Number.isFinite(ref(p))) ps.push(p);
       const got = encodeAll(d, ps.map(ref));
@@ -193,7 +214,21 @@ describe('encode rounds float64 to nearest, ties to even, in one rounding', () =
   });
 
   it('infinities, NaN, overflow and underflow', () => {
-    const xs = [Infinity, -Infinity, NaN, 1e300, -1e300, 65520, 65519.99, 1e-300, -1e-300, 2 ** -25, 2 ** -25 * (1 + 2 ** -40), 3e38, 3.5e38];
+    const xs = [
+      Infinity,
+      -Infinity,
+      NaN,
+      1e300,
+      -1e300,
+      65520,
+      65519.99,
+      1e-300,
+      -1e-300,
+      2 ** -25,
+      2 ** -25 * (1 + 2 ** -40),
+      3e38,
+      3.5e38,
+    ];
     const f16 = encodeAll('F16', xs);
     expect(f16.slice(0, 2)).toEqual([0x7c00, 0xfc00]);
     expect(f16[2] & 0x7c00).toBe(0x7c00);
@@ -268,8 +303,28 @@ describe('accumulate', () => {
 describe('dtype tables', () => {
   it('bits per element', () => {
     const want: Record<string, number> = {
-      BOOL: 8, U8: 8, I8: 8, I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, F64: 64, I64: 64, U64: 64,
-      C64: 64, F8_E4M3: 8, F8_E5M2: 8, F8_E8M0: 8, F8_E4M3FNUZ: 8, F8_E5M2FNUZ: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6,
+      BOOL: 8,
+      U8: 8,
+      I8: 8,
+      I16: 16,
+      U16: 16,
+      F16: 16,
+      BF16: 16,
+      I32: 32,
+      U32: 32,
+      F32: 32,
+      F64: 64,
+      I64: 64,
+      U64: 64,
+      C64: 64,
+      F8_E4M3: 8,
+      F8_E5M2: 8,
+      F8_E8M0: 8,
+      F8_E4M3FNUZ: 8,
+      F8_E5M2FNUZ: 8,
+      F4: 4,
+      F6_E2M3: 6,
+      F6_E3M2: 6,
     };
     expect([...DTYPES].sort()).toEqual(Object.keys(want).sort());
     for (const d of DTYPES) expect(dtypeBits(d)).toBe(want[d]);
@@ -278,7 +333,8 @@ describe('dtype tables', () => {
     expect(isDType('F32')).toBe(true);
     expect(isDType('f32')).toBe(false);
     expect(isDType(32)).toBe(false);
-    for (const d of ['BOOL', 'U8', 'I8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64'] as const) expect(isIntegerKind(d)).toBe(true);
+    for (const d of ['BOOL', 'U8', 'I8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64'] as const)
+      expect(isIntegerKind(d)).toBe(true);
     for (const d of ['F16', 'BF16', 'F32', 'F64', 'C64', 'F8_E4M3', 'F4'] as const) expect(isFloatKind(d)).toBe(true);
     expect(DTYPES.filter(isReadableFloat).sort()).toEqual(['BF16', 'F16', 'F32', 'F64', 'F8_E4M3', 'F8_E5M2']);
     expect(DTYPES.filter(isWritableFloat).sort()).toEqual(['BF16', 'F16', 'F32', 'F64']);

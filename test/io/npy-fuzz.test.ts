@@ -15,7 +15,6 @@ import { ownError, ownErrorAsync } from '../helpers/own-errors.js';
 const tmp = tempDir();
 afterAll(tmp.cleanup);
 
-
 const GOOD = npyBytes('<f4', [2, 3], f32(1, 2, 3, 4, 5, 6));
 
 describe('parseNpy on hand-written files', () => {
@@ -34,13 +33,23 @@ describe('parseNpy on hand-written files', () => {
   const BAD: [string, Uint8Array][] = [
     ['empty', new Uint8Array(0)],
     ['no magic', new Uint8Array(64)],
-    ['version 9', (() => { const b = GOOD.slice(); b[6] = 9; return b; })()],
+    [
+      'version 9',
+      (() => {
+        const b = GOOD.slice();
+        b[6] = 9;
+        return b;
+      })(),
+    ],
     ['header past the end', GOOD.subarray(0, 40)],
     ['not a dict', npyBytes('', [1], f32(1), { rawHeader: 'hello' })],
     ['big-endian dtype', npyBytes('>f4', [1], f32(1))],
     ['object dtype', npyBytes('|O', [1], new Uint8Array(8))],
     ['fortran order', npyBytes('<f4', [2, 2], f32(1, 2, 3, 4), { fortran: true })],
-    ['negative dim', npyBytes('<f4', [1], f32(1), { rawHeader: "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }" })],
+    [
+      'negative dim',
+      npyBytes('<f4', [1], f32(1), { rawHeader: "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }" }),
+    ],
     ['data truncated', GOOD.subarray(0, GOOD.length - 1)],
     ['shape overflows', npyBytes('<f8', [2 ** 40, 2 ** 40], new Uint8Array(0))],
   ];
@@ -59,7 +68,13 @@ describe('parseNpy on hand-written files', () => {
 
 describe('readNpz on hand-written archives', () => {
   it('stored and deflated entries', async () => {
-    const p = put(join(tmp.dir, 'ok.npz'), zipBytes([{ name: 'x.npy', data: GOOD }, { name: 'y.npy', data: GOOD, deflate: true }]));
+    const p = put(
+      join(tmp.dir, 'ok.npz'),
+      zipBytes([
+        { name: 'x.npy', data: GOOD },
+        { name: 'y.npy', data: GOOD, deflate: true },
+      ]),
+    );
     const m = await readNpz(p);
     expect([...m.keys()].sort()).toEqual(['x', 'y']);
     expect(Array.from(m.get('y')!.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -69,7 +84,11 @@ describe('readNpz on hand-written archives', () => {
 // Regressions (fixed in 54457a0, found by the fuzz below): corrupt zip input escaped as a foreign
 // error, so the CLI exited 70 ("internal error") instead of 1 with invalid-npy.
 describe('readNpz: corrupt archives are invalid-npy, not internal errors', () => {
-  const good = () => zipBytes([{ name: 'x.npy', data: GOOD }, { name: 'y.npy', data: GOOD, deflate: true }]);
+  const good = () =>
+    zipBytes([
+      { name: 'x.npy', data: GOOD },
+      { name: 'y.npy', data: GOOD, deflate: true },
+    ]);
   it('corrupt deflate stream (zlib throws "invalid distance too far back" etc.)', async () => {
     const z = zipBytes([{ name: 'y.npy', data: GOOD, deflate: true }]);
     // flip the bytes of the deflate body (after the 30-byte local header and the 5-byte name)
@@ -80,25 +99,38 @@ describe('readNpz: corrupt archives are invalid-npy, not internal errors', () =>
     const z = good();
     // the first central-directory record starts right after the local entries; its offset field is at +42
     const cd = z.findIndex((_, i) => z[i] === 0x50 && z[i + 1] === 0x4b && z[i + 2] === 1 && z[i + 3] === 2);
-    z[cd + 42] = 0xff; z[cd + 43] = 0xff; z[cd + 44] = 0xff; z[cd + 45] = 0x0f;
+    z[cd + 42] = 0xff;
+    z[cd + 43] = 0xff;
+    z[cd + 44] = 0xff;
+    z[cd + 45] = 0x0f;
     expect(await ownErrorAsync(readNpz(put(join(tmp.dir, 'bad-offset.npz'), z)))).toBe('invalid-npy');
   });
   it('an end-of-central-directory record pointing past the end', async () => {
     const z = good();
     const eocd = z.length - 22;
-    z[eocd + 16] = 0xff; z[eocd + 17] = 0xff; z[eocd + 18] = 0xff; z[eocd + 19] = 0x0f;
+    z[eocd + 16] = 0xff;
+    z[eocd + 17] = 0xff;
+    z[eocd + 18] = 0xff;
+    z[eocd + 19] = 0x0f;
     expect(await ownErrorAsync(readNpz(put(join(tmp.dir, 'bad-cd.npz'), z)))).toBe('invalid-npy');
   });
 });
 
 const mutatedNpy = fc.oneof(
-  fc.record({ edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }) }).map(({ edits }) => {
-    const b = GOOD.slice();
-    for (const [i, v] of edits) b[i % b.length] = v;
-    return b;
-  }),
+  fc
+    .record({ edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }) })
+    .map(({ edits }) => {
+      const b = GOOD.slice();
+      for (const [i, v] of edits) b[i % b.length] = v;
+      return b;
+    }),
   fc.nat().map((cut) => GOOD.subarray(0, cut % (GOOD.length + 1))),
-  fc.record({ descr: fc.oneof(fc.constantFrom('<f4', '<f2', '|b1', '<i8', '>i8', '<c8', 'S3'), fc.string({ maxLength: 4 })), shape: fc.array(fc.oneof(fc.nat({ max: 5 }), fc.integer(), fc.constant(2 ** 53)), { maxLength: 3 }), len: fc.nat({ max: 64 }) })
+  fc
+    .record({
+      descr: fc.oneof(fc.constantFrom('<f4', '<f2', '|b1', '<i8', '>i8', '<c8', 'S3'), fc.string({ maxLength: 4 })),
+      shape: fc.array(fc.oneof(fc.nat({ max: 5 }), fc.integer(), fc.constant(2 ** 53)), { maxLength: 3 }),
+      len: fc.nat({ max: 64 }),
+    })
     .map(({ descr, shape, len }) => npyBytes(descr, shape, new Uint8Array(len))),
   fc.string({ maxLength: 80 }).map((h) => npyBytes('<f4', [1], f32(1), { rawHeader: h })),
 );
@@ -124,7 +156,10 @@ describe('fuzz', () => {
   });
 
   it('readNpz: random and mutated archives throw only AvgCkptError, quickly', async () => {
-    const good = zipBytes([{ name: 'x.npy', data: GOOD }, { name: 'y.npy', data: GOOD, deflate: true }]);
+    const good = zipBytes([
+      { name: 'x.npy', data: GOOD },
+      { name: 'y.npy', data: GOOD, deflate: true },
+    ]);
     const mutatedZip = fc.oneof(
       fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }).map((edits) => {
         const b = good.slice();

@@ -19,11 +19,29 @@ describe('npy', () => {
   });
 
   it('refuses Fortran order, big-endian data, bad magic and truncation with invalid-npy', async () => {
-    await expect(readNpy(`${dir}/fortran.npy`)).rejects.toMatchObject({ code: 'invalid-npy', message: expect.stringMatching(/Fortran/) });
-    await expect(readNpy(`${dir}/big_endian.npy`)).rejects.toMatchObject({ code: 'invalid-npy', message: expect.stringMatching(/'>f4'/) });
+    await expect(readNpy(`${dir}/fortran.npy`)).rejects.toMatchObject({
+      code: 'invalid-npy',
+      message: expect.stringMatching(/Fortran/),
+    });
+    await expect(readNpy(`${dir}/big_endian.npy`)).rejects.toMatchObject({
+      code: 'invalid-npy',
+      message: expect.stringMatching(/'>f4'/),
+    });
     expect(() => parseNpy(new Uint8Array(20), 'x.npy')).toThrow(AvgCkptError);
     const header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }";
-    const bytes = new Uint8Array([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0, header.length, 0, ...new TextEncoder().encode(header), 0, 0, 0, 0]);
+    const bytes = new Uint8Array([
+      0x93,
+      ...new TextEncoder().encode('NUMPY'),
+      1,
+      0,
+      header.length,
+      0,
+      ...new TextEncoder().encode(header),
+      0,
+      0,
+      0,
+      0,
+    ]);
     expect(() => parseNpy(bytes, 'short.npy')).toThrow(/needs 16/);
   });
 });

@@ -17,12 +17,22 @@ writeFileSync(join(ck, 'trainer_state.json'), '{}');
 const inputs = checkpointInputs([{ path: ck, files: [file] }]);
 
 async function refusal(output: string): Promise<AvgCkptError | undefined> {
-  return guardOutputs([{ path: output, role: 'output' }], inputs).then(() => undefined, (e: AvgCkptError) => e);
+  return guardOutputs([{ path: output, role: 'output' }], inputs).then(
+    () => undefined,
+    (e: AvgCkptError) => e,
+  );
 }
 
 describe('guardOutputs', () => {
   it('refuses the input itself, a folder holding it, and a path inside an input folder, naming both', async () => {
-    for (const [out, how] of [[ck, 'is'], [file, 'is'], [run, 'holds'], [tmp.dir, 'holds'], [join(ck, 'new.safetensors'), 'lies inside'], [join(ck, 'sub', 'deeper', 'x'), 'lies inside']] as const) {
+    for (const [out, how] of [
+      [ck, 'is'],
+      [file, 'is'],
+      [run, 'holds'],
+      [tmp.dir, 'holds'],
+      [join(ck, 'new.safetensors'), 'lies inside'],
+      [join(ck, 'sub', 'deeper', 'x'), 'lies inside'],
+    ] as const) {
       const e = await refusal(out);
       expect(e, out).toBeInstanceOf(AvgCkptError);
       expect(e!.code).toBe('output-is-input');
@@ -58,14 +68,25 @@ describe('guardOutputs', () => {
   });
 
   it('lets through a sibling, a new file beside the checkpoints, and a name that only starts like an input', async () => {
-    for (const out of [join(run, 'lawa8.safetensors'), join(run, 'checkpoint-2'), join(run, 'checkpoint-20x'), join(tmp.dir, 'out', 'avg')]) {
+    for (const out of [
+      join(run, 'lawa8.safetensors'),
+      join(run, 'checkpoint-2'),
+      join(run, 'checkpoint-20x'),
+      join(tmp.dir, 'out', 'avg'),
+    ]) {
       expect(await refusal(out), out).toBeUndefined();
     }
   });
 
   it('refuses two outputs that are the same file', async () => {
     const out = join(tmp.dir, 'r.json');
-    const e = await guardOutputs([{ path: out, role: 'report' }, { path: join(tmp.dir, '.', 'r.json'), role: 'page' }], inputs).catch((x: AvgCkptError) => x);
+    const e = await guardOutputs(
+      [
+        { path: out, role: 'report' },
+        { path: join(tmp.dir, '.', 'r.json'), role: 'page' },
+      ],
+      inputs,
+    ).catch((x: AvgCkptError) => x);
     expect(e).toMatchObject({ code: 'usage' });
   });
 });

@@ -47,7 +47,12 @@ describe('greedySoup', () => {
   it('follows the direction of the metric (maximized accuracy-like scores)', async () => {
     // The first case with the score negated and "better" meaning larger: same soup.
     const { score } = fakeLoss({ 10: 0, 20: 3, 30: -1, 40: 2, 50: -4 });
-    const { vector } = await greedySoup(STEPS, 4, async (v) => -(await score(v)), (a, b) => a > b);
+    const { vector } = await greedySoup(
+      STEPS,
+      4,
+      async (v) => -(await score(v)),
+      (a, b) => a > b,
+    );
     expect(vector.weights).toEqual([0, 0, 0.5, 0.5, 0]);
   });
 

@@ -28,7 +28,8 @@ function emaByRecursion(decays: number[]): number[] {
 
 function close(a: readonly number[], b: readonly number[], tol = 1e-12) {
   expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i]), `index ${i}: ${a[i]} vs ${b[i]}`).toBeLessThanOrEqual(tol);
+  for (let i = 0; i < a.length; i++)
+    expect(Math.abs(a[i] - b[i]), `index ${i}: ${a[i]} vs ${b[i]}`).toBeLessThanOrEqual(tol);
 }
 
 function usage(f: () => unknown): string {
@@ -87,13 +88,17 @@ describe('EMA', () => {
   });
   it('property: per-step EMA equals the recursion for random gaps and decays', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 500 }), { minLength: 1, maxLength: 20 }), fc.double({ min: 0.9, max: 0.9999, noNaN: true }), (gaps, b) => {
-        const steps = [gaps[0]];
-        for (const g of gaps.slice(1)) steps.push(steps[steps.length - 1] + g);
-        const w = emaPerStep(steps, b).weights;
-        const want = emaByRecursion(steps.slice(1).map((s, i) => b ** (s - steps[i])));
-        return w.every((x, i) => Math.abs(x - want[i]) < 1e-12);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 500 }), { minLength: 1, maxLength: 20 }),
+        fc.double({ min: 0.9, max: 0.9999, noNaN: true }),
+        (gaps, b) => {
+          const steps = [gaps[0]];
+          for (const g of gaps.slice(1)) steps.push(steps[steps.length - 1] + g);
+          const w = emaPerStep(steps, b).weights;
+          const want = emaByRecursion(steps.slice(1).map((s, i) => b ** (s - steps[i])));
+          return w.every((x, i) => Math.abs(x - want[i]) < 1e-12);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -107,7 +112,7 @@ describe('EMA', () => {
 
 describe('power-function EMA (EDM2)', () => {
   /** sigma_rel from the guide, written out independently. */
-  const sigma = (g: number) => Math.pow(g + 1, 0.5) * Math.pow(g + 2, -1) * Math.pow(g + 3, -0.5);
+  const sigma = (g: number) => (g + 1) ** 0.5 * (g + 2) ** -1 * (g + 3) ** -0.5;
 
   it('sigma_rel 0.05 <-> gamma 16.97 and 0.10 <-> 6.94', () => {
     expect(Math.abs(gammaOf(0.05) - 16.97)).toBeLessThan(0.005);
@@ -126,7 +131,11 @@ describe('power-function EMA (EDM2)', () => {
       const g = gammaOf(sr);
       const mass = steps.map((s) => (s + d / 2) ** (g + 1) - (s - d / 2) ** (g + 1));
       const sum = mass.reduce((a, b) => a + b, 0);
-      close(phema(steps, sr).weights, mass.map((m) => m / sum), 1e-12);
+      close(
+        phema(steps, sr).weights,
+        mass.map((m) => m / sum),
+        1e-12,
+      );
     }
   });
   it('irregular spacing: each checkpoint gets the profile mass between midpoints (numerical quadrature)', () => {
@@ -144,7 +153,11 @@ describe('power-function EMA (EDM2)', () => {
     };
     const mass = steps.map((_, i) => integral(bounds[i], bounds[i + 1]));
     const sum = mass.reduce((a, b) => a + b, 0);
-    close(phema(steps, sr).weights, mass.map((m) => m / sum), 1e-6);
+    close(
+      phema(steps, sr).weights,
+      mass.map((m) => m / sum),
+      1e-6,
+    );
   });
   it('large gamma on large steps does not overflow', () => {
     const steps = Array.from({ length: 50 }, (_, i) => 1_000_000 * (i + 1));

@@ -14,7 +14,12 @@ const line = (name: string, steps: number[], losses: number[]): CurveLine => ({
 
 /** Every element of the parsed SVG, flattened, with its attributes. */
 function elements(svg: string): { tag: string; attrs: Record<string, string>; text?: string }[] {
-  const tree = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', preserveOrder: true, trimValues: true }).parse(svg) as unknown[];
+  const tree = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: '',
+    preserveOrder: true,
+    trimValues: true,
+  }).parse(svg) as unknown[];
   const out: { tag: string; attrs: Record<string, string>; text?: string }[] = [];
   const walk = (nodes: unknown[]) => {
     for (const n of nodes as Record<string, unknown>[]) {
@@ -22,7 +27,11 @@ function elements(svg: string): { tag: string; attrs: Record<string, string>; te
       if (tag === '#text') continue;
       const children = n[tag] as Record<string, unknown>[];
       const text = children.find((c) => '#text' in c)?.['#text'];
-      out.push({ tag, attrs: (n[':@'] ?? {}) as Record<string, string>, text: text === undefined ? undefined : String(text) });
+      out.push({
+        tag,
+        attrs: (n[':@'] ?? {}) as Record<string, string>,
+        text: text === undefined ? undefined : String(text),
+      });
       walk(children);
     }
   };
@@ -31,7 +40,10 @@ function elements(svg: string): { tag: string; attrs: Record<string, string>; te
 }
 
 const vertices = (d: string) => (d.match(/[ML]/g) ?? []).length;
-const texts = (svg: string) => elements(svg).filter((e) => e.tag === 'text').map((e) => e.text);
+const texts = (svg: string) =>
+  elements(svg)
+    .filter((e) => e.tag === 'text')
+    .map((e) => e.text);
 
 describe('curve chart', () => {
   const steps = [100, 200, 300, 400, 500, 600];
@@ -49,8 +61,21 @@ describe('curve chart', () => {
     expect(lines.map((l) => vertices(l.attrs.d))).toEqual([6, 4]);
     const dots = els.filter((e) => e.attrs['aria-roledescription'] === 'point');
     // the raw model's own first step at the target (500) is marked too, then the average's
-    expect(dots.map((d) => d.attrs['aria-label'])).toEqual(['training step: 500; value: 0.5; method: raw', 'training step: 600; value: 0.5; method: lawa-3']);
-    expect(texts(svg)).toEqual(expect.arrayContaining(['raw', 'lawa-3', 'target: best raw loss 0.5000', 'training step', 'loss', 'raw: step 500', 'lawa-3: step 600']));
+    expect(dots.map((d) => d.attrs['aria-label'])).toEqual([
+      'training step: 500; value: 0.5; method: raw',
+      'training step: 600; value: 0.5; method: lawa-3',
+    ]);
+    expect(texts(svg)).toEqual(
+      expect.arrayContaining([
+        'raw',
+        'lawa-3',
+        'target: best raw loss 0.5000',
+        'training step',
+        'loss',
+        'raw: step 500',
+        'lawa-3: step 600',
+      ]),
+    );
     expect(svg).not.toMatch(/NaN|undefined/);
   });
 
@@ -63,7 +88,12 @@ describe('curve chart', () => {
 });
 
 describe('sweep chart', () => {
-  const cand = (name: string, method: string, params: Record<string, number>, loss: number) => ({ name, method, params, metrics: { loss } });
+  const cand = (name: string, method: string, params: Record<string, number>, loss: number) => ({
+    name,
+    method,
+    params,
+    metrics: { loss },
+  });
   const candidates = [
     cand('raw-600', 'raw', { step: 600 }, 0.6),
     cand('raw-500', 'raw', { step: 500 }, 0.5),
@@ -80,7 +110,15 @@ describe('sweep chart', () => {
     const els = elements(svg);
     const lines = els.filter((e) => e.attrs['aria-roledescription'] === 'line mark');
     expect(lines.map((l) => vertices(l.attrs.d))).toEqual([3, 2]);
-    expect(texts(svg)).toEqual(expect.arrayContaining(['LAWA: window size k (checkpoints)', 'EMA: decay per checkpoint', 'k', 'decay', 'baseline: raw step 600']));
+    expect(texts(svg)).toEqual(
+      expect.arrayContaining([
+        'LAWA: window size k (checkpoints)',
+        'EMA: decay per checkpoint',
+        'k',
+        'decay',
+        'baseline: raw step 600',
+      ]),
+    );
   });
 
   it('marks the winner, shows every family and single candidates as rules, and keeps them inside the plot area', async () => {
@@ -96,11 +134,22 @@ describe('sweep chart', () => {
     const svg = await renderSvg(sweepChartSpec(all, 'loss', 'min', 'lawa-2')!);
     expect(XMLValidator.validate(svg)).toBe(true);
     const t = texts(svg);
-    for (const title of ['LAWA: window size k (checkpoints)', 'EMA: decay per checkpoint', 'EMA: decay per optimizer step', 'power EMA: sigma_rel', 'uniform: from step']) expect(t).toContain(title);
-    expect(t).toEqual(expect.arrayContaining(['baseline: raw step 600', 'greedy-soup-4 (chosen on these rows)', 'best']));
+    for (const title of [
+      'LAWA: window size k (checkpoints)',
+      'EMA: decay per checkpoint',
+      'EMA: decay per optimizer step',
+      'power EMA: sigma_rel',
+      'uniform: from step',
+    ])
+      expect(t).toContain(title);
+    expect(t).toEqual(
+      expect.arrayContaining(['baseline: raw step 600', 'greedy-soup-4 (chosen on these rows)', 'best']),
+    );
     expect(svg).toContain('best: lawa-2 (red)');
     // the winner's ring: one red circle, at lawa-2's point
-    const rings = elements(svg).filter((e) => e.attrs['aria-roledescription'] === 'point' && e.attrs.stroke === '#d62728');
+    const rings = elements(svg).filter(
+      (e) => e.attrs['aria-roledescription'] === 'point' && e.attrs.stroke === '#d62728',
+    );
     expect(rings.map((r) => r.attrs['aria-label'])).toEqual(['k: 2; loss: 0.4']);
     // 0.39 to 0.6 is 35% of the baseline 0.6: said in the subtitle
     expect(svg).toContain('the y-axis spans loss from 0.3900 to 0.6000: 35% of the baseline');
@@ -115,17 +164,36 @@ describe('sweep chart', () => {
   });
 
   it('says so when a small spread fills the panel, and a winning single candidate is a red rule labelled best', async () => {
-    const tight = [cand('raw-600', 'raw', { step: 600 }, 1.0), cand('lawa-2', 'lawa', { k: 2 }, 1.004), cand('lawa-4', 'lawa', { k: 4 }, 1.008), cand('greedy-soup-3', 'greedy-soup', { k: 3 }, 0.999)];
+    const tight = [
+      cand('raw-600', 'raw', { step: 600 }, 1.0),
+      cand('lawa-2', 'lawa', { k: 2 }, 1.004),
+      cand('lawa-4', 'lawa', { k: 4 }, 1.008),
+      cand('greedy-soup-3', 'greedy-soup', { k: 3 }, 0.999),
+    ];
     const svg = await renderSvg(sweepChartSpec(tight, 'loss', 'min', 'greedy-soup-3')!);
     const t = texts(svg);
-    expect(svg).toContain('the y-axis spans loss from 0.9990 to 1.008: 0.9% of the baseline, so small differences look large');
+    expect(svg).toContain(
+      'the y-axis spans loss from 0.9990 to 1.008: 0.9% of the baseline, so small differences look large',
+    );
     expect(t).toContain('greedy-soup-3 (chosen on these rows): best');
-    const redRules = elements(svg).filter((e) => e.attrs['aria-roledescription'] === 'rule mark' && e.attrs.stroke === '#d62728');
+    const redRules = elements(svg).filter(
+      (e) => e.attrs['aria-roledescription'] === 'rule mark' && e.attrs.stroke === '#d62728',
+    );
     expect(redRules).toHaveLength(1);
   });
 
   it('draws only the families present, and nothing without any', async () => {
-    const svg = await renderSvg(sweepChartSpec([...candidates.slice(0, 2), cand('phema-0.05', 'phema', { sigma_rel: 0.05 }, 0.3), cand('phema-0.1', 'phema', { sigma_rel: 0.1 }, 0.35)], 'loss', 'min')!);
+    const svg = await renderSvg(
+      sweepChartSpec(
+        [
+          ...candidates.slice(0, 2),
+          cand('phema-0.05', 'phema', { sigma_rel: 0.05 }, 0.3),
+          cand('phema-0.1', 'phema', { sigma_rel: 0.1 }, 0.35),
+        ],
+        'loss',
+        'min',
+      )!,
+    );
     expect(texts(svg)).toContain('power EMA: sigma_rel');
     expect(texts(svg)).not.toContain('k');
     expect(sweepChartSpec(candidates.slice(0, 2), 'loss', 'min')).toBeUndefined();

@@ -30,14 +30,31 @@ const ALL = Array.from({ length: 60 }, (_, i) => 20 * (i + 1));
 const cases: { selection: SelectionOptions; steps: number[]; only?: string[] }[] = [
   { selection: { fromStep: 600, every: 3 }, steps: ALL.filter((s) => s >= 600 && ((1200 - s) / 20) % 3 === 0) },
   { selection: {}, steps: ALL, only: ['lawa-5', 'greedy-soup-4'] },
-  { selection: { toStep: 1000, last: 12 }, steps: ALL.filter((s) => s <= 1000).slice(-12), only: ['ema-0.9', 'greedy-soup-4'] },
+  {
+    selection: { toStep: 1000, last: 12 },
+    steps: ALL.filter((s) => s <= 1000).slice(-12),
+    only: ['ema-0.9', 'greedy-soup-4'],
+  },
 ];
 
 describe('mergeCommandFor', () => {
   for (const { selection, steps, only } of cases) {
-    const soup = weightVector('greedy-soup-4', 'greedy-soup', { k: 4, members: 2 }, steps, steps.map((_, i) => (i === steps.length - 1 || i === steps.length - 3 ? 0.5 : 0)));
+    const soup = weightVector(
+      'greedy-soup-4',
+      'greedy-soup',
+      { k: 4, members: 2 },
+      steps,
+      steps.map((_, i) => (i === steps.length - 1 || i === steps.length - 3 ? 0.5 : 0)),
+    );
     const vectors: WeightVector[] = [
-      lawa(steps, 5), ema(steps, 0.9), emaPerStep(steps, 0.995), phema(steps, 0.05), uniform(steps), uniform(steps, steps[steps.length - 4]), raw(steps, steps[1]), soup,
+      lawa(steps, 5),
+      ema(steps, 0.9),
+      emaPerStep(steps, 0.995),
+      phema(steps, 0.05),
+      uniform(steps),
+      uniform(steps, steps[steps.length - 4]),
+      raw(steps, steps[1]),
+      soup,
     ];
     for (const v of vectors.filter((x) => only === undefined || only.includes(x.name))) {
       it(`${v.name} under ${JSON.stringify(selection)}`, async () => {
@@ -53,16 +70,63 @@ describe('mergeCommandFor', () => {
 
   it('names the method in readable flags where the method is a function of the selection', () => {
     const steps = [10, 20, 30];
-    expect(mergeCommandFor(['run'], { last: 3 }, lawa(steps, 2), 'out.safetensors')).toEqual(['avg-ckpt', 'merge', 'run', '--last', '3', '--method', 'lawa', '--k', '2', '-o', 'out.safetensors']);
-    expect(mergeCommandFor(['run'], { last: 3 }, raw(steps, 20))).toEqual(['avg-ckpt', 'merge', 'run', '--from-step', '20', '--to-step', '20', '--method', 'uniform', '-o', 'averaged.safetensors']);
+    expect(mergeCommandFor(['run'], { last: 3 }, lawa(steps, 2), 'out.safetensors')).toEqual([
+      'avg-ckpt',
+      'merge',
+      'run',
+      '--last',
+      '3',
+      '--method',
+      'lawa',
+      '--k',
+      '2',
+      '-o',
+      'out.safetensors',
+    ]);
+    expect(mergeCommandFor(['run'], { last: 3 }, raw(steps, 20))).toEqual([
+      'avg-ckpt',
+      'merge',
+      'run',
+      '--from-step',
+      '20',
+      '--to-step',
+      '20',
+      '--method',
+      'uniform',
+      '-o',
+      'averaged.safetensors',
+    ]);
   });
 
   it('narrows spelled-out weights to the steps that carry weight, unless --every fixes the spacing', () => {
     const steps = [10, 20, 30, 40, 50];
     const soup = weightVector('greedy-soup-4', 'greedy-soup', { k: 4, members: 2 }, steps, [0, 0.5, 0, 0.5, 0]);
-    expect(mergeCommandFor(['run'], { fromStep: 10 }, soup).slice(3, -2)).toEqual(['--from-step', '20', '--to-step', '40', '--method', 'weights', '--weights', '1,0,1']);
-    expect(mergeCommandFor(['run'], { every: 2 }, soup).slice(3, -2)).toEqual(['--every', '2', '--method', 'weights', '--weights', '0,1,0,1,0']);
-    expect(mergeCommandFor(['run'], {}, uniform(steps, 30)).slice(3, -2)).toEqual(['--from-step', '30', '--to-step', '50', '--method', 'uniform']);
+    expect(mergeCommandFor(['run'], { fromStep: 10 }, soup).slice(3, -2)).toEqual([
+      '--from-step',
+      '20',
+      '--to-step',
+      '40',
+      '--method',
+      'weights',
+      '--weights',
+      '1,0,1',
+    ]);
+    expect(mergeCommandFor(['run'], { every: 2 }, soup).slice(3, -2)).toEqual([
+      '--every',
+      '2',
+      '--method',
+      'weights',
+      '--weights',
+      '0,1,0,1,0',
+    ]);
+    expect(mergeCommandFor(['run'], {}, uniform(steps, 30)).slice(3, -2)).toEqual([
+      '--from-step',
+      '30',
+      '--to-step',
+      '50',
+      '--method',
+      'uniform',
+    ]);
   });
 });
 

@@ -16,13 +16,31 @@ const RUN = 'fixtures/runs/digits-mlp/run';
 const dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-sweep-html-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const cand = (name: string, method: string, params: Record<string, number>, steps: number[], loss: number): CandidateResult => ({
-  name, method, params, steps, weights: steps.map(() => 1 / steps.length), metrics: { loss, accuracy: 1 - loss },
+const cand = (
+  name: string,
+  method: string,
+  params: Record<string, number>,
+  steps: number[],
+  loss: number,
+): CandidateResult => ({
+  name,
+  method,
+  params,
+  steps,
+  weights: steps.map(() => 1 / steps.length),
+  metrics: { loss, accuracy: 1 - loss },
 });
 // --last 10 selects steps 1020..1200.
 const report: SweepReport = {
-  metric: 'loss', direction: 'min', device: 'cpu', engine: 'mixture', engine_reason: 'mixture: fits',
-  checkpoints: Array.from({ length: 10 }, (_, i) => 1020 + 20 * i).map((step) => ({ step, path: `${RUN}/checkpoint-${step}` })),
+  metric: 'loss',
+  direction: 'min',
+  device: 'cpu',
+  engine: 'mixture',
+  engine_reason: 'mixture: fits',
+  checkpoints: Array.from({ length: 10 }, (_, i) => 1020 + 20 * i).map((step) => ({
+    step,
+    path: `${RUN}/checkpoint-${step}`,
+  })),
   candidates: [
     cand('raw-1200', 'raw', { step: 1200 }, [1200], 0.3),
     cand('lawa-2', 'lawa', { k: 2 }, [1180, 1200], 0.12),
@@ -30,7 +48,8 @@ const report: SweepReport = {
     cand('lawa-8', 'lawa', { k: 8 }, [1060, 1080, 1100, 1120, 1140, 1160, 1180, 1200], 0.06),
     cand('greedy-soup-4', 'greedy-soup', { k: 4, members: 2 }, [1160, 1200], 0.07),
   ],
-  baseline: 'raw-1200', best: 'lawa-4',
+  baseline: 'raw-1200',
+  best: 'lawa-4',
 };
 
 describe('sweep outputs', () => {
@@ -52,22 +71,33 @@ describe('sweep outputs', () => {
     const table = rows.filter((r) => /<td>(raw|lawa|greedy)/.test(r));
     expect(table).toHaveLength(5);
     expect(rows.filter((r) => r.startsWith('<tr class="mark">'))).toEqual([expect.stringContaining('<td>lawa-4</td>')]);
-    expect(page).toContain('<td>lawa-8</td><td>1060..1200 (8)</td><td class="num">0.0600000</td><td class="num">0.940000</td><td>-0.240 (-80.0%)</td>');
+    expect(page).toContain(
+      '<td>lawa-8</td><td>1060..1200 (8)</td><td class="num">0.0600000</td><td class="num">0.940000</td><td>-0.240 (-80.0%)</td>',
+    );
 
     // Recipe: the four checkpoints of lawa-4 with weight 1/4 and their folders.
-    for (const s of [1140, 1160, 1180, 1200]) expect(page).toContain(`<td class="num">${s}</td><td class="num">0.250000</td><td>${RUN}/checkpoint-${s}</td>`);
-    expect(page).toContain(`<pre><code>avg-ckpt merge ${RUN} --last 10 --method lawa --k 4 -o lawa-4.safetensors</code></pre>`);
-    expect(page).toContain('Best: lawa-4, loss 0.0500000 (lower is better), against 0.300000 for raw-1200: -0.250 (-83.3%).');
+    for (const s of [1140, 1160, 1180, 1200])
+      expect(page).toContain(`<td class="num">${s}</td><td class="num">0.250000</td><td>${RUN}/checkpoint-${s}</td>`);
+    expect(page).toContain(
+      `<pre><code>avg-ckpt merge ${RUN} --last 10 --method lawa --k 4 -o lawa-4.safetensors</code></pre>`,
+    );
+    expect(page).toContain(
+      'Best: lawa-4, loss 0.0500000 (lower is better), against 0.300000 for raw-1200: -0.250 (-83.3%).',
+    );
   });
 
   it('spells out the weights of a winner that no method flag describes', async () => {
     const html = join(dir, 'soup.html');
     await writeSweepOutputs({ ...report, best: 'greedy-soup-4' }, { inputs: [RUN], selection: { last: 10 }, html });
-    expect(readFileSync(html, 'utf8')).toContain(`avg-ckpt merge ${RUN} --from-step 1160 --to-step 1200 --method weights --weights 1,0,1 -o greedy-soup-4.safetensors`);
+    expect(readFileSync(html, 'utf8')).toContain(
+      `avg-ckpt merge ${RUN} --from-step 1160 --to-step 1200 --method weights --weights 1,0,1 -o greedy-soup-4.safetensors`,
+    );
   });
 
   it('escapes text', () => {
     expect(escapeHtml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
-    expect(htmlPage('a<b', 'c&d', [{ title: '<t>', code: 'x > y' }])).toContain('<h2>&lt;t&gt;</h2>\n<pre><code>x &gt; y</code></pre>');
+    expect(htmlPage('a<b', 'c&d', [{ title: '<t>', code: 'x > y' }])).toContain(
+      '<h2>&lt;t&gt;</h2>\n<pre><code>x &gt; y</code></pre>',
+    );
   });
 });

@@ -41,11 +41,17 @@ describe('time to target', () => {
   it('prints one sentence per method', () => {
     const best = { value: 0.4, source: 'best-raw' as const };
     const [l, e] = timeToTarget(raw, [lawa, ema], 0.4, 'min');
-    expect(describeTimeToTarget(l, 'loss', best)).toBe("lawa-2 reaches the run's best loss (0.4000) at step 800 instead of 1000: 20% fewer steps");
+    expect(describeTimeToTarget(l, 'loss', best)).toBe(
+      "lawa-2 reaches the run's best loss (0.4000) at step 800 instead of 1000: 20% fewer steps",
+    );
     expect(describeTimeToTarget(e, 'loss', best)).toBe("ema-0.9 never reaches the run's best loss (0.4000)");
     const [slow] = timeToTarget(raw, [ema], 0.5, 'min');
-    expect(describeTimeToTarget(slow, 'loss', { value: 0.5, source: 'given' })).toBe('ema-0.9 reaches loss 0.5000 at step 800 instead of 600: 33% more steps');
+    expect(describeTimeToTarget(slow, 'loss', { value: 0.5, source: 'given' })).toBe(
+      'ema-0.9 reaches loss 0.5000 at step 800 instead of 600: 33% more steps',
+    );
     const [only] = timeToTarget(raw, [lawa], 0.36, 'min');
-    expect(describeTimeToTarget(only, 'loss', { value: 0.36, source: 'given' })).toBe('lawa-2 reaches loss 0.3600 at step 1000; the raw model never does');
+    expect(describeTimeToTarget(only, 'loss', { value: 0.36, source: 'given' })).toBe(
+      'lawa-2 reaches loss 0.3600 at step 1000; the raw model never does',
+    );
   });
 });

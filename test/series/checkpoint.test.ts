@@ -16,7 +16,10 @@ const dir = () => {
 };
 
 async function failure(p: string): Promise<AvgCkptError> {
-  const e = await loadCheckpoint(p).then(() => undefined, (x: unknown) => x);
+  const e = await loadCheckpoint(p).then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(AvgCkptError);
   return e as AvgCkptError;
 }
@@ -86,77 +89,179 @@ describe('loadCheckpoint layouts', () => {
 
 describe('loadCheckpoint faults: each a clear error naming the file', () => {
   const cases: [string, (d: string) => string, ErrorCode, string | undefined, string?][] = [
-    ['missing shard', (d) => {
-      putSharded(d, { 's1.safetensors': [A] }, { a: 's1.safetensors', b: 's2.safetensors' });
-      return d;
-    }, 'missing-shard', 'index', 'b'],
-    ['shard path with ../', (d) => {
-      put(join(d, '..', 'outside.safetensors'), stFile([A]));
-      putSharded(d, { 's1.safetensors': [B] }, { a: '../outside.safetensors', b: 's1.safetensors' });
-      return d;
-    }, 'shard-path-escapes', 'index', 'a'],
-    ['shard path absolute', (d) => {
-      putSharded(d, { 's1.safetensors': [A] }, { a: join(d, 's1.safetensors') });
-      return d;
-    }, 'shard-path-escapes', 'index', 'a'],
-    ['shard path via a sub-folder and back out', (d) => {
-      putSharded(d, { 's1.safetensors': [A] }, { a: 'sub/../../x.safetensors' });
-      return d;
-    }, 'shard-path-escapes', 'index', 'a'],
-    ['shard path is the folder itself', (d) => {
-      putSharded(d, { 's1.safetensors': [A] }, { a: '.' });
-      return d;
-    }, 'shard-path-escapes', 'index', 'a'],
-    ['tensor absent from its shard', (d) => {
-      putSharded(d, { 's1.safetensors': [A], 's2.safetensors': [B] }, { a: 's1.safetensors', b: 's2.safetensors', c: 's2.safetensors' });
-      return d;
-    }, 'tensor-missing-from-shard', 's2', 'c'],
-    ['tensor listed in the wrong shard', (d) => {
-      putSharded(d, { 's1.safetensors': [A], 's2.safetensors': [B] }, { a: 's2.safetensors', b: 's2.safetensors' });
-      return d;
-    }, 'tensor-missing-from-shard', 's2', 'a'],
-    ['tensor in two shards', (d) => {
-      putSharded(d, { 's1.safetensors': [A, B], 's2.safetensors': [{ ...A }, C] }, { a: 's1.safetensors', b: 's1.safetensors', c: 's2.safetensors' });
-      return d;
-    }, 'tensor-in-two-shards', 'index', 'a'],
-    ['index not JSON', (d) => {
-      put(join(d, 'model.safetensors.index.json'), '{"weight_map": ');
-      return d;
-    }, 'invalid-index', 'index'],
-    ['index without weight_map', (d) => {
-      put(join(d, 'model.safetensors.index.json'), '{"metadata": {}}');
-      return d;
-    }, 'invalid-index', 'index'],
-    ['index null', (d) => {
-      put(join(d, 'model.safetensors.index.json'), 'null');
-      return d;
-    }, 'invalid-index', 'index'],
-    ['weight_map a list', (d) => {
-      put(join(d, 'model.safetensors.index.json'), '{"weight_map": ["a"]}');
-      return d;
-    }, 'invalid-index', 'index'],
-    ['weight_map empty', (d) => {
-      put(join(d, 'model.safetensors.index.json'), '{"weight_map": {}}');
-      return d;
-    }, 'invalid-index', 'index'],
-    ['weight_map value not a string', (d) => {
-      put(join(d, 'model.safetensors.index.json'), '{"weight_map": {"a": 3}}');
-      return d;
-    }, 'invalid-index', 'index', 'a'],
-    ['a corrupt shard', (d) => {
-      putSharded(d, { 's1.safetensors': [A] });
-      put(join(d, 's1.safetensors'), stFile([A]).subarray(0, 20));
-      return d;
-    }, 'invalid-header-length', 's1'],
-    ['several .safetensors files and no index', (d) => {
-      put(join(d, 'a.safetensors'), stFile([A]));
-      put(join(d, 'b.safetensors'), stFile([B]));
-      return d;
-    }, 'invalid-index', 'dir'],
-    ['a folder with no .safetensors file', (d) => {
-      put(join(d, 'readme.txt'), 'x');
-      return d;
-    }, 'no-checkpoints', 'dir'],
+    [
+      'missing shard',
+      (d) => {
+        putSharded(d, { 's1.safetensors': [A] }, { a: 's1.safetensors', b: 's2.safetensors' });
+        return d;
+      },
+      'missing-shard',
+      'index',
+      'b',
+    ],
+    [
+      'shard path with ../',
+      (d) => {
+        put(join(d, '..', 'outside.safetensors'), stFile([A]));
+        putSharded(d, { 's1.safetensors': [B] }, { a: '../outside.safetensors', b: 's1.safetensors' });
+        return d;
+      },
+      'shard-path-escapes',
+      'index',
+      'a',
+    ],
+    [
+      'shard path absolute',
+      (d) => {
+        putSharded(d, { 's1.safetensors': [A] }, { a: join(d, 's1.safetensors') });
+        return d;
+      },
+      'shard-path-escapes',
+      'index',
+      'a',
+    ],
+    [
+      'shard path via a sub-folder and back out',
+      (d) => {
+        putSharded(d, { 's1.safetensors': [A] }, { a: 'sub/../../x.safetensors' });
+        return d;
+      },
+      'shard-path-escapes',
+      'index',
+      'a',
+    ],
+    [
+      'shard path is the folder itself',
+      (d) => {
+        putSharded(d, { 's1.safetensors': [A] }, { a: '.' });
+        return d;
+      },
+      'shard-path-escapes',
+      'index',
+      'a',
+    ],
+    [
+      'tensor absent from its shard',
+      (d) => {
+        putSharded(
+          d,
+          { 's1.safetensors': [A], 's2.safetensors': [B] },
+          { a: 's1.safetensors', b: 's2.safetensors', c: 's2.safetensors' },
+        );
+        return d;
+      },
+      'tensor-missing-from-shard',
+      's2',
+      'c',
+    ],
+    [
+      'tensor listed in the wrong shard',
+      (d) => {
+        putSharded(d, { 's1.safetensors': [A], 's2.safetensors': [B] }, { a: 's2.safetensors', b: 's2.safetensors' });
+        return d;
+      },
+      'tensor-missing-from-shard',
+      's2',
+      'a',
+    ],
+    [
+      'tensor in two shards',
+      (d) => {
+        putSharded(
+          d,
+          { 's1.safetensors': [A, B], 's2.safetensors': [{ ...A }, C] },
+          { a: 's1.safetensors', b: 's1.safetensors', c: 's2.safetensors' },
+        );
+        return d;
+      },
+      'tensor-in-two-shards',
+      'index',
+      'a',
+    ],
+    [
+      'index not JSON',
+      (d) => {
+        put(join(d, 'model.safetensors.index.json'), '{"weight_map": ');
+        return d;
+      },
+      'invalid-index',
+      'index',
+    ],
+    [
+      'index without weight_map',
+      (d) => {
+        put(join(d, 'model.safetensors.index.json'), '{"metadata": {}}');
+        return d;
+      },
+      'invalid-index',
+      'index',
+    ],
+    [
+      'index null',
+      (d) => {
+        put(join(d, 'model.safetensors.index.json'), 'null');
+        return d;
+      },
+      'invalid-index',
+      'index',
+    ],
+    [
+      'weight_map a list',
+      (d) => {
+        put(join(d, 'model.safetensors.index.json'), '{"weight_map": ["a"]}');
+        return d;
+      },
+      'invalid-index',
+      'index',
+    ],
+    [
+      'weight_map empty',
+      (d) => {
+        put(join(d, 'model.safetensors.index.json'), '{"weight_map": {}}');
+        return d;
+      },
+      'invalid-index',
+      'index',
+    ],
+    [
+      'weight_map value not a string',
+      (d) => {
+        put(join(d, 'model.safetensors.index.json'), '{"weight_map": {"a": 3}}');
+        return d;
+      },
+      'invalid-index',
+      'index',
+      'a',
+    ],
+    [
+      'a corrupt shard',
+      (d) => {
+        putSharded(d, { 's1.safetensors': [A] });
+        put(join(d, 's1.safetensors'), stFile([A]).subarray(0, 20));
+        return d;
+      },
+      'invalid-header-length',
+      's1',
+    ],
+    [
+      'several .safetensors files and no index',
+      (d) => {
+        put(join(d, 'a.safetensors'), stFile([A]));
+        put(join(d, 'b.safetensors'), stFile([B]));
+        return d;
+      },
+      'invalid-index',
+      'dir',
+    ],
+    [
+      'a folder with no .safetensors file',
+      (d) => {
+        put(join(d, 'readme.txt'), 'x');
+        return d;
+      },
+      'no-checkpoints',
+      'dir',
+    ],
     ['a path that does not exist', (d) => join(d, 'nope'), 'io', 'nope'],
     ['a corrupt single file', (d) => put(join(d, 'x.safetensors'), new Uint8Array(3)), 'header-too-small', 'x'],
   ];
@@ -166,11 +271,15 @@ describe('loadCheckpoint faults: each a clear error naming the file', () => {
     const e = await failure(p);
     expect(e.code).toBe(code);
     const expectedFile =
-      fileHint === 'index' ? join(d, 'model.safetensors.index.json')
-      : fileHint === 'dir' ? d
-      : fileHint === 'nope' ? join(d, 'nope')
-      : fileHint === 'x' ? join(d, 'x.safetensors')
-      : join(d, `${fileHint}.safetensors`);
+      fileHint === 'index'
+        ? join(d, 'model.safetensors.index.json')
+        : fileHint === 'dir'
+          ? d
+          : fileHint === 'nope'
+            ? join(d, 'nope')
+            : fileHint === 'x'
+              ? join(d, 'x.safetensors')
+              : join(d, `${fileHint}.safetensors`);
     expect(e.file).toBe(expectedFile);
     if (tensor !== undefined) expect(e.tensor).toBe(tensor);
   });

@@ -20,12 +20,24 @@ const dir = (name = `r${n++}`) => {
   return d;
 };
 async function failure(p: Promise<unknown>): Promise<AvgCkptError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(AvgCkptError);
   return e as AvgCkptError;
 }
 /** What avg-ckpt writes into an output's metadata. */
-const AVERAGE = { avg_ckpt: JSON.stringify({ version: '0', method: 'lawa', name: 'lawa-8', params: {}, steps: [1, 2], weights: [0.5, 0.5] }) };
+const AVERAGE = {
+  avg_ckpt: JSON.stringify({
+    version: '0',
+    method: 'lawa',
+    name: 'lawa-8',
+    params: {},
+    steps: [1, 2],
+    weights: [0.5, 0.5],
+  }),
+};
 
 describe('a Trainer output_dir: final model at the top, the series in checkpoint-*/', () => {
   it('is the checkpoint folders, with a note that the top model was left out', async () => {
@@ -36,7 +48,9 @@ describe('a Trainer output_dir: final model at the top, the series in checkpoint
     for (const s of [10, 20, 30]) put(join(d, `checkpoint-${s}`, 'model.safetensors'), simpleCkpt([s]));
     put(join(d, 'runs', 'events.out.tfevents.1'), 'x');
     const s = await discoverSeries([d]);
-    expect(s.checkpoints.map((c) => [c.step, c.path])).toEqual([10, 20, 30].map((k) => [k, join(d, `checkpoint-${k}`)]));
+    expect(s.checkpoints.map((c) => [c.step, c.path])).toEqual(
+      [10, 20, 30].map((k) => [k, join(d, `checkpoint-${k}`)]),
+    );
     expect(s.notes).toHaveLength(1);
     expect(s.notes[0]).toContain('model.safetensors');
     expect(s.notes[0]).toContain('left out');
@@ -50,7 +64,7 @@ describe('a Trainer output_dir: final model at the top, the series in checkpoint
   });
 });
 
-describe('digits in the run folder\'s own name never become a step', () => {
+describe("digits in the run folder's own name never become a step", () => {
   it('rc5/ holding one model: no step 5', async () => {
     const d = dir('rc5');
     put(join(d, 'model.safetensors'), simpleCkpt([1]));
@@ -66,7 +80,7 @@ describe('digits in the run folder\'s own name never become a step', () => {
     const q = put(join(k, 'model.safetensors'), simpleCkpt([1]));
     expect((await discoverSeries([q])).checkpoints.map((c) => [c.step, c.stepSource])).toEqual([[5, 'name']]);
   });
-  it('rc5/ as a run: the steps are its checkpoints\' own', async () => {
+  it("rc5/ as a run: the steps are its checkpoints' own", async () => {
     const d = dir('rc5');
     for (const s of [100, 200]) put(join(d, `model_${s}.safetensors`), simpleCkpt([s]));
     expect((await discoverSeries([d])).checkpoints.map((c) => c.step)).toEqual([100, 200]);
@@ -83,7 +97,7 @@ describe('a checkpoint without a step among checkpoints with steps', () => {
     expect(e.file).toBe(odd);
     expect(e.message).toContain('move it out');
   });
-  it('matched by a glob: refused too (a glob\'s order is only text order)', async () => {
+  it("matched by a glob: refused too (a glob's order is only text order)", async () => {
     const d = dir();
     put(join(d, 'ckpt_step_100.safetensors'), simpleCkpt([1]));
     const odd = put(join(d, 'best.safetensors'), simpleCkpt([1]));
@@ -92,14 +106,20 @@ describe('a checkpoint without a step among checkpoints with steps', () => {
   });
   it('named explicitly: the order given is kept, with a note', async () => {
     const d = dir();
-    const paths = [put(join(d, 'ckpt_step_100.safetensors'), simpleCkpt([1])), put(join(d, 'best.safetensors'), simpleCkpt([1]))];
+    const paths = [
+      put(join(d, 'ckpt_step_100.safetensors'), simpleCkpt([1])),
+      put(join(d, 'best.safetensors'), simpleCkpt([1])),
+    ];
     const s = await discoverSeries(paths);
-    expect(s.checkpoints.map((c) => [c.path, c.step, c.stepSource])).toEqual([[paths[0], 1, 'order'], [paths[1], 2, 'order']]);
+    expect(s.checkpoints.map((c) => [c.path, c.step, c.stepSource])).toEqual([
+      [paths[0], 1, 'order'],
+      [paths[1], 2, 'order'],
+    ]);
     expect(s.notes.join('\n')).toContain(paths[1]);
   });
 });
 
-describe('avg-ckpt\'s own outputs are not training checkpoints', () => {
+describe("avg-ckpt's own outputs are not training checkpoints", () => {
   it('an earlier lawa8.safetensors inside the run is left out with a note, not read as step 8', async () => {
     const d = dir();
     for (const s of [1, 2, 3]) put(join(d, `ckpt_step_${s}.safetensors`), simpleCkpt([s]));
@@ -147,7 +167,16 @@ describe('merge --dry-run lists the checkpoints with weight', () => {
     return { code: r.code, out: r.stdout };
   }
   it('--json: the 5 of lawa-5, not all 60', async () => {
-    const { code, out } = await run(['merge', 'fixtures/runs/digits-mlp/run', '--method', 'lawa', '--k', '5', '--dry-run', '--json']);
+    const { code, out } = await run([
+      'merge',
+      'fixtures/runs/digits-mlp/run',
+      '--method',
+      'lawa',
+      '--k',
+      '5',
+      '--dry-run',
+      '--json',
+    ]);
     expect(code, out).toBe(0);
     const json = JSON.parse(out) as { selected: number; checkpoints: { step: number; weight: number }[] };
     expect(json.selected).toBe(60);
@@ -155,7 +184,15 @@ describe('merge --dry-run lists the checkpoints with weight', () => {
     expect(json.checkpoints.every((c) => c.weight === 0.2)).toBe(true);
   });
   it('the table: "5 of 60", then 5 lines', async () => {
-    const { code, out } = await run(['merge', 'fixtures/runs/digits-mlp/run', '--method', 'lawa', '--k', '5', '--dry-run']);
+    const { code, out } = await run([
+      'merge',
+      'fixtures/runs/digits-mlp/run',
+      '--method',
+      'lawa',
+      '--k',
+      '5',
+      '--dry-run',
+    ]);
     expect(code).toBe(0);
     const lines = out.trim().split('\n');
     expect(lines[0]).toBe('lawa-5: 5 of 60 selected checkpoints carry weight');

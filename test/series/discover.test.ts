@@ -19,7 +19,10 @@ const dir = () => {
   return d;
 };
 async function failure(p: Promise<unknown>): Promise<AvgCkptError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(AvgCkptError);
   return e as AvgCkptError;
 }
@@ -83,16 +86,26 @@ describe('discoverSeries layouts', () => {
     put(join(d, 'final.safetensors'), simpleCkpt([1], { global_step: '900' }));
     put(join(d, 'first.safetensors'), simpleCkpt([1], { step: ' 40 ' }));
     const s = await discoverSeries([d]);
-    expect(s.checkpoints.map((c) => [c.step, c.stepSource])).toEqual([[40, 'metadata'], [700, 'metadata'], [900, 'metadata']]);
+    expect(s.checkpoints.map((c) => [c.step, c.stepSource])).toEqual([
+      [40, 'metadata'],
+      [700, 'metadata'],
+      [900, 'metadata'],
+    ]);
   });
   it('step from trainer_state.json global_step', async () => {
     const d = dir();
-    for (const [name, step] of [['final', 900], ['best', 300]] as const) {
+    for (const [name, step] of [
+      ['final', 900],
+      ['best', 300],
+    ] as const) {
       put(join(d, name, 'model.safetensors'), simpleCkpt([1]));
       put(join(d, name, 'trainer_state.json'), JSON.stringify({ global_step: step, log_history: [] }));
     }
     const s = await discoverSeries([d]);
-    expect(s.checkpoints.map((c) => [c.path, c.step, c.stepSource])).toEqual([[join(d, 'best'), 300, 'trainer_state'], [join(d, 'final'), 900, 'trainer_state']]);
+    expect(s.checkpoints.map((c) => [c.path, c.step, c.stepSource])).toEqual([
+      [join(d, 'best'), 300, 'trainer_state'],
+      [join(d, 'final'), 900, 'trainer_state'],
+    ]);
   });
   it('name beats metadata beats trainer_state', async () => {
     const d = dir();
@@ -101,7 +114,10 @@ describe('discoverSeries layouts', () => {
     put(join(d, 'final', 'model.safetensors'), simpleCkpt([1], { step: '8' }));
     put(join(d, 'final', 'trainer_state.json'), '{"global_step": 9}');
     const cks = await Promise.all([join(d, 'checkpoint-5'), join(d, 'final')].map(loadCheckpoint));
-    expect(await Promise.all(cks.map(resolveStep))).toEqual([{ step: 5, source: 'name' }, { step: 8, source: 'metadata' }]);
+    expect(await Promise.all(cks.map(resolveStep))).toEqual([
+      { step: 5, source: 'name' },
+      { step: 8, source: 'metadata' },
+    ]);
   });
   it('unknown steps: the order given is kept and steps are 1..n', async () => {
     const d = dir();
@@ -109,11 +125,19 @@ describe('discoverSeries layouts', () => {
     const s = await discoverSeries(paths);
     expect(s.stepsKnown).toBe(false);
     expect(s.checkpoints.map((c) => c.path)).toEqual(paths);
-    expect(s.checkpoints.map((c) => [c.step, c.stepSource])).toEqual([[1, 'order'], [2, 'order'], [3, 'order']]);
+    expect(s.checkpoints.map((c) => [c.step, c.stepSource])).toEqual([
+      [1, 'order'],
+      [2, 'order'],
+      [3, 'order'],
+    ]);
   });
   it('one unknown step among known ones: order given for all', async () => {
     const d = dir();
-    const paths = [put(join(d, 'ckpt_step_9.safetensors'), simpleCkpt([1])), put(join(d, 'final.safetensors'), simpleCkpt([1])), put(join(d, 'ckpt_step_3.safetensors'), simpleCkpt([1]))];
+    const paths = [
+      put(join(d, 'ckpt_step_9.safetensors'), simpleCkpt([1])),
+      put(join(d, 'final.safetensors'), simpleCkpt([1])),
+      put(join(d, 'ckpt_step_3.safetensors'), simpleCkpt([1])),
+    ];
     const s = await discoverSeries(paths);
     expect(s.stepsKnown).toBe(false);
     expect(s.checkpoints.map((c) => c.path)).toEqual(paths);
@@ -221,10 +245,16 @@ describe('checkCompatible', () => {
   async function series(...files: Uint8Array[]) {
     const d = dir();
     const cks: Checkpoint[] = [];
-    for (const [i, f] of files.entries()) cks.push(await loadCheckpoint(put(join(d, `ckpt_step_${i + 1}.safetensors`), f)));
+    for (const [i, f] of files.entries())
+      cks.push(await loadCheckpoint(put(join(d, `ckpt_step_${i + 1}.safetensors`), f)));
     return cks;
   }
-  const w = (shape: number[], dtype = 'F32') => ({ name: 'w', dtype, shape, data: new Uint8Array((shape.reduce((a, b) => a * b, 1) * (dtype === 'F16' ? 2 : 4))) });
+  const w = (shape: number[], dtype = 'F32') => ({
+    name: 'w',
+    dtype,
+    shape,
+    data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * (dtype === 'F16' ? 2 : 4)),
+  });
   const v = { name: 'v', dtype: 'F32', shape: [1], data: f32(1) };
   it('accepts identical layouts (different order in the file too)', async () => {
     expect(() => checkCompatible([])).not.toThrow();

@@ -33,7 +33,10 @@ describe('a checkpoint folder vanishing during discovery', () => {
     put(join(run, 'checkpoint-1', 'model.safetensors'), simpleCkpt([1]));
     put(join(run, 'checkpoint-2', 'notes.txt'), 'x'); // not recognised by name: listed a second time
     vanishing.add(join(run, 'checkpoint-2'));
-    const e = await discoverSeries([run]).then(() => undefined, (x: unknown) => x);
+    const e = await discoverSeries([run]).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     vanishing.clear();
     expect(e).toBeInstanceOf(AvgCkptError);
     expect((e as InstanceType<typeof AvgCkptError>).code).toBe('io');
@@ -43,7 +46,10 @@ describe('a checkpoint folder vanishing during discovery', () => {
     const d = join(tmp.dir, 'ck');
     put(join(d, 'model.safetensors'), simpleCkpt([1]));
     vanishing.add(d);
-    const e = await loadCheckpoint(d).then(() => undefined, (x: unknown) => x);
+    const e = await loadCheckpoint(d).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     vanishing.clear();
     expect(e).toBeInstanceOf(AvgCkptError);
     expect((e as InstanceType<typeof AvgCkptError>).code).toBe('io');

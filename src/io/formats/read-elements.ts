@@ -28,11 +28,21 @@ export function rangeBytes(r: ElementRange): number {
 }
 
 /** Reads elements [start, start + count) of `src` in C order into `into` (from its start). */
-export async function readElements(pool: FilePool, src: TensorSource, start: number, count: number, into: Uint8Array): Promise<void> {
+export async function readElements(
+  pool: FilePool,
+  src: TensorSource,
+  start: number,
+  count: number,
+  into: Uint8Array,
+): Promise<void> {
   const size = elementBytes(src);
   const total = numelOf(src.shape);
   if (!Number.isInteger(size) || start < 0 || count < 0 || start + count > total || into.byteLength < count * size) {
-    throw new AvgCkptError('internal', `read of elements [${start}, ${start + count}) of ${total} (${src.dtype}) into ${into.byteLength} bytes`, { file: src.file, tensor: src.name });
+    throw new AvgCkptError(
+      'internal',
+      `read of elements [${start}, ${start + count}) of ${total} (${src.dtype}) into ${into.byteLength} bytes`,
+      { file: src.file, tensor: src.name },
+    );
   }
   if (count === 0) return;
   if (isContiguous(src)) await pool.read(src.file, src.position + start * size, into, count * size);
@@ -69,7 +79,8 @@ export function* boxesOf(shape: readonly number[], a: number, b: number, d = 0, 
   }
   const fullEnd = b % inner === 0 ? last + 1 : last;
   if (fullEnd > i) yield full(i, fullEnd - i);
-  if (b % inner !== 0 && last >= i && fullEnd === last) yield* boxesOf(shape, 0, b - last * inner, d + 1, [...prefix, last]);
+  if (b % inner !== 0 && last >= i && fullEnd === last)
+    yield* boxesOf(shape, 0, b - last * inner, d + 1, [...prefix, last]);
 }
 
 /**
@@ -92,7 +103,10 @@ async function gather(pool: FilePool, src: TensorSource, box: Box, start: number
   }
   if (widest >= 0 && (span * size > WINDOW_BYTES || (span - n) * size > MAX_WASTE_BYTES)) {
     const half = Math.floor(box.len[widest] / 2);
-    for (const [lo, len] of [[box.lo[widest], half], [box.lo[widest] + half, box.len[widest] - half]]) {
+    for (const [lo, len] of [
+      [box.lo[widest], half],
+      [box.lo[widest] + half, box.len[widest] - half],
+    ]) {
       const sub = { lo: [...box.lo], len: [...box.len] };
       sub.lo[widest] = lo;
       sub.len[widest] = len;
@@ -107,7 +121,13 @@ async function gather(pool: FilePool, src: TensorSource, box: Box, start: number
 
 /** Copies a box's elements from `window` (its storage span) to their C-order places in `into`. */
 function scatter(
-  window: Uint8Array, into: Uint8Array, size: number, box: Box, strides: readonly number[], shape: readonly number[], start: number,
+  window: Uint8Array,
+  into: Uint8Array,
+  size: number,
+  box: Box,
+  strides: readonly number[],
+  shape: readonly number[],
+  start: number,
 ): void {
   // copy in the widest unit both buffers are aligned to (never float views: they may change NaN bits)
   const unit = [4, 2, 1].find((u) => size % u === 0 && into.byteOffset % u === 0) ?? 1;

@@ -45,7 +45,11 @@ export const INDEX_FILE_NAMES: readonly string[] = FORMATS.flatMap((f) => f.name
 
 /** True for the files that make a folder a checkpoint: a whole-model file, a shard, an index. */
 export function isOwnModelFile(name: string): boolean {
-  return SINGLE_FILE_NAMES.includes(name) || INDEX_FILE_NAMES.includes(name) || FORMATS.some((f) => f.names.shard?.test(name));
+  return (
+    SINGLE_FILE_NAMES.includes(name) ||
+    INDEX_FILE_NAMES.includes(name) ||
+    FORMATS.some((f) => f.names.shard?.test(name))
+  );
 }
 
 /** True when a folder holding these names is a checkpoint itself (rather than a run of them). */
@@ -75,7 +79,11 @@ export async function openCheckpointFile(path: string, options: OpenOptions = {}
   }
   const format = FORMATS.find((f) => f.detect(head, size)) ?? FORMATS.find((f) => claimsByName(f, basename(path)));
   if (format === undefined) {
-    throw new AvgCkptError('unknown-format', `is not a checkpoint in a format avg-ckpt reads (${FORMATS.map((f) => f.name).join(', ')})`, { file: path });
+    throw new AvgCkptError(
+      'unknown-format',
+      `is not a checkpoint in a format avg-ckpt reads (${FORMATS.map((f) => f.name).join(', ')})`,
+      { file: path },
+    );
   }
   return format.open(path, options);
 }

@@ -4,7 +4,15 @@
  */
 import onnxProto from 'onnx-proto';
 import { AvgCkptError, ioError } from '../../errors.js';
-import { bytesPerElement, dtypeBits, dtypeOfOnnx, isReadableFloat, isWritableFloat, ONNX_DTYPE, onnxTypeName } from '../dtype.js';
+import {
+  bytesPerElement,
+  dtypeBits,
+  dtypeOfOnnx,
+  isReadableFloat,
+  isWritableFloat,
+  ONNX_DTYPE,
+  onnxTypeName,
+} from '../dtype.js';
 import { decode } from '../float-codec.js';
 import { folderOf, resolveIn } from '../storage/paths.js';
 import { openReader, readWhole, storageError } from '../storage/storage.js';
@@ -27,7 +35,8 @@ export function dtypeName(t: number): string {
 /** Bytes per element of an ONNX element type whose elements are whole bytes. */
 export function elementBytes(t: number): number {
   const d = dtypeOfOnnx(t);
-  if (d === undefined || dtypeBits(d) % 8 !== 0) throw new AvgCkptError('invalid-onnx', `tensor element type ${dtypeName(t)} is not supported`);
+  if (d === undefined || dtypeBits(d) % 8 !== 0)
+    throw new AvgCkptError('invalid-onnx', `tensor element type ${dtypeName(t)} is not supported`);
   return bytesPerElement(d);
 }
 
@@ -84,7 +93,8 @@ export function externalRef(t: TensorProto, dir: string, model: string): Externa
   if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) return undefined;
   const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = kv.get('location');
-  if (!location) throw new AvgCkptError('invalid-onnx', 'external data has no location', { file: model, tensor: t.name ?? '' });
+  if (!location)
+    throw new AvgCkptError('invalid-onnx', 'external data has no location', { file: model, tensor: t.name ?? '' });
   const offset = Number(kv.get('offset') ?? 0);
   const length = kv.has('length') ? Number(kv.get('length')) : numel(dimsOf(t)) * elementBytes(t.dataType ?? 0);
   return { file: resolveIn(dir, location), offset, length };
@@ -131,9 +141,12 @@ export async function tensorBytes(t: TensorProto, model: LoadedModel): Promise<U
   const dv = new DataView(out.buffer);
   if (type === ONNX_DTYPE.FLOAT) (t.floatData ?? []).forEach((v, i) => dv.setFloat32(4 * i, v, true));
   else if (type === ONNX_DTYPE.DOUBLE) (t.doubleData ?? []).forEach((v, i) => dv.setFloat64(8 * i, v, true));
-  else if (type === ONNX_DTYPE.INT64) (t.int64Data ?? []).forEach((v, i) => dv.setBigInt64(8 * i, BigInt(v.toString()), true));
+  else if (type === ONNX_DTYPE.INT64)
+    (t.int64Data ?? []).forEach((v, i) => dv.setBigInt64(8 * i, BigInt(v.toString()), true));
   else if (type === ONNX_DTYPE.UINT32 || type === ONNX_DTYPE.UINT64) {
-    (t.uint64Data ?? []).forEach((v, i) => (size === 8 ? dv.setBigUint64(8 * i, BigInt(v.toString()), true) : dv.setUint32(4 * i, Number(v), true)));
+    (t.uint64Data ?? []).forEach((v, i) =>
+      size === 8 ? dv.setBigUint64(8 * i, BigInt(v.toString()), true) : dv.setUint32(4 * i, Number(v), true),
+    );
   } else {
     // int32_data carries every narrower type, float16 and bfloat16 as bit patterns
     (t.int32Data ?? []).forEach((v, i) => {
@@ -148,7 +161,8 @@ export async function tensorBytes(t: TensorProto, model: LoadedModel): Promise<U
 /** float32 values of a float initializer (float16/bfloat16/float64 converted exactly or rounded once). */
 export function floatValues(type: number, bytes: Uint8Array): Float32Array {
   const d = dtypeOfOnnx(type);
-  if (d === undefined || !isReadableFloat(d)) throw new AvgCkptError('invalid-onnx', `${dtypeName(type)} values are not floats`);
+  if (d === undefined || !isReadableFloat(d))
+    throw new AvgCkptError('invalid-onnx', `${dtypeName(type)} values are not floats`);
   const aligned = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes); // a copy (Buffer.slice would be a view)
   if (d === 'F32') return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
   return Float32Array.from(decode(d, aligned)); // exact for 16- and 8-bit floats, one rounding from float64

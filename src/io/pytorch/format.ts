@@ -21,7 +21,7 @@ export const pytorchFormat: CheckpointFormat = {
   detect: (head: Uint8Array) => isTorchFile(head),
 
   async open(path: string, options: OpenOptions): Promise<FormatFile> {
-    let reader;
+    let reader: Awaited<ReturnType<typeof openReader>>;
     try {
       reader = await openReader(path);
     } catch (e) {

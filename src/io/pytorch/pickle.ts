@@ -40,7 +40,19 @@ export interface PyHost {
   readonly kind: 'host';
   readonly value: unknown;
 }
-export type PyValue = null | boolean | number | bigint | string | Uint8Array | PyList | PyTuple | PyDict | PyGlobal | PyObject | PyHost;
+export type PyValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | PyList
+  | PyTuple
+  | PyDict
+  | PyGlobal
+  | PyObject
+  | PyHost;
 
 export interface PickleHooks {
   /** Meaning of `global(*args)` (REDUCE, NEWOBJ); undefined keeps it an inert PyObject. */
@@ -60,27 +72,85 @@ export interface PickleLimits {
   readonly maxValues: number;
 }
 
-export const DEFAULT_LIMITS: PickleLimits = { maxString: 64 << 20, maxMemo: 1 << 22, maxStack: 1 << 20, maxValues: 1 << 25 };
+export const DEFAULT_LIMITS: PickleLimits = {
+  maxString: 64 << 20,
+  maxMemo: 1 << 22,
+  maxStack: 1 << 20,
+  maxValues: 1 << 25,
+};
 
 /** Raised internally when the bytes end before STOP: the caller may retry with more bytes. */
 export class PickleTruncated extends Error {}
 
 const DANGEROUS_MODULES = new Set([
-  'os', 'posix', 'nt', 'subprocess', 'sys', 'shutil', 'socket', 'importlib', 'pty', 'runpy', 'ctypes', 'multiprocessing',
-  'webbrowser', 'code', 'codeop', 'pickle', '_pickle', 'marshal', 'io', '_io', 'pdb', 'bdb', 'timeit', 'types', 'commands',
-  'popen2', '_posixsubprocess',
+  'os',
+  'posix',
+  'nt',
+  'subprocess',
+  'sys',
+  'shutil',
+  'socket',
+  'importlib',
+  'pty',
+  'runpy',
+  'ctypes',
+  'multiprocessing',
+  'webbrowser',
+  'code',
+  'codeop',
+  'pickle',
+  '_pickle',
+  'marshal',
+  'io',
+  '_io',
+  'pdb',
+  'bdb',
+  'timeit',
+  'types',
+  'commands',
+  'popen2',
+  '_posixsubprocess',
 ]);
 const DANGEROUS_BUILTINS = new Set([
-  'eval', 'exec', 'execfile', 'compile', '__import__', 'open', 'file', 'getattr', 'setattr', 'delattr', 'globals', 'locals',
-  'vars', 'input', 'raw_input', 'breakpoint', 'exit', 'quit', 'apply', 'reload', 'help', 'memoryview', 'super', 'type',
+  'eval',
+  'exec',
+  'execfile',
+  'compile',
+  '__import__',
+  'open',
+  'file',
+  'getattr',
+  'setattr',
+  'delattr',
+  'globals',
+  'locals',
+  'vars',
+  'input',
+  'raw_input',
+  'breakpoint',
+  'exit',
+  'quit',
+  'apply',
+  'reload',
+  'help',
+  'memoryview',
+  'super',
+  'type',
 ]);
-const DANGEROUS_GLOBALS = new Set(['operator.attrgetter', 'operator.methodcaller', 'operator.itemgetter', 'functools.partial', 'functools.reduce']);
+const DANGEROUS_GLOBALS = new Set([
+  'operator.attrgetter',
+  'operator.methodcaller',
+  'operator.itemgetter',
+  'functools.partial',
+  'functools.reduce',
+]);
 
 /** Why a global may never appear in a checkpoint, or undefined when it is merely unknown. */
 export function dangerOf(module: string, name: string): string | undefined {
   const root = module.split('.')[0];
   if (DANGEROUS_MODULES.has(root)) return `module ${root} runs programs or touches files`;
-  if ((module === 'builtins' || module === '__builtin__') && DANGEROUS_BUILTINS.has(name)) return 'it evaluates code or reaches any object';
+  if ((module === 'builtins' || module === '__builtin__') && DANGEROUS_BUILTINS.has(name))
+    return 'it evaluates code or reaches any object';
   if (DANGEROUS_GLOBALS.has(`${module}.${name}`)) return 'it reaches any attribute or calls any function';
   return undefined;
 }
@@ -92,7 +162,13 @@ export function globalName(g: PyGlobal): string {
 const tuple = (items: readonly PyValue[]): PyTuple => ({ kind: 'tuple', items });
 
 /** Runs a pickle from `start` to its STOP. Returns the value and the position after STOP. */
-export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, start = 0, limits: PickleLimits = DEFAULT_LIMITS): { value: PyValue; end: number } {
+export function runPickle(
+  bytes: Uint8Array,
+  file: string,
+  hooks: PickleHooks,
+  start = 0,
+  limits: PickleLimits = DEFAULT_LIMITS,
+): { value: PyValue; end: number } {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const latin1 = new TextDecoder('latin1');
   const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -134,7 +210,8 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
     need(8);
     p += 8;
     const v = dv.getBigUint64(p - 8, true);
-    if (v > BigInt(limits.maxString)) throw bad(`a string or bytes of ${v} bytes exceeds the ${limits.maxString}-byte limit`);
+    if (v > BigInt(limits.maxString))
+      throw bad(`a string or bytes of ${v} bytes exceeds the ${limits.maxString}-byte limit`);
     return Number(v);
   };
   const count = (n = 1) => {
@@ -173,13 +250,19 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
   const makeGlobal = (module: string, name: string): PyGlobal => {
     const danger = dangerOf(module, name);
     if (danger !== undefined) {
-      throw new AvgCkptError('unsafe-pickle', `refused: the pickle names the global ${module}.${name} (${danger}); nothing was executed`, { file });
+      throw new AvgCkptError(
+        'unsafe-pickle',
+        `refused: the pickle names the global ${module}.${name} (${danger}); nothing was executed`,
+        { file },
+      );
     }
     return { kind: 'global', module, name };
   };
   const call = (fn: PyValue, args: PyValue): PyValue => {
-    if (fn === null || typeof fn !== 'object' || !('kind' in fn) || fn.kind !== 'global') throw bad('a call to something that is not a global');
-    if (args === null || typeof args !== 'object' || !('kind' in args) || args.kind !== 'tuple') throw bad(`arguments to ${globalName(fn)} are not a tuple`);
+    if (fn === null || typeof fn !== 'object' || !('kind' in fn) || fn.kind !== 'global')
+      throw bad('a call to something that is not a global');
+    if (args === null || typeof args !== 'object' || !('kind' in args) || args.kind !== 'tuple')
+      throw bad(`arguments to ${globalName(fn)} are not a tuple`);
     return hooks.reduce(fn, args) ?? { kind: 'object', global: fn, args };
   };
   const asDict = (v: PyValue, op: string): PyDict | PyObject => {
@@ -220,7 +303,19 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
   const quoted = (s: string): string => {
     const q = s[0];
     if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q) throw bad('STRING without quotes');
-    return s.slice(1, -1).replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, e: string) => (e[0] === 'x' ? String.fromCharCode(parseInt(e.slice(1), 16)) : e === 'n' ? '\n' : e === 't' ? '\t' : e === 'r' ? '\r' : e));
+    return s
+      .slice(1, -1)
+      .replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, e: string) =>
+        e[0] === 'x'
+          ? String.fromCharCode(parseInt(e.slice(1), 16))
+          : e === 'n'
+            ? '\n'
+            : e === 't'
+              ? '\t'
+              : e === 'r'
+                ? '\r'
+                : e,
+      );
   };
 
   for (;;) {
@@ -242,7 +337,8 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
         stack = [];
         break;
       case 0x30: // POP
-        if (stack.length === 0 && marks.length > 0) popMark(); // POP of a MARK (pickletools allows it)
+        if (stack.length === 0 && marks.length > 0)
+          popMark(); // POP of a MARK (pickletools allows it)
         else pop();
         break;
       case 0x31: // POP_MARK
@@ -276,7 +372,8 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x8a: // LONG1
         push(long(take(u8())));
         break;
-      case 0x8b: { // LONG4
+      case 0x8b: {
+        // LONG4
         const n = u32();
         push(long(take(n)));
         break;
@@ -287,7 +384,8 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x4c: // LONG
         push(textInt(line()));
         break;
-      case 0x46: { // FLOAT
+      case 0x46: {
+        // FLOAT
         const v = Number(line());
         if (Number.isNaN(v)) throw bad('FLOAT literal');
         push(v);
@@ -338,13 +436,15 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x85: // TUPLE1
         push(tuple([pop()]));
         break;
-      case 0x86: { // TUPLE2
+      case 0x86: {
+        // TUPLE2
         const b = pop();
         const a = pop();
         push(tuple([a, b]));
         break;
       }
-      case 0x87: { // TUPLE3
+      case 0x87: {
+        // TUPLE3
         const c = pop();
         const b = pop();
         const a = pop();
@@ -363,7 +463,8 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x7d: // EMPTY_DICT
         push({ kind: 'dict', entries: [] });
         break;
-      case 0x64: { // DICT
+      case 0x64: {
+        // DICT
         const d: PyDict = { kind: 'dict', entries: [] };
         setItems(d, popMark());
         push(d);
@@ -372,7 +473,8 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x8f: // EMPTY_SET
         push({ kind: 'list', items: [] });
         break;
-      case 0x90: { // ADDITEMS
+      case 0x90: {
+        // ADDITEMS
         const items = popMark();
         appendItems(top(), items);
         break;
@@ -380,23 +482,27 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x91: // FROZENSET
         push({ kind: 'list', items: popMark() });
         break;
-      case 0x61: { // APPEND
+      case 0x61: {
+        // APPEND
         const v = pop();
         appendItems(top(), [v]);
         break;
       }
-      case 0x65: { // APPENDS
+      case 0x65: {
+        // APPENDS
         const items = popMark();
         appendItems(top(), items);
         break;
       }
-      case 0x73: { // SETITEM
+      case 0x73: {
+        // SETITEM
         const v = pop();
         const k = pop();
         setItems(top(), [k, v]);
         break;
       }
-      case 0x75: { // SETITEMS
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         setItems(top(), items);
         break;
@@ -422,50 +528,58 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x6a: // LONG_BINGET
         get(u32());
         break;
-      case 0x63: { // GLOBAL
+      case 0x63: {
+        // GLOBAL
         const module = line();
         push(makeGlobal(module, line()));
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') throw bad('STACK_GLOBAL of non-strings');
         push(makeGlobal(module, name));
         break;
       }
-      case 0x52: { // REDUCE
+      case 0x52: {
+        // REDUCE
         const args = pop();
         const fn = pop();
         push(call(fn, args));
         break;
       }
-      case 0x81: { // NEWOBJ
+      case 0x81: {
+        // NEWOBJ
         const args = pop();
         const cls = pop();
         push(call(cls, args));
         break;
       }
-      case 0x92: { // NEWOBJ_EX
+      case 0x92: {
+        // NEWOBJ_EX
         pop(); // keyword arguments: kept by no known call
         const args = pop();
         const cls = pop();
         push(call(cls, args));
         break;
       }
-      case 0x69: { // INST
+      case 0x69: {
+        // INST
         const module = line();
         const g = makeGlobal(module, line());
         push(call(g, tuple(popMark())));
         break;
       }
-      case 0x6f: { // OBJ
+      case 0x6f: {
+        // OBJ
         const items = popMark();
         if (items.length === 0) throw bad('OBJ without a class');
         push(call(items[0], tuple(items.slice(1))));
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         const target = top();
         if (target !== null && typeof target === 'object' && 'kind' in target) {
@@ -485,7 +599,11 @@ export function runPickle(bytes: Uint8Array, file: string, hooks: PickleHooks, s
       case 0x82: // EXT1
       case 0x83: // EXT2
       case 0x84: // EXT4
-        throw new AvgCkptError('unsafe-pickle', 'refused: the pickle uses the copyreg extension registry (EXT opcodes), which torch.save never writes', { file });
+        throw new AvgCkptError(
+          'unsafe-pickle',
+          'refused: the pickle uses the copyreg extension registry (EXT opcodes), which torch.save never writes',
+          { file },
+        );
       default:
         throw bad(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
     }

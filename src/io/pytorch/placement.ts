@@ -25,13 +25,21 @@ export function placeTensor(t: NamedTensor, place: StoragePlace, file: string, b
   const { tensor } = t;
   const size = elementSize(tensor.dtype, file, t.name);
   const numel = tensor.shape.reduce((a, b) => a * b, 1);
-  if (!Number.isSafeInteger(numel * size)) throw new AvgCkptError('invalid-pickle', `shape [${tensor.shape.join(', ')}] is too large`, { file, tensor: t.name });
+  if (!Number.isSafeInteger(numel * size))
+    throw new AvgCkptError('invalid-pickle', `shape [${tensor.shape.join(', ')}] is too large`, {
+      file,
+      tensor: t.name,
+    });
   if (numel > 0) {
     let last = tensor.offset;
     for (let i = 0; i < tensor.shape.length; i++) last += (tensor.shape[i] - 1) * tensor.strides[i];
     const storageElements = Math.floor(place.byteLength / size);
     if (!Number.isSafeInteger(last) || last >= storageElements) {
-      throw new AvgCkptError('invalid-pickle', `view (offset ${tensor.offset}, shape [${tensor.shape.join(', ')}], strides [${tensor.strides.join(', ')}]) reaches element ${last} of a storage of ${storageElements}`, { file, tensor: t.name });
+      throw new AvgCkptError(
+        'invalid-pickle',
+        `view (offset ${tensor.offset}, shape [${tensor.shape.join(', ')}], strides [${tensor.strides.join(', ')}]) reaches element ${last} of a storage of ${storageElements}`,
+        { file, tensor: t.name },
+      );
     }
   }
   const contiguous = isContiguous({ shape: tensor.shape, strides: tensor.strides });

@@ -62,11 +62,15 @@ function tensorsOf(d: PyDict, key: string, file: string): NamedTensor[] {
   const out: NamedTensor[] = [];
   const names = new Set<string>();
   for (const [k, v] of d.entries) {
-    if (typeof k !== 'string') throw new AvgCkptError('unsafe-pickle', `state dict ${key || '(plain)'} has a key that is not a string`, { file });
+    if (typeof k !== 'string')
+      throw new AvgCkptError('unsafe-pickle', `state dict ${key || '(plain)'} has a key that is not a string`, {
+        file,
+      });
     if (!isTensor(v)) {
-      const why = v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && v.kind === 'object'
-        ? `refused: the state dict holds an object of ${globalName(v.global)}, not a tensor; nothing was executed`
-        : `the state dict entry is ${describe(v)}, not a tensor`;
+      const why =
+        v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && v.kind === 'object'
+          ? `refused: the state dict holds an object of ${globalName(v.global)}, not a tensor; nothing was executed`
+          : `the state dict entry is ${describe(v)}, not a tensor`;
       throw new AvgCkptError('unsafe-pickle', why, { file, tensor: k });
     }
     if (names.has(k)) throw new AvgCkptError('duplicate-key', 'appears twice in the state dict', { file, tensor: k });
@@ -83,7 +87,9 @@ function allTensors(d: PyDict): boolean {
 /** One line listing the top-level keys and how many tensors each holds. */
 function keyListing(root: PyValue): string {
   if (!isDict(root)) return `the file holds ${describe(root)}, not a dict`;
-  const parts = root.entries.slice(0, 40).map(([k, v]) => `${typeof k === 'string' ? k : String(k)} (${countTensors(v)} tensors)`);
+  const parts = root.entries
+    .slice(0, 40)
+    .map(([k, v]) => `${typeof k === 'string' ? k : String(k)} (${countTensors(v)} tensors)`);
   if (root.entries.length > 40) parts.push(`... ${root.entries.length - 40} more`);
   return `top-level keys: ${parts.join(', ') || '(none)'}`;
 }
@@ -98,7 +104,12 @@ export function chooseStateDict(root: PyValue, file: string, key?: string): Chos
         throw new AvgCkptError('no-state-dict', `has no entry "${key}" (--key); ${keyListing(root)}`, { file });
       }
     }
-    if (!isDict(v)) throw new AvgCkptError('no-state-dict', `entry "${key}" (--key) is ${describe(v ?? null)}, not a state dict; ${keyListing(root)}`, { file });
+    if (!isDict(v))
+      throw new AvgCkptError(
+        'no-state-dict',
+        `entry "${key}" (--key) is ${describe(v ?? null)}, not a state dict; ${keyListing(root)}`,
+        { file },
+      );
     return { key, tensors: tensorsOf(v, key, file) };
   }
   if (isDict(root) && allTensors(root)) return { key: '', tensors: tensorsOf(root, '', file) };
@@ -110,7 +121,11 @@ export function chooseStateDict(root: PyValue, file: string, key?: string): Chos
   }
   // a plain state dict with an object smuggled in is refused by name, not reported as "no state dict"
   if (isDict(root) && root.entries.some(([, v]) => isTensor(v))) tensorsOf(root, '', file);
-  throw new AvgCkptError('no-state-dict', `holds no state dict under ${STATE_DICT_KEYS.join(', ')}: pass --key; ${keyListing(root)}`, { file });
+  throw new AvgCkptError(
+    'no-state-dict',
+    `holds no state dict under ${STATE_DICT_KEYS.join(', ')}: pass --key; ${keyListing(root)}`,
+    { file },
+  );
 }
 
 /** An integer entry `step` or `global_step` at the top level (plainLM, Lightning), if any. */

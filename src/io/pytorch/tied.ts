@@ -14,7 +14,10 @@ export interface TieCandidate {
 
 function identity(t: TieCandidate): string | undefined {
   if (t.sources.some((s) => s.storage === undefined)) return undefined;
-  return JSON.stringify([t.dtype, ...t.sources.map((s) => [s.file, s.storage, s.position, s.dtype, s.shape, s.strides ?? null])]);
+  return JSON.stringify([
+    t.dtype,
+    ...t.sources.map((s) => [s.file, s.storage, s.position, s.dtype, s.shape, s.strides ?? null]),
+  ]);
 }
 
 /** name -> the first name with the same inputs, for every name that repeats an earlier one. */

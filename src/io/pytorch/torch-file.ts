@@ -50,7 +50,13 @@ function parse(bytes: Uint8Array, file: string, storages: Map<string, TorchStora
   return runPickle(bytes, file, torchHooks(file, storages), start);
 }
 
-function locate(root: PyValue, file: string, opts: TorchOpenOptions, place: (s: TorchStorage) => StoragePlace | Promise<StoragePlace>, bigEndian: boolean) {
+function locate(
+  root: PyValue,
+  file: string,
+  opts: TorchOpenOptions,
+  place: (s: TorchStorage) => StoragePlace | Promise<StoragePlace>,
+  bigEndian: boolean,
+) {
   const chosen = chooseStateDict(root, file, opts.key);
   return {
     key: chosen.key,
@@ -72,13 +78,19 @@ async function openZip(r: RangedReader, file: string, opts: TorchOpenOptions): P
     throw new AvgCkptError('invalid-zip', 'is a zip archive without data.pkl: not a torch.save checkpoint', { file });
   }
   const root = pkl.name.slice(0, -'data.pkl'.length);
-  if (pkl.size > MAX_PICKLE_BYTES) throw new AvgCkptError('invalid-pickle', `data.pkl of ${pkl.size} bytes exceeds the ${MAX_PICKLE_BYTES}-byte limit`, { file });
+  if (pkl.size > MAX_PICKLE_BYTES)
+    throw new AvgCkptError(
+      'invalid-pickle',
+      `data.pkl of ${pkl.size} bytes exceeds the ${MAX_PICKLE_BYTES}-byte limit`,
+      { file },
+    );
   const byName = new Map<string, ZipRecord>(records.map((rec) => [rec.name, rec]));
   const order = byName.get(`${root}byteorder`);
   let bigEndian = false;
   if (order !== undefined) {
     const text = new TextDecoder().decode(await readRecord(r, order, file)).trim();
-    if (text !== 'little' && text !== 'big') throw new AvgCkptError('invalid-zip', `byteorder record says "${text.slice(0, 20)}"`, { file });
+    if (text !== 'little' && text !== 'big')
+      throw new AvgCkptError('invalid-zip', `byteorder record says "${text.slice(0, 20)}"`, { file });
     bigEndian = text === 'big';
   }
   const bytes = await readRecord(r, pkl, file);
@@ -87,21 +99,34 @@ async function openZip(r: RangedReader, file: string, opts: TorchOpenOptions): P
   try {
     ({ value } = parse(bytes, file, storages));
   } catch (e) {
-    if (e instanceof PickleTruncated) throw new AvgCkptError('invalid-pickle', 'data.pkl ends before its STOP opcode', { file });
+    if (e instanceof PickleTruncated)
+      throw new AvgCkptError('invalid-pickle', 'data.pkl ends before its STOP opcode', { file });
     throw e;
   }
   const places = new Map<string, StoragePlace>();
-  const found = locate(value, file, opts, async (s) => {
-    let place = places.get(s.key);
-    if (place === undefined) {
-      const rec = byName.get(`${root}data/${s.key}`);
-      if (rec === undefined) throw new AvgCkptError('invalid-zip', `storage ${s.key} has no record ${root}data/${s.key}`, { file });
-      if (rec.method !== 0) throw new AvgCkptError('invalid-zip', `storage record ${rec.name} is compressed; torch.save stores them uncompressed`, { file });
-      place = { position: await recordDataStart(r, rec, file), byteLength: rec.size };
-      places.set(s.key, place);
-    }
-    return place;
-  }, bigEndian);
+  const found = locate(
+    value,
+    file,
+    opts,
+    async (s) => {
+      let place = places.get(s.key);
+      if (place === undefined) {
+        const rec = byName.get(`${root}data/${s.key}`);
+        if (rec === undefined)
+          throw new AvgCkptError('invalid-zip', `storage ${s.key} has no record ${root}data/${s.key}`, { file });
+        if (rec.method !== 0)
+          throw new AvgCkptError(
+            'invalid-zip',
+            `storage record ${rec.name} is compressed; torch.save stores them uncompressed`,
+            { file },
+          );
+        place = { position: await recordDataStart(r, rec, file), byteLength: rec.size };
+        places.set(s.key, place);
+      }
+      return place;
+    },
+    bigEndian,
+  );
   return { path: file, layout: 'zip', key: found.key, step: found.step, tensors: await found.tensors() };
 }
 
@@ -116,8 +141,18 @@ async function pickleAt(r: RangedReader, start: number, file: string, storages: 
       return { value, end: start + end };
     } catch (e) {
       if (!(e instanceof PickleTruncated)) throw e;
-      if (n >= r.size - start) throw new AvgCkptError('invalid-pickle', `the pickle at byte ${start} ends with the file, before its STOP opcode`, { file });
-      if (n >= MAX_PICKLE_BYTES) throw new AvgCkptError('invalid-pickle', `the pickle at byte ${start} exceeds the ${MAX_PICKLE_BYTES}-byte limit`, { file });
+      if (n >= r.size - start)
+        throw new AvgCkptError(
+          'invalid-pickle',
+          `the pickle at byte ${start} ends with the file, before its STOP opcode`,
+          { file },
+        );
+      if (n >= MAX_PICKLE_BYTES)
+        throw new AvgCkptError(
+          'invalid-pickle',
+          `the pickle at byte ${start} exceeds the ${MAX_PICKLE_BYTES}-byte limit`,
+          { file },
+        );
     }
   }
 }
@@ -132,7 +167,8 @@ async function openLegacy(r: RangedReader, file: string, opts: TorchOpenOptions)
   const sysInfo = await pickleAt(r, protocol.end, file, storages);
   const main = await pickleAt(r, sysInfo.end, file, storages);
   const keys = await pickleAt(r, main.end, file, storages);
-  if (keys.value === null || typeof keys.value !== 'object' || !('kind' in keys.value) || keys.value.kind !== 'list') throw bad('storage keys are not a list');
+  if (keys.value === null || typeof keys.value !== 'object' || !('kind' in keys.value) || keys.value.kind !== 'list')
+    throw bad('storage keys are not a list');
   // raw storages follow in key order, each an int64 element count and its little-endian bytes
   const rootDTypes = new Map([...storages.values()].map((s) => [s.view?.root ?? s.key, s.dtype]));
   const places = new Map<string, StoragePlace>();
@@ -146,25 +182,38 @@ async function openLegacy(r: RangedReader, file: string, opts: TorchOpenOptions)
     await r.read(at, count, 8);
     const n = new DataView(count.buffer).getBigInt64(0, true);
     const byteLength = Number(n) * elementSize(dtype, file, key);
-    if (n < 0n || !Number.isSafeInteger(byteLength) || at + 8 + byteLength > r.size) throw bad(`storage ${key} of ${n} elements runs past the end of the file`);
+    if (n < 0n || !Number.isSafeInteger(byteLength) || at + 8 + byteLength > r.size)
+      throw bad(`storage ${key} of ${n} elements runs past the end of the file`);
     places.set(key, { position: at + 8, byteLength });
     at += 8 + byteLength;
   }
-  const found = locate(main.value, file, opts, (s) => {
-    const root = places.get(s.view?.root ?? s.key);
-    if (root === undefined) throw bad(`storage ${s.view?.root ?? s.key} is not in the file`);
-    if (s.view === undefined) return root;
-    const size = elementSize(s.dtype, file, s.key);
-    const position = root.position + s.view.offset * size;
-    const byteLength = s.numel * size;
-    if (position + byteLength > root.position + root.byteLength) throw bad(`storage view ${s.key} runs past its storage`);
-    return { position, byteLength };
-  }, false);
+  const found = locate(
+    main.value,
+    file,
+    opts,
+    (s) => {
+      const root = places.get(s.view?.root ?? s.key);
+      if (root === undefined) throw bad(`storage ${s.view?.root ?? s.key} is not in the file`);
+      if (s.view === undefined) return root;
+      const size = elementSize(s.dtype, file, s.key);
+      const position = root.position + s.view.offset * size;
+      const byteLength = s.numel * size;
+      if (position + byteLength > root.position + root.byteLength)
+        throw bad(`storage view ${s.key} runs past its storage`);
+      return { position, byteLength };
+    },
+    false,
+  );
   return { path: file, layout: 'legacy', key: found.key, step: found.step, tensors: await found.tensors() };
 }
 
 /** Opens a torch file (either format) through `r`; `head` is its first bytes. */
-export async function openTorchFile(r: RangedReader, head: Uint8Array, file: string, opts: TorchOpenOptions = {}): Promise<TorchFile> {
+export async function openTorchFile(
+  r: RangedReader,
+  head: Uint8Array,
+  file: string,
+  opts: TorchOpenOptions = {},
+): Promise<TorchFile> {
   if (isTorchLegacy(head)) return openLegacy(r, file, opts);
   if (isZip(head)) return openZip(r, file, opts);
   throw new AvgCkptError('invalid-zip', 'is neither a torch.save zip archive nor a legacy torch file', { file });

@@ -36,11 +36,13 @@ function isStorage(v: PyValue): v is { kind: 'host'; value: TorchStorage } {
   return v !== null && typeof v === 'object' && 'kind' in v && v.kind === 'host' && 'key' in (v.value as object);
 }
 
-const isGlobal = (v: PyValue): v is PyGlobal => v !== null && typeof v === 'object' && 'kind' in v && v.kind === 'global';
+const isGlobal = (v: PyValue): v is PyGlobal =>
+  v !== null && typeof v === 'object' && 'kind' in v && v.kind === 'global';
 
 /** Storage class or dtype global -> dtype; undefined when it is neither. */
 export function storageDType(g: PyValue): DType | undefined {
-  if (!isGlobal(g) || (g.module !== 'torch' && g.module !== 'torch.storage' && g.module !== 'torch.cuda')) return undefined;
+  if (!isGlobal(g) || (g.module !== 'torch' && g.module !== 'torch.storage' && g.module !== 'torch.cuda'))
+    return undefined;
   // an untyped storage (torch >= 2) holds bytes; the tensors over it say their dtype
   return g.name === 'UntypedStorage' ? 'U8' : dtypeOfTorchStorage(g.name);
 }
@@ -49,7 +51,11 @@ function torchDType(g: PyValue): DType | undefined {
   return isGlobal(g) && g.module === 'torch' ? dtypeOfTorchDtype(`torch.${g.name}`) : undefined;
 }
 
-export const REBUILD_TENSOR = new Set(['torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor_v3']);
+export const REBUILD_TENSOR = new Set([
+  'torch._utils._rebuild_tensor',
+  'torch._utils._rebuild_tensor_v2',
+  'torch._utils._rebuild_tensor_v3',
+]);
 const REBUILD_PARAMETER = new Set(['torch._utils._rebuild_parameter', 'torch._utils._rebuild_parameter_with_state']);
 const TENSOR_TYPES = new Set(['torch.Tensor', 'torch._tensor.Tensor', 'torch.nn.parameter.Parameter']);
 
@@ -61,7 +67,8 @@ export function torchHooks(file: string, storages: Map<string, TorchStorage>): P
     return v;
   };
   const ints = (v: PyValue, what: string): number[] => {
-    if (v === null || typeof v !== 'object' || !('kind' in v) || v.kind !== 'tuple') throw bad(`${what} is not a tuple`);
+    if (v === null || typeof v !== 'object' || !('kind' in v) || v.kind !== 'tuple')
+      throw bad(`${what} is not a tuple`);
     return v.items.map((x) => int(x, what));
   };
   const rebuildTensor = (g: PyGlobal, args: PyTuple): PyValue => {
@@ -75,13 +82,20 @@ export function torchHooks(file: string, storages: Map<string, TorchStorage>): P
     }
     const shape = ints(size, 'tensor size');
     const strides = ints(stride, 'tensor stride');
-    if (strides.length !== shape.length) throw bad(`tensor of ${shape.length} dimensions has ${strides.length} strides`);
+    if (strides.length !== shape.length)
+      throw bad(`tensor of ${shape.length} dimensions has ${strides.length} strides`);
     const value: TorchTensor = { storage: storage.value, dtype, offset: int(offset, 'storage offset'), shape, strides };
     return { kind: 'host', value };
   };
   return {
     persistentLoad(pid) {
-      if (pid === null || typeof pid !== 'object' || !('kind' in pid) || pid.kind !== 'tuple' || pid.items[0] !== 'storage') {
+      if (
+        pid === null ||
+        typeof pid !== 'object' ||
+        !('kind' in pid) ||
+        pid.kind !== 'tuple' ||
+        pid.items[0] !== 'storage'
+      ) {
         throw bad('a persistent id that is not a torch storage');
       }
       const [, type, key, , numel, view] = pid.items;
@@ -92,9 +106,15 @@ export function torchHooks(file: string, storages: Map<string, TorchStorage>): P
       let storage: TorchStorage = { key: k, dtype, numel: int(numel, 'storage size') };
       if (view !== undefined && view !== null) {
         // pre-1.0 legacy files: (view key, offset, size) into the root storage `key`
-        if (typeof view !== 'object' || !('kind' in view) || view.kind !== 'tuple') throw bad('storage view metadata is not a tuple');
+        if (typeof view !== 'object' || !('kind' in view) || view.kind !== 'tuple')
+          throw bad('storage view metadata is not a tuple');
         const [viewKey, offset, size] = view.items;
-        storage = { key: String(viewKey), dtype, numel: int(size, 'view size'), view: { root: k, offset: int(offset, 'view offset') } };
+        storage = {
+          key: String(viewKey),
+          dtype,
+          numel: int(size, 'view size'),
+          view: { root: k, offset: int(offset, 'view offset') },
+        };
       }
       const known = storages.get(storage.key);
       if (known !== undefined) {
@@ -113,16 +133,36 @@ export function torchHooks(file: string, storages: Map<string, TorchStorage>): P
       }
       if (name === 'torch._tensor._rebuild_from_type_v2' || name === 'torch._utils._rebuild_from_type_v2') {
         const [fn, type, inner] = args.items;
-        if (!isGlobal(fn) || !REBUILD_TENSOR.has(globalName(fn)) || !isGlobal(type) || !TENSOR_TYPES.has(globalName(type))) return undefined;
-        if (inner === null || typeof inner !== 'object' || !('kind' in inner) || inner.kind !== 'tuple') throw bad(`${name} without arguments`);
+        if (
+          !isGlobal(fn) ||
+          !REBUILD_TENSOR.has(globalName(fn)) ||
+          !isGlobal(type) ||
+          !TENSOR_TYPES.has(globalName(type))
+        )
+          return undefined;
+        if (inner === null || typeof inner !== 'object' || !('kind' in inner) || inner.kind !== 'tuple')
+          throw bad(`${name} without arguments`);
         return rebuildTensor(fn, inner);
       }
       if (name === 'collections.OrderedDict') {
         const d: PyValue = { kind: 'dict', entries: [] };
         const items = args.items[0];
-        if (items !== undefined && items !== null && typeof items === 'object' && 'kind' in items && items.kind === 'list') {
+        if (
+          items !== undefined &&
+          items !== null &&
+          typeof items === 'object' &&
+          'kind' in items &&
+          items.kind === 'list'
+        ) {
           for (const pair of items.items) {
-            if (pair === null || typeof pair !== 'object' || !('kind' in pair) || pair.kind !== 'tuple' || pair.items.length !== 2) throw bad('OrderedDict item is not a pair');
+            if (
+              pair === null ||
+              typeof pair !== 'object' ||
+              !('kind' in pair) ||
+              pair.kind !== 'tuple' ||
+              pair.items.length !== 2
+            )
+              throw bad('OrderedDict item is not a pair');
             d.entries.push([pair.items[0], pair.items[1]]);
           }
         }

@@ -41,7 +41,11 @@ function byteLength(t: PtOutputTensor): number {
  * The records of a `.pt` file. `aliases` maps a name to the name whose storage it shares (the
  * tied weights of the input); an aliased name is listed in the pickle but its bytes are not written.
  */
-export function layoutPt(tensors: readonly PtOutputTensor[], metadata: Readonly<Record<string, string>>, aliases: ReadonlyMap<string, string> = new Map()): PtLayout {
+export function layoutPt(
+  tensors: readonly PtOutputTensor[],
+  metadata: Readonly<Record<string, string>>,
+  aliases: ReadonlyMap<string, string> = new Map(),
+): PtLayout {
   const written = tensors.filter((t) => !aliases.has(t.name));
   const key = new Map(written.map((t, i) => [t.name, String(i)]));
   const storageOf = new Map<string, string>();
@@ -50,7 +54,13 @@ export function layoutPt(tensors: readonly PtOutputTensor[], metadata: Readonly<
     const k = key.get(owner);
     if (k === undefined) throw new AvgCkptError('internal', `tensor ${t.name} aliases ${owner}, which is not written`);
     storageOf.set(t.name, owner);
-    return { name: t.name, dtype: t.dtype, shape: t.shape, storage: k, storageNumel: t.shape.reduce((a, b) => a * b, 1) };
+    return {
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      storage: k,
+      storageNumel: t.shape.reduce((a, b) => a * b, 1),
+    };
   });
   return { tensors: written, storageOf, pickle: stateDictPickle(pickled), metadata };
 }
@@ -176,7 +186,11 @@ export class PtWriter {
   private current = 0;
   private currentDone = 0;
 
-  private constructor(private readonly out: AppendFile, readonly path: string, readonly layout: PtLayout) {}
+  private constructor(
+    private readonly out: AppendFile,
+    readonly path: string,
+    readonly layout: PtLayout,
+  ) {}
 
   /** `path` is where the bytes go (often a temporary name), `shownAs` what errors name. */
   static async create(path: string, layout: PtLayout, shownAs = path): Promise<PtWriter> {
@@ -261,7 +275,9 @@ export class PtWriter {
   async close(): Promise<void> {
     if (this.current !== this.layout.tensors.length) {
       await this.out.discard();
-      throw new AvgCkptError('internal', `wrote ${this.current} of ${this.layout.tensors.length} tensors`, { file: this.path });
+      throw new AvgCkptError('internal', `wrote ${this.current} of ${this.layout.tensors.length} tensors`, {
+        file: this.path,
+      });
     }
     try {
       if (Object.keys(this.layout.metadata).length > 0) {

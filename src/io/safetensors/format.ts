@@ -26,7 +26,12 @@ export const safetensorsFormat: CheckpointFormat = {
   async open(path: string): Promise<FormatFile> {
     const f = await readSafetensorsHeader(path);
     const tensors = f.header.tensors.map((t) => ({
-      name: t.name, dtype: t.dtype, shape: t.shape, file: path, position: f.position(t), byteLength: t.end - t.begin,
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      file: path,
+      position: f.position(t),
+      byteLength: t.end - t.begin,
     }));
     return { path, format: 'safetensors', tensors, metadata: f.header.metadata };
   },

@@ -30,15 +30,27 @@ export interface SafetensorsHeader {
 /** Reads N from the 8-byte prefix and checks it against the file size (checks 1-3). */
 export function parseHeaderSize(prefix: Uint8Array, fileSize: number, file: string): number {
   if (fileSize < 8 || prefix.byteLength < 8) {
-    throw new AvgCkptError('header-too-small', `not a safetensors file: ${fileSize} bytes, shorter than the 8-byte header length`, { file });
+    throw new AvgCkptError(
+      'header-too-small',
+      `not a safetensors file: ${fileSize} bytes, shorter than the 8-byte header length`,
+      { file },
+    );
   }
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_SIZE)) {
-    throw new AvgCkptError('header-too-large', `header length ${n} exceeds the ${MAX_HEADER_SIZE}-byte limit (not a safetensors file?)`, { file });
+    throw new AvgCkptError(
+      'header-too-large',
+      `header length ${n} exceeds the ${MAX_HEADER_SIZE}-byte limit (not a safetensors file?)`,
+      { file },
+    );
   }
   const size = Number(n);
   if (8 + size > fileSize) {
-    throw new AvgCkptError('invalid-header-length', `header length ${size} runs past the end of the ${fileSize}-byte file (truncated?)`, { file });
+    throw new AvgCkptError(
+      'invalid-header-length',
+      `header length ${size} runs past the end of the ${fileSize}-byte file (truncated?)`,
+      { file },
+    );
   }
   return size;
 }
@@ -83,7 +95,11 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
   let expected = 0;
   for (const t of sorted) {
     if (t.begin !== expected || t.end < t.begin) {
-      throw new AvgCkptError('invalid-offset', `data_offsets [${t.begin}, ${t.end}] do not follow the previous tensor's end ${expected} (gap or overlap)`, { file, tensor: t.name });
+      throw new AvgCkptError(
+        'invalid-offset',
+        `data_offsets [${t.begin}, ${t.end}] do not follow the previous tensor's end ${expected} (gap or overlap)`,
+        { file, tensor: t.name },
+      );
     }
     expected = t.end;
   }
@@ -93,21 +109,35 @@ export function parseHeader(json: Uint8Array, fileSize: number, file: string): S
     for (const d of t.shape) {
       numel *= d;
       if (!Number.isSafeInteger(numel)) {
-        throw new AvgCkptError('validation-overflow', `shape [${t.shape.join(', ')}] overflows`, { file, tensor: t.name });
+        throw new AvgCkptError('validation-overflow', `shape [${t.shape.join(', ')}] overflows`, {
+          file,
+          tensor: t.name,
+        });
       }
     }
     const bits = numel * dtypeBits(t.dtype);
     if (!Number.isSafeInteger(bits)) {
-      throw new AvgCkptError('validation-overflow', `shape [${t.shape.join(', ')}] of ${t.dtype} overflows`, { file, tensor: t.name });
+      throw new AvgCkptError('validation-overflow', `shape [${t.shape.join(', ')}] of ${t.dtype} overflows`, {
+        file,
+        tensor: t.name,
+      });
     }
     if (bits % 8 !== 0 || t.end - t.begin !== bits / 8) {
-      throw new AvgCkptError('tensor-invalid-info', `data_offsets span ${t.end - t.begin} bytes, but ${t.dtype} [${t.shape.join(', ')}] needs ${bits / 8}`, { file, tensor: t.name });
+      throw new AvgCkptError(
+        'tensor-invalid-info',
+        `data_offsets span ${t.end - t.begin} bytes, but ${t.dtype} [${t.shape.join(', ')}] needs ${bits / 8}`,
+        { file, tensor: t.name },
+      );
     }
   }
   // 9. the buffer is covered exactly
   if (8 + headerSize + expected !== fileSize) {
     const what = 8 + headerSize + expected < fileSize ? 'trailing bytes after the last tensor' : 'file is truncated';
-    throw new AvgCkptError('metadata-incomplete-buffer', `${what}: header says ${8 + headerSize + expected} bytes, file has ${fileSize}`, { file });
+    throw new AvgCkptError(
+      'metadata-incomplete-buffer',
+      `${what}: header says ${8 + headerSize + expected} bytes, file has ${fileSize}`,
+      { file },
+    );
   }
   return { headerSize, dataStart: 8 + headerSize, metadata, tensors };
 }
@@ -136,9 +166,11 @@ function parseEntry(name: string, value: unknown, file: string): TensorEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('entry is not an object');
   const v = value as Record<string, unknown>;
   if (!isDType(v.dtype)) bad(`unknown dtype ${JSON.stringify(v.dtype)}`);
-  if (!Array.isArray(v.shape) || !v.shape.every(isNonNegativeInteger)) bad('shape must be a list of non-negative integers');
+  if (!Array.isArray(v.shape) || !v.shape.every(isNonNegativeInteger))
+    bad('shape must be a list of non-negative integers');
   const off = v.data_offsets;
-  if (!Array.isArray(off) || off.length !== 2 || !off.every(isNonNegativeInteger)) bad('data_offsets must be two non-negative integers');
+  if (!Array.isArray(off) || off.length !== 2 || !off.every(isNonNegativeInteger))
+    bad('data_offsets must be two non-negative integers');
   const [begin, end] = off as [number, number];
   return { name, dtype: v.dtype as DType, shape: v.shape as number[], begin, end };
 }

@@ -33,8 +33,13 @@ export function byteLengthOf(t: OutputTensor): number {
 }
 
 /** Same order as the reference writer: larger dtype alignment first, then by name. */
-export function layoutSafetensors(tensors: readonly OutputTensor[], metadata: Readonly<Record<string, string>>): SafetensorsLayout {
-  const ordered = [...tensors].sort((a, b) => dtypeBits(b.dtype) - dtypeBits(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+export function layoutSafetensors(
+  tensors: readonly OutputTensor[],
+  metadata: Readonly<Record<string, string>>,
+): SafetensorsLayout {
+  const ordered = [...tensors].sort(
+    (a, b) => dtypeBits(b.dtype) - dtypeBits(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
   const placed: PlacedTensor[] = [];
   let offset = 0;
   // No prototype: a tensor named `__proto__` must become a key, not replace the prototype.
@@ -59,7 +64,11 @@ export function layoutSafetensors(tensors: readonly OutputTensor[], metadata: Re
 /** Appends a layout's bytes to a file; `close` checks that exactly the planned bytes came. */
 export class SafetensorsWriter {
   /** `path` is shown in messages: the output the user asked for, not a temporary name. */
-  private constructor(private readonly out: AppendFile, readonly path: string, readonly layout: SafetensorsLayout) {}
+  private constructor(
+    private readonly out: AppendFile,
+    readonly path: string,
+    readonly layout: SafetensorsLayout,
+  ) {}
 
   /**
    * @param path where the bytes go (often a temporary name)
@@ -89,7 +98,9 @@ export class SafetensorsWriter {
   async close(): Promise<void> {
     if (this.out.size !== this.layout.fileSize) {
       await this.out.discard();
-      throw new AvgCkptError('internal', `wrote ${this.out.size} bytes, planned ${this.layout.fileSize}`, { file: this.path });
+      throw new AvgCkptError('internal', `wrote ${this.out.size} bytes, planned ${this.layout.fileSize}`, {
+        file: this.path,
+      });
     }
     await this.out.close();
   }

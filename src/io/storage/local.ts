@@ -43,7 +43,11 @@ export const localStorage: StorageBackend = {
         while (done < length) {
           const { bytesRead } = await fh.read(into, done, length - done, position + done);
           if (bytesRead === 0) {
-            throw new AvgCkptError('io', `file ended at byte ${position + done} while reading ${length} bytes at ${position}: it was truncated or replaced while avg-ckpt read it`, { file: path });
+            throw new AvgCkptError(
+              'io',
+              `file ended at byte ${position + done} while reading ${length} bytes at ${position}: it was truncated or replaced while avg-ckpt read it`,
+              { file: path },
+            );
           }
           done += bytesRead;
         }

@@ -40,7 +40,10 @@ export interface Output {
 class LocalFileSink implements ByteSink {
   private written = 0;
 
-  constructor(private readonly fh: FileHandle, private readonly shown: string) {}
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly shown: string,
+  ) {}
 
   async write(bytes: Uint8Array): Promise<void> {
     let done = 0;

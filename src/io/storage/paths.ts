@@ -32,6 +32,7 @@ export function childInside(dir: string, rel: string): string | undefined {
   }
   const root = resolve(dir);
   const inside = relative(root, resolve(root, rel));
-  if (inside === '' || inside.startsWith('..') || isAbsolute(inside) || inside.split(sep).includes('..')) return undefined;
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside) || inside.split(sep).includes('..'))
+    return undefined;
   return join(dir, inside);
 }

@@ -37,7 +37,11 @@ export const s3Backend: StorageBackend = {
   async openReader(path: string): Promise<RangedReader> {
     const s = await store();
     const { size } = await s.open(path);
-    return { size, read: (position, into, length) => s.read(path, position, into, length), close: async () => undefined };
+    return {
+      size,
+      read: (position, into, length) => s.read(path, position, into, length),
+      close: async () => undefined,
+    };
   },
 };
 

@@ -24,7 +24,9 @@ export function parseS3Path(p: string): S3Location {
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const key = slash < 0 ? '' : rest.slice(slash + 1);
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new AvgCkptError('usage', 'is not an S3 path of the form s3://bucket/key (bucket: 3-63 of a-z 0-9 . -)', { file: p });
+    throw new AvgCkptError('usage', 'is not an S3 path of the form s3://bucket/key (bucket: 3-63 of a-z 0-9 . -)', {
+      file: p,
+    });
   }
   return { bucket, key };
 }

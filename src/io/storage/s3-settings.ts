@@ -42,4 +42,3 @@ export function s3Settings(): S3Settings {
   }
   return current;
 }
-

@@ -6,14 +6,17 @@
  * its multipart uploads and deletes every object it completed.
  */
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand,
-  UploadPartCommand, type CompletedPart,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { AvgCkptError } from '../../errors.js';
 import { SUCCESS_MARKER } from './output.js';
 import { folderPrefix, joinS3Path, parseS3Path, type S3Location } from './s3-location.js';
 import { s3Error, type S3Store } from './s3.js';
-
 
 /** S3 allows at most 10,000 parts per upload. */
 const MAX_PARTS = 10_000;
@@ -66,9 +69,15 @@ export class S3ObjectWriter {
   private async sendPart(): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     if (this.uploadId === undefined) {
-      const res = await this.store.send((abortSignal) => this.store.client.send(new CreateMultipartUploadCommand({ Bucket: this.loc.bucket, Key: this.loc.key }), { abortSignal })).catch((e: unknown) => {
-        throw s3Error(this.path, e, 'start the upload');
-      });
+      const res = await this.store
+        .send((abortSignal) =>
+          this.store.client.send(new CreateMultipartUploadCommand({ Bucket: this.loc.bucket, Key: this.loc.key }), {
+            abortSignal,
+          }),
+        )
+        .catch((e: unknown) => {
+          throw s3Error(this.path, e, 'start the upload');
+        });
       this.uploadId = res.UploadId;
     }
     const body = this.part.slice(0, this.filled);
@@ -78,7 +87,18 @@ export class S3ObjectWriter {
     this.filled = 0;
     const uploadId = this.uploadId;
     const p: Promise<void> = this.store
-      .send((abortSignal) => this.store.client.send(new UploadPartCommand({ Bucket: this.loc.bucket, Key: this.loc.key, UploadId: uploadId, PartNumber, Body: body }), { abortSignal }))
+      .send((abortSignal) =>
+        this.store.client.send(
+          new UploadPartCommand({
+            Bucket: this.loc.bucket,
+            Key: this.loc.key,
+            UploadId: uploadId,
+            PartNumber,
+            Body: body,
+          }),
+          { abortSignal },
+        ),
+      )
       .then((res) => {
         slot.ETag = res.ETag;
       })
@@ -101,18 +121,34 @@ export class S3ObjectWriter {
     if (this.uploadId === undefined) {
       // Smaller than one part: a single PUT, atomic by itself.
       const body = this.part.slice(0, this.filled);
-      await this.store.send((abortSignal) => this.store.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }), { abortSignal })).catch((e: unknown) => {
-        throw s3Error(this.path, e, 'write');
-      });
+      await this.store
+        .send((abortSignal) =>
+          this.store.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }), { abortSignal }),
+        )
+        .catch((e: unknown) => {
+          throw s3Error(this.path, e, 'write');
+        });
     } else {
       if (this.filled > 0) await this.sendPart();
       await Promise.all(this.inFlight);
       if (this.failure !== undefined) throw this.failure;
       const uploadId = this.uploadId;
       const Parts = this.parts;
-      await this.store.send((abortSignal) => this.store.client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts } }), { abortSignal })).catch((e: unknown) => {
-        throw s3Error(this.path, e, 'complete the upload');
-      });
+      await this.store
+        .send((abortSignal) =>
+          this.store.client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: bucket,
+              Key: key,
+              UploadId: uploadId,
+              MultipartUpload: { Parts },
+            }),
+            { abortSignal },
+          ),
+        )
+        .catch((e: unknown) => {
+          throw s3Error(this.path, e, 'complete the upload');
+        });
     }
     this.state = 'closed';
     this.part = new Uint8Array(0);
@@ -132,7 +168,13 @@ export class S3ObjectWriter {
     const uploadId = this.uploadId;
     // Best effort: an upload that cannot be aborted is invisible (never an object), and a
     // bucket lifecycle rule (AbortIncompleteMultipartUpload) removes its parts.
-    await this.store.send((abortSignal) => this.store.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal })).catch(() => undefined);
+    await this.store
+      .send((abortSignal) =>
+        this.store.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), {
+          abortSignal,
+        }),
+      )
+      .catch(() => undefined);
   }
 }
 
@@ -141,7 +183,9 @@ const liveOutputs = new Set<S3Output>();
 
 /** Aborts every S3 output still being written (from a signal handler; bounded by `timeoutMs`). */
 export async function abortS3Outputs(timeoutMs = 10_000): Promise<void> {
-  const all = Promise.allSettled([...liveOutputs].map((o) => o.abort()).concat([...unfinished].map((w) => w.discard())));
+  const all = Promise.allSettled(
+    [...liveOutputs].map((o) => o.abort()).concat([...unfinished].map((w) => w.discard())),
+  );
   await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
 }
 
@@ -151,7 +195,11 @@ export class S3Output {
   private readonly open = new Set<S3ObjectWriter>();
   private done = false;
 
-  private constructor(private readonly store: S3Store, readonly target: string, readonly kind: 'file' | 'dir') {}
+  private constructor(
+    private readonly store: S3Store,
+    readonly target: string,
+    readonly kind: 'file' | 'dir',
+  ) {}
 
   /**
    * Refuses an existing output unless `force`. For a folder, `force` first deletes the previous
@@ -160,7 +208,9 @@ export class S3Output {
   static async begin(store: S3Store, target: string, kind: 'file' | 'dir', force: boolean): Promise<S3Output> {
     const { bucket, key } = parseS3Path(target);
     if (key === '' || (kind === 'file' && key.endsWith('/'))) {
-      throw new AvgCkptError('usage', 'name an object key or a folder below the bucket for the output', { file: target });
+      throw new AvgCkptError('usage', 'name an object key or a folder below the bucket for the output', {
+        file: target,
+      });
     }
     const existing = await store.stat(target);
     if (existing !== undefined && !force) {
@@ -171,7 +221,10 @@ export class S3Output {
       const keys = (await store.listKeys(bucket, prefix)).map((o) => o.key);
       const marker = prefix + SUCCESS_MARKER;
       if (keys.includes(marker)) await store.deleteKeys(bucket, [marker]);
-      await store.deleteKeys(bucket, keys.filter((k) => k !== marker));
+      await store.deleteKeys(
+        bucket,
+        keys.filter((k) => k !== marker),
+      );
     }
     const out = new S3Output(store, target, kind);
     liveOutputs.add(out);
@@ -181,7 +234,8 @@ export class S3Output {
   /** The path of `name` in a folder output, or the target itself for a file output. */
   pathOf(name?: string): string {
     if (this.kind === 'file') return this.target;
-    if (name === undefined) throw new AvgCkptError('internal', 'a folder output needs a file name', { file: this.target });
+    if (name === undefined)
+      throw new AvgCkptError('internal', 'a folder output needs a file name', { file: this.target });
     return joinS3Path(this.target, name);
   }
 

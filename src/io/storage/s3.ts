@@ -9,8 +9,13 @@
  */
 import type { Readable } from 'node:stream';
 import {
-  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client,
-  type GetObjectCommandOutput, type ListObjectsV2CommandOutput,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type GetObjectCommandOutput,
+  type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { AvgCkptError } from '../../errors.js';
 import { TransientError, withRetries } from './s3-retry.js';
@@ -60,12 +65,17 @@ export function s3Error(path: string, e: unknown, doing: string): AvgCkptError {
   const err = (e ?? {}) as ErrorShape;
   const status = statusOf(e);
   const why =
-    err.name === 'NoSuchBucket' ? 'no such bucket'
-    : isNotFound(e) ? 'no such object'
-    : status === 403 || err.name === 'AccessDenied' ? 'access denied (check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID, the role)'
-    : err.name === 'CredentialsProviderError' ? 'no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)'
-    : err.code !== undefined && /^E[A-Z]+$/.test(err.code) ? `cannot reach the S3 endpoint (${err.code})`
-    : `${err.name !== undefined && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message ?? String(e)}`;
+    err.name === 'NoSuchBucket'
+      ? 'no such bucket'
+      : isNotFound(e)
+        ? 'no such object'
+        : status === 403 || err.name === 'AccessDenied'
+          ? 'access denied (check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID, the role)'
+          : err.name === 'CredentialsProviderError'
+            ? 'no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)'
+            : err.code !== undefined && /^E[A-Z]+$/.test(err.code)
+              ? `cannot reach the S3 endpoint (${err.code})`
+              : `${err.name !== undefined && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message ?? String(e)}`;
   const tail = status !== undefined && status >= 500 ? ` (HTTP ${status}, still failing after retries)` : '';
   return new AvgCkptError('io', `cannot ${doing}: ${why}${tail}`, { file: path, cause: e });
 }
@@ -136,7 +146,9 @@ export class S3Store {
     const { bucket, key } = parseS3Path(path);
     if (key === '' || key.endsWith('/')) return undefined;
     try {
-      const h = await this.send((abortSignal) => this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
+      const h = await this.send((abortSignal) =>
+        this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }),
+      );
       return { size: h.ContentLength ?? 0, etag: h.ETag };
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -153,10 +165,15 @@ export class S3Store {
     return (page.KeyCount ?? 0) > 0 || key === '' ? { kind: 'dir' } : undefined;
   }
 
-  private listPage(path: string, input: ConstructorParameters<typeof ListObjectsV2Command>[0]): Promise<ListObjectsV2CommandOutput> {
-    return this.send((abortSignal) => this.client.send(new ListObjectsV2Command(input), { abortSignal })).catch((e: unknown) => {
-      throw s3Error(path, e, 'list');
-    });
+  private listPage(
+    path: string,
+    input: ConstructorParameters<typeof ListObjectsV2Command>[0],
+  ): Promise<ListObjectsV2CommandOutput> {
+    return this.send((abortSignal) => this.client.send(new ListObjectsV2Command(input), { abortSignal })).catch(
+      (e: unknown) => {
+        throw s3Error(path, e, 'list');
+      },
+    );
   }
 
   /** The entries directly below a folder, like readdir: objects and common prefixes. */
@@ -166,8 +183,14 @@ export class S3Store {
     const out: S3Entry[] = [];
     let token: string | undefined;
     do {
-      const page = await this.listPage(path, { Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token });
-      for (const p of page.CommonPrefixes ?? []) out.push({ name: p.Prefix!.slice(prefix.length, -1), kind: 'dir', size: 0 });
+      const page = await this.listPage(path, {
+        Bucket: bucket,
+        Prefix: prefix,
+        Delimiter: '/',
+        ContinuationToken: token,
+      });
+      for (const p of page.CommonPrefixes ?? [])
+        out.push({ name: p.Prefix!.slice(prefix.length, -1), kind: 'dir', size: 0 });
       for (const o of page.Contents ?? []) {
         const name = o.Key!.slice(prefix.length);
         if (name !== '') out.push({ name, kind: 'file', size: o.Size ?? 0 });
@@ -182,7 +205,11 @@ export class S3Store {
     const out: { key: string; size: number }[] = [];
     let token: string | undefined;
     do {
-      const page = await this.listPage(formatS3Path({ bucket, key: prefix }), { Bucket: bucket, Prefix: prefix, ContinuationToken: token });
+      const page = await this.listPage(formatS3Path({ bucket, key: prefix }), {
+        Bucket: bucket,
+        Prefix: prefix,
+        ContinuationToken: token,
+      });
       for (const o of page.Contents ?? []) out.push({ key: o.Key!, size: o.Size ?? 0 });
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
@@ -207,7 +234,11 @@ export class S3Store {
   async read(path: string, position: number, into: Uint8Array, length = into.byteLength): Promise<void> {
     const info = await this.open(path);
     if (position + length > info.size) {
-      throw new AvgCkptError('io', `object ended at byte ${info.size} while reading ${length} bytes at ${position}: it was truncated or replaced while avg-ckpt read it`, { file: path });
+      throw new AvgCkptError(
+        'io',
+        `object ended at byte ${info.size} while reading ${length} bytes at ${position}: it was truncated or replaced while avg-ckpt read it`,
+        { file: path },
+      );
     }
     const loc = parseS3Path(path);
     const stop = new AbortController();
@@ -215,7 +246,10 @@ export class S3Store {
     for (let off = 0; off < length; off += this.settings.rangeBytes) {
       const n = Math.min(this.settings.rangeBytes, length - off);
       parts.push(
-        this.send((signal) => this.getRange(loc, info, position + off, into.subarray(off, off + n), signal!), stop.signal).catch((e: unknown) => {
+        this.send(
+          (signal) => this.getRange(loc, info, position + off, into.subarray(off, off + n), signal!),
+          stop.signal,
+        ).catch((e: unknown) => {
           stop.abort(e); // the other parts stop early; none writes into `into` after we return
           throw e;
         }),
@@ -229,17 +263,29 @@ export class S3Store {
     }
   }
 
-  private async getRange(loc: S3Location, info: S3ObjectInfo, start: number, into: Uint8Array, signal: AbortSignal): Promise<void> {
+  private async getRange(
+    loc: S3Location,
+    info: S3ObjectInfo,
+    start: number,
+    into: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<void> {
     const path = formatS3Path(loc);
     let res: GetObjectCommandOutput;
     try {
       res = await this.client.send(
-        new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: `bytes=${start}-${start + into.byteLength - 1}`, IfMatch: info.etag }),
+        new GetObjectCommand({
+          Bucket: loc.bucket,
+          Key: loc.key,
+          Range: `bytes=${start}-${start + into.byteLength - 1}`,
+          IfMatch: info.etag,
+        }),
         { abortSignal: signal },
       );
     } catch (e) {
       if (isNotFound(e)) throw new AvgCkptError('io', 'was deleted while avg-ckpt read it', { file: path });
-      if (statusOf(e) === 412) throw new AvgCkptError('io', 'was replaced while avg-ckpt read it (its ETag changed)', { file: path });
+      if (statusOf(e) === 412)
+        throw new AvgCkptError('io', 'was replaced while avg-ckpt read it (its ETag changed)', { file: path });
       throw e;
     }
     // Not every S3-compatible server honours If-Match: compare the ETag it sent.
@@ -263,11 +309,16 @@ export class S3Store {
     for (let i = 0; i < keys.length; i += 1000) {
       const Objects = keys.slice(i, i + 1000).map((Key) => ({ Key }));
       const path = formatS3Path({ bucket, key: Objects[0].Key });
-      const res = await this.send((abortSignal) => this.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects, Quiet: true } }), { abortSignal })).catch((e: unknown) => {
+      const res = await this.send((abortSignal) =>
+        this.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects, Quiet: true } }), {
+          abortSignal,
+        }),
+      ).catch((e: unknown) => {
         throw s3Error(path, e, 'delete');
       });
       const err = res.Errors?.[0];
-      if (err !== undefined) throw s3Error(formatS3Path({ bucket, key: err.Key ?? '' }), new Error(err.Message ?? err.Code), 'delete');
+      if (err !== undefined)
+        throw s3Error(formatS3Path({ bucket, key: err.Key ?? '' }), new Error(err.Message ?? err.Code), 'delete');
     }
   }
 

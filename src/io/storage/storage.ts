@@ -20,7 +20,10 @@ export function statPath(path: string): Promise<PathInfo> {
 
 /** The kind of what is at `path`, or undefined when nothing is there (or it cannot be seen). */
 export async function kindOf(path: string): Promise<PathInfo['kind'] | undefined> {
-  return statPath(path).then((i) => i.kind, () => undefined);
+  return statPath(path).then(
+    (i) => i.kind,
+    () => undefined,
+  );
 }
 
 export function listDir(path: string): Promise<DirEntry[]> {

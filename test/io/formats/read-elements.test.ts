@@ -15,7 +15,17 @@ afterAll(tmp.cleanup);
 let n = 0;
 
 /** The expected bytes, element by element: C-order index -> multi-index -> storage offset. */
-function expected(storage: Uint8Array, header: number, shape: number[], strides: number[], offset: number, size: number, start: number, count: number, bigEndian: boolean): Uint8Array {
+function expected(
+  storage: Uint8Array,
+  header: number,
+  shape: number[],
+  strides: number[],
+  offset: number,
+  size: number,
+  start: number,
+  count: number,
+  bigEndian: boolean,
+): Uint8Array {
   const out = new Uint8Array(count * size);
   for (let k = 0; k < count; k++) {
     let rest = start + k;
@@ -58,14 +68,22 @@ describe('readElements', () => {
             const storage = Uint8Array.from({ length: header + span * size + 5 }, (_, i) => (i * 31 + seed) & 0xff);
             const file = put(join(tmp.dir, `s${n++}.bin`), storage);
             const src: TensorSource = {
-              name: 't', dtype: DTYPE_OF_SIZE[size as 1 | 2 | 4 | 8], shape, file, position: header + offset * size,
-              byteLength: numel * size, strides, bigEndian,
+              name: 't',
+              dtype: DTYPE_OF_SIZE[size as 1 | 2 | 4 | 8],
+              shape,
+              file,
+              position: header + offset * size,
+              byteLength: numel * size,
+              strides,
+              bigEndian,
             };
             const start = numel === 0 ? 0 : seed % numel;
             const count = numel === 0 ? 0 : 1 + ((seed >> 3) % (numel - start));
             const into = new Uint8Array(count * size + 3).subarray(seed % 3); // aligned or not
             await readElements(pool, src, start, count, into);
-            expect(into.subarray(0, count * size)).toEqual(expected(storage, header, shape, strides, offset, size, start, count, bigEndian));
+            expect(into.subarray(0, count * size)).toEqual(
+              expected(storage, header, shape, strides, offset, size, start, count, bigEndian),
+            );
           },
         ),
         { numRuns: 300 },
@@ -81,7 +99,15 @@ describe('readElements', () => {
     const dv = new DataView(storage.buffer);
     for (let i = 0; i < rows * cols; i++) dv.setFloat32(4 * i, i, true);
     const file = put(join(tmp.dir, 'transposed.bin'), storage);
-    const src: TensorSource = { name: 't', dtype: 'F32', shape: [rows, cols], file, position: 0, byteLength: storage.byteLength, strides: [1, rows] };
+    const src: TensorSource = {
+      name: 't',
+      dtype: 'F32',
+      shape: [rows, cols],
+      file,
+      position: 0,
+      byteLength: storage.byteLength,
+      strides: [1, rows],
+    };
     const pool = new FilePool(1);
     try {
       const into = new Uint8Array(rows * cols * 4);
@@ -91,7 +117,15 @@ describe('readElements', () => {
         await readElements(pool, src, start, count, into.subarray(start * 4));
       }
       const got = new Float32Array(into.buffer);
-      for (const [r, c] of [[0, 0], [0, 1], [1, 0], [699, 1499], [350, 17], [123, 1000]]) expect(got[r * cols + c]).toBe(c * rows + r);
+      for (const [r, c] of [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [699, 1499],
+        [350, 17],
+        [123, 1000],
+      ])
+        expect(got[r * cols + c]).toBe(c * rows + r);
       for (let i = 0; i < rows * cols; i += 997) expect(got[i]).toBe((i % cols) * rows + Math.floor(i / cols));
     } finally {
       await pool.close();
@@ -110,29 +144,34 @@ describe('readElements', () => {
 describe('boxesOf', () => {
   it('covers a C-order range exactly once, in order, with at most 2 x rank boxes', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 0, maxLength: 4 }), fc.nat(), fc.nat(), (shape, x, y) => {
-        const total = shape.reduce((a, b) => a * b, 1);
-        const a = x % (total + 1);
-        const b = a + (y % (total - a + 1));
-        const seen: number[] = [];
-        const boxes = [...boxesOf(shape, a, b)];
-        for (const box of boxes) {
-          const count = box.len.reduce((p, l) => p * l, 1);
-          for (let k = 0; k < count; k++) {
-            let rest = k;
-            let lin = 0;
-            let inner = 1;
-            for (let d = shape.length - 1; d >= 0; d--) {
-              lin += (box.lo[d] + (rest % box.len[d])) * inner;
-              rest = Math.floor(rest / box.len[d]);
-              inner *= shape[d];
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 0, maxLength: 4 }),
+        fc.nat(),
+        fc.nat(),
+        (shape, x, y) => {
+          const total = shape.reduce((a, b) => a * b, 1);
+          const a = x % (total + 1);
+          const b = a + (y % (total - a + 1));
+          const seen: number[] = [];
+          const boxes = [...boxesOf(shape, a, b)];
+          for (const box of boxes) {
+            const count = box.len.reduce((p, l) => p * l, 1);
+            for (let k = 0; k < count; k++) {
+              let rest = k;
+              let lin = 0;
+              let inner = 1;
+              for (let d = shape.length - 1; d >= 0; d--) {
+                lin += (box.lo[d] + (rest % box.len[d])) * inner;
+                rest = Math.floor(rest / box.len[d]);
+                inner *= shape[d];
+              }
+              seen.push(lin);
             }
-            seen.push(lin);
           }
-        }
-        expect(seen).toEqual(Array.from({ length: b - a }, (_, i) => a + i));
-        expect(boxes.length).toBeLessThanOrEqual(Math.max(1, 2 * shape.length));
-      }),
+          expect(seen).toEqual(Array.from({ length: b - a }, (_, i) => a + i));
+          expect(boxes.length).toBeLessThanOrEqual(Math.max(1, 2 * shape.length));
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -21,12 +21,15 @@ describe('detection by content', () => {
     const p = put(join(tmp.dir, 'ckpt_step_5.gguf'), 'GGUF not really anything');
     await expect(openCheckpointFile(p)).rejects.toMatchObject({ code: 'unknown-format', file: p });
   });
-  it('zip magic is PyTorch\'s whatever the name: a broken zip gets the zip reader\'s error', async () => {
+  it("zip magic is PyTorch's whatever the name: a broken zip gets the zip reader's error", async () => {
     const p = put(join(tmp.dir, 'weights.data'), 'PK\x03\x04 not really anything');
     await expect(openCheckpointFile(p)).rejects.toMatchObject({ code: 'invalid-zip', file: p });
   });
-  it('unrecognised bytes under a .safetensors name get safetensors\' own validation error', async () => {
-    const p = put(join(tmp.dir, 'cut.safetensors'), rawFile('{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', 4).subarray(0, 12));
+  it("unrecognised bytes under a .safetensors name get safetensors' own validation error", async () => {
+    const p = put(
+      join(tmp.dir, 'cut.safetensors'),
+      rawFile('{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', 4).subarray(0, 12),
+    );
     await expect(openCheckpointFile(p)).rejects.toMatchObject({ code: 'invalid-header-length', file: p });
   });
   it('safetensors detect: a header length that fits and a JSON object after it', () => {

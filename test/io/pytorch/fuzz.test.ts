@@ -23,27 +23,39 @@ const VALID = [
 ].map((f) => new Uint8Array(readFileSync(f)));
 
 /** The data.pkl of each zip file (pickles alone, for the VM). */
-const PICKLES = await Promise.all(VALID.filter((b) => b[0] === 0x50).map(async (b) => {
-  const r = bytesReader(b, 'f');
-  const rec = (await readZipDirectory(r, 'f')).find((x) => x.name.endsWith('data.pkl'))!;
-  return readRecord(r, rec, 'f');
-}));
-
-const mutate = (bases: Uint8Array[]) => fc.oneof(
-  fc.record({ base: fc.constantFrom(...bases), edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }) }).map(({ base, edits }) => {
-    const b = base.slice();
-    for (const [i, v] of edits) b[i % b.length] = v;
-    return b;
-  }),
-  fc.record({ base: fc.constantFrom(...bases), cut: fc.nat() }).map(({ base, cut }) => base.slice(0, cut % (base.length + 1))),
-  // a byte range of one file spliced into another place of it: plausible opcodes, wrong context
-  fc.record({ base: fc.constantFrom(...bases), from: fc.nat(), to: fc.nat(), n: fc.integer({ min: 1, max: 32 }) }).map(({ base, from, to, n }) => {
-    const b = base.slice();
-    const f = from % b.length;
-    b.copyWithin(to % b.length, f, Math.min(b.length, f + n));
-    return b;
+const PICKLES = await Promise.all(
+  VALID.filter((b) => b[0] === 0x50).map(async (b) => {
+    const r = bytesReader(b, 'f');
+    const rec = (await readZipDirectory(r, 'f')).find((x) => x.name.endsWith('data.pkl'))!;
+    return readRecord(r, rec, 'f');
   }),
 );
+
+const mutate = (bases: Uint8Array[]) =>
+  fc.oneof(
+    fc
+      .record({
+        base: fc.constantFrom(...bases),
+        edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+      })
+      .map(({ base, edits }) => {
+        const b = base.slice();
+        for (const [i, v] of edits) b[i % b.length] = v;
+        return b;
+      }),
+    fc
+      .record({ base: fc.constantFrom(...bases), cut: fc.nat() })
+      .map(({ base, cut }) => base.slice(0, cut % (base.length + 1))),
+    // a byte range of one file spliced into another place of it: plausible opcodes, wrong context
+    fc
+      .record({ base: fc.constantFrom(...bases), from: fc.nat(), to: fc.nat(), n: fc.integer({ min: 1, max: 32 }) })
+      .map(({ base, from, to, n }) => {
+        const b = base.slice();
+        const f = from % b.length;
+        b.copyWithin(to % b.length, f, Math.min(b.length, f + n));
+        return b;
+      }),
+  );
 
 /** Runs a pickle: a truncation (which the file readers turn into invalid-pickle) or only AvgCkptError. */
 function pickleOnly(b: Uint8Array): void {
@@ -70,18 +82,21 @@ describe('torch readers: fuzz', () => {
   });
 
   it('the pickle VM on mutated torch pickles: only AvgCkptError', () => {
-    fc.assert(
-      fc.property(mutate(PICKLES), pickleOnly),
-      { numRuns: 3000 },
-    );
+    fc.assert(fc.property(mutate(PICKLES), pickleOnly), { numRuns: 3000 });
   });
 
   it('whole files, random and mutated (zip and legacy): only AvgCkptError, quickly', async () => {
     const t0 = Date.now();
     await fc.assert(
-      fc.asyncProperty(fc.oneof(mutate(VALID), fc.uint8Array({ maxLength: 256 }).map((b) => new Uint8Array([0x50, 0x4b, 0x03, 0x04, ...b]))), async (b) => {
-        await ownErrorAsync(openBytes(b));
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          mutate(VALID),
+          fc.uint8Array({ maxLength: 256 }).map((b) => new Uint8Array([0x50, 0x4b, 0x03, 0x04, ...b])),
+        ),
+        async (b) => {
+          await ownErrorAsync(openBytes(b));
+        },
+      ),
       { numRuns: 1500 },
     );
     expect(Date.now() - t0).toBeLessThan(60_000);

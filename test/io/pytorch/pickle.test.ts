@@ -9,18 +9,24 @@ import { torchHooks } from '../../../src/io/pytorch/torch-pickle.js';
 
 const inert: PickleHooks = { reduce: () => undefined, persistentLoad: () => null };
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
-const run = (bytes: Uint8Array, hooks: PickleHooks = torchHooks('f.pt', new Map()), limits = DEFAULT_LIMITS) => runPickle(bytes, 'f.pt', hooks, 0, limits).value;
+const run = (bytes: Uint8Array, hooks: PickleHooks = torchHooks('f.pt', new Map()), limits = DEFAULT_LIMITS) =>
+  runPickle(bytes, 'f.pt', hooks, 0, limits).value;
 
 /** A PyValue as plain JSON-able data, for comparing with what Python pickled. */
 function plain(v: PyValue): unknown {
   if (v === null || typeof v !== 'object') return typeof v === 'bigint' ? `${v}n` : v;
   if (v instanceof Uint8Array) return { bytes: [...v] };
   switch (v.kind) {
-    case 'dict': return Object.fromEntries(v.entries.map(([k, x]) => [String(k), plain(x)]));
-    case 'list': return v.items.map(plain);
-    case 'tuple': return { tuple: v.items.map(plain) };
-    case 'object': return { object: `${v.global.module}.${v.global.name}` };
-    default: return v.kind;
+    case 'dict':
+      return Object.fromEntries(v.entries.map(([k, x]) => [String(k), plain(x)]));
+    case 'list':
+      return v.items.map(plain);
+    case 'tuple':
+      return { tuple: v.items.map(plain) };
+    case 'object':
+      return { object: `${v.global.module}.${v.global.name}` };
+    default:
+      return v.kind;
   }
 }
 
@@ -50,15 +56,25 @@ describe('pickle VM', () => {
 
   it('keeps unknown calls as inert objects, never calling them', () => {
     // pickle.dumps(argparse.Namespace(lr=0.1), protocol=2)
-    const v = run(hex('80026361726770617273650a4e616d6573706163650a7100298171017d710258020000006c727103473fb999999999999a73622e'));
+    const v = run(
+      hex('80026361726770617273650a4e616d6573706163650a7100298171017d710258020000006c727103473fb999999999999a73622e'),
+    );
     expect(plain(v)).toEqual({ object: 'argparse.Namespace' });
     expect((v as { state: PyValue }).state).toMatchObject({ kind: 'dict', entries: [['lr', 0.1]] });
   });
 
   const refused = [
     // pickle.dumps of an object whose __reduce__ is (os.system, ('touch PWNED',)), protocol 2 and 4 (STACK_GLOBAL)
-    ['posix.system via GLOBAL', '800263706f7369780a73797374656d0a7100580b000000746f7563682050574e454471018571025271032e', 'posix.system'],
-    ['builtins.eval via STACK_GLOBAL', '8004952d000000000000008c086275696c74696e73948c046576616c9493948c116f70656e282750574e4544272c2777272994859452942e', 'builtins.eval'],
+    [
+      'posix.system via GLOBAL',
+      '800263706f7369780a73797374656d0a7100580b000000746f7563682050574e454471018571025271032e',
+      'posix.system',
+    ],
+    [
+      'builtins.eval via STACK_GLOBAL',
+      '8004952d000000000000008c086275696c74696e73948c046576616c9493948c116f70656e282750574e4544272c2777272994859452942e',
+      'builtins.eval',
+    ],
     ['subprocess.Popen', '80026373756270726f636573730a506f70656e0a2e', 'subprocess.Popen'],
     ['builtins.__import__', '8002636275696c74696e730a5f5f696d706f72745f5f0a2e', 'builtins.__import__'],
     ['nt.system', '8002636e740a73797374656d0a2e', 'nt.system'],
@@ -84,10 +100,10 @@ describe('pickle VM', () => {
 
   it('bounds strings, memo, stack and values', () => {
     const small = { maxString: 8, maxMemo: 2, maxStack: 4, maxValues: 10 };
-    expect(() => run(hex('80025810000000' + '61'.repeat(16) + '2e'), inert, small)).toThrow(/exceeds the 8-byte limit/);
+    expect(() => run(hex(`80025810000000${'61'.repeat(16)}2e`), inert, small)).toThrow(/exceeds the 8-byte limit/);
     expect(() => run(hex('80024e71004e71014e71022e'), inert, small)).toThrow(/more than 2 memo entries/);
     expect(() => run(hex('80024e4e4e4e4e2e'), inert, small)).toThrow(/stack deeper than 4/);
-    expect(() => run(hex('80025d' + '4e61'.repeat(12) + '2e'), inert, small)).toThrow(/more than 10 values/);
+    expect(() => run(hex(`80025d${'4e61'.repeat(12)}2e`), inert, small)).toThrow(/more than 10 values/);
     // BINUNICODE8 claiming 2^62 bytes is refused before anything is allocated
     expect(() => run(hex('80048d000000000000004041'), inert)).toThrow(/exceeds/);
   });

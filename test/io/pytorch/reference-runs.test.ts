@@ -24,18 +24,25 @@ async function checkAgainstRef(name: CaseName, refFile: string, key?: string): P
     const [recipe, tensor] = refKey.split('::');
     const w = recipeWeights(recipe, cks.length);
     const sources = opened.map(({ torch }) => torch.tensors.find((t) => t.name === tensor));
-    expect(sources.every((s) => s !== undefined), `${refKey} in every checkpoint`).toBe(true);
+    expect(
+      sources.every((s) => s !== undefined),
+      `${refKey} in every checkpoint`,
+    ).toBe(true);
     const s0 = sources[0]!;
     expect([...s0.shape], refKey).toEqual([...arr.shape]);
     const expected = [...(arr.data as Float64Array | BigInt64Array)].map(Number);
     if (s0.dtype.startsWith('I')) {
       const newest = sources[sources.length - 1]!;
-      expect(elementsAt(opened[opened.length - 1].bytes, newest.dtype, newest.shape, newest.position, newest.strides)).toEqual(expected);
+      expect(
+        elementsAt(opened[opened.length - 1].bytes, newest.dtype, newest.shape, newest.position, newest.strides),
+      ).toEqual(expected);
     } else {
       const sum = new Float64Array(expected.length);
       sources.forEach((s, i) => {
         if (w[i] === 0) return;
-        elementsAt(opened[i].bytes, s!.dtype, s!.shape, s!.position, s!.strides).forEach((v, j) => (sum[j] += w[i] * v));
+        elementsAt(opened[i].bytes, s!.dtype, s!.shape, s!.position, s!.strides).forEach(
+          (v, j) => (sum[j] += w[i] * v),
+        );
       });
       const off = expected.findIndex((x, j) => !(Math.abs(sum[j] - x) <= 1e-12 * Math.max(1, Math.abs(x))));
       expect(off, `${refKey}: first element off the reference`).toBe(-1);
@@ -68,7 +75,11 @@ describe('torch reader against the PyTorch reference runs', () => {
     expect(timm.key).toBe('state_dict');
     expect(timm.tensors.find((t) => t.name.endsWith('num_batches_tracked'))?.dtype).toBe('I64');
     const hf = (await open(`${PT}/hfbin/run/checkpoint-40/pytorch_model.bin`)).torch;
-    expect([hf.key, hf.tensors[0].dtype, hf.tensors.some((t) => t.name === 'lm_head.weight')]).toEqual(['', 'BF16', false]);
+    expect([hf.key, hf.tensors[0].dtype, hf.tensors.some((t) => t.name === 'lm_head.weight')]).toEqual([
+      '',
+      'BF16',
+      false,
+    ]);
     const legacy = (await open(`${PT}/legacy/run/checkpoint_2_40.pt`)).torch;
     expect([legacy.layout, legacy.key]).toEqual(['legacy', 'model']);
 

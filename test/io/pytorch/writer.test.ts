@@ -45,7 +45,11 @@ function centralCrcs(bytes: Uint8Array): Map<string, number> {
   expect(dv.getUint32(eocd, true)).toBe(0x06054b50);
   const out = new Map<string, number>();
   for (let p = dv.getUint32(eocd + 16, true), n = 0; n < dv.getUint16(eocd + 10, true); n++) {
-    const [nameLength, extra, comment] = [dv.getUint16(p + 28, true), dv.getUint16(p + 30, true), dv.getUint16(p + 32, true)];
+    const [nameLength, extra, comment] = [
+      dv.getUint16(p + 28, true),
+      dv.getUint16(p + 30, true),
+      dv.getUint16(p + 32, true),
+    ];
     out.set(new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLength)), dv.getUint32(p + 16, true));
     p += 46 + nameLength + extra + comment;
   }
@@ -61,13 +65,32 @@ describe('PtWriter', () => {
       const r = bytesReader(bytes, path);
       const back = await openTorchFile(r, bytes.subarray(0, 64), path);
       expect([back.layout, back.key]).toEqual(['zip', '']);
-      const v = Object.fromEntries(back.tensors.map((t) => [t.name, elementsAt(bytes, t.dtype, t.shape, t.position, t.strides)]));
-      expect(v).toEqual({ a: [1, 2, 3, 4, 5, 6], tied: [1, 2, 3, 4, 5, 6], h: [1, 2, 3, 4], n: [42], e: [], big: Array.from({ length: 70000 }, (_, i) => i / 4) });
+      const v = Object.fromEntries(
+        back.tensors.map((t) => [t.name, elementsAt(bytes, t.dtype, t.shape, t.position, t.strides)]),
+      );
+      expect(v).toEqual({
+        a: [1, 2, 3, 4, 5, 6],
+        tied: [1, 2, 3, 4, 5, 6],
+        h: [1, 2, 3, 4],
+        n: [42],
+        e: [],
+        big: Array.from({ length: 70000 }, (_, i) => i / 4),
+      });
       const byName = new Map(back.tensors.map((t) => [t.name, t]));
       expect(byName.get('tied')!.storage).toBe(byName.get('a')!.storage);
 
       const recs = await readZipDirectory(r, path);
-      expect(recs.map((x) => x.name)).toEqual(['archive/data.pkl', 'archive/byteorder', 'archive/data/0', 'archive/data/1', 'archive/data/2', 'archive/data/3', 'archive/data/4', 'archive/extra/avg_ckpt.json', 'archive/version']);
+      expect(recs.map((x) => x.name)).toEqual([
+        'archive/data.pkl',
+        'archive/byteorder',
+        'archive/data/0',
+        'archive/data/1',
+        'archive/data/2',
+        'archive/data/3',
+        'archive/data/4',
+        'archive/extra/avg_ckpt.json',
+        'archive/version',
+      ]);
       const crcs = centralCrcs(bytes);
       for (const rec of recs) {
         const start = await recordDataStart(r, rec, path);

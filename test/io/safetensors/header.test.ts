@@ -41,7 +41,11 @@ const BAD: [string, Uint8Array, ErrorCode, string?][] = [
   ['N past end of file', rawFile('{}', 0, 3), 'invalid-header-length'],
   ['N = 8, file has only the prefix', u64le(8), 'invalid-header-length'],
   ['header not UTF-8 (0xff)', rawFile(new Uint8Array([0x7b, 0xff, 0x7d])), 'invalid-header'],
-  ['header with an encoded lone surrogate', rawFile(new Uint8Array([0x7b, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x7d])), 'invalid-header'],
+  [
+    'header with an encoded lone surrogate',
+    rawFile(new Uint8Array([0x7b, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x7d])),
+    'invalid-header',
+  ],
   ['header with overlong encoding of "{"', rawFile(new Uint8Array([0xc1, 0xbb, 0x7d])), 'invalid-header'],
   ['header not JSON', rawFile('{"a":'), 'invalid-header-schema'],
   ['header a JSON array', rawFile('[]'), 'invalid-header-schema'],
@@ -57,22 +61,75 @@ const BAD: [string, Uint8Array, ErrorCode, string?][] = [
   ['missing dtype', rawFile('{"w":{"shape":[1],"data_offsets":[0,4]}}', 4), 'invalid-header-schema', 'w'],
   ['missing shape', rawFile('{"w":{"dtype":"F32","data_offsets":[0,4]}}', 4), 'invalid-header-schema', 'w'],
   ['missing data_offsets', rawFile('{"w":{"dtype":"F32","shape":[1]}}', 4), 'invalid-header-schema', 'w'],
-  ['three data_offsets', rawFile('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,4]}}', 4), 'invalid-header-schema', 'w'],
-  ['negative offset', rawFile('{"w":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}}', 4), 'invalid-header-schema', 'w'],
-  ['fractional offset', rawFile('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4.5]}}', 4), 'invalid-header-schema', 'w'],
-  ['non-string metadata value', rawFile(`{"__metadata__":{"step":1},${t('w', 'F32', '[1]', 0, 4)}}`, 4), 'invalid-header-schema'],
-  ['metadata not an object', rawFile(`{"__metadata__":"step",${t('w', 'F32', '[1]', 0, 4)}}`, 4), 'invalid-header-schema'],
+  [
+    'three data_offsets',
+    rawFile('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,4]}}', 4),
+    'invalid-header-schema',
+    'w',
+  ],
+  [
+    'negative offset',
+    rawFile('{"w":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}}', 4),
+    'invalid-header-schema',
+    'w',
+  ],
+  [
+    'fractional offset',
+    rawFile('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4.5]}}', 4),
+    'invalid-header-schema',
+    'w',
+  ],
+  [
+    'non-string metadata value',
+    rawFile(`{"__metadata__":{"step":1},${t('w', 'F32', '[1]', 0, 4)}}`, 4),
+    'invalid-header-schema',
+  ],
+  [
+    'metadata not an object',
+    rawFile(`{"__metadata__":"step",${t('w', 'F32', '[1]', 0, 4)}}`, 4),
+    'invalid-header-schema',
+  ],
   ['metadata a list', rawFile(`{"__metadata__":["a"],${t('w', 'F32', '[1]', 0, 4)}}`, 4), 'invalid-header-schema'],
   ['a tensor named __metadata__', rawFile(`{${t('__metadata__', 'F32', '[1]', 0, 4)}}`, 4), 'invalid-header-schema'],
   ['duplicate key', rawFile(`{${t('w', 'F32', '[1]', 0, 4)},${t('w', 'F32', '[1]', 4, 8)}}`, 8), 'duplicate-key', 'w'],
-  ['duplicate key spelled with an escape', rawFile(`{${t('w', 'F32', '[1]', 0, 4)},${t('\\u0077', 'F32', '[1]', 4, 8)}}`, 8), 'duplicate-key', 'w'],
-  ['duplicate identical entries', rawFile(`{${t('w', 'F32', '[1]', 0, 4)},${t('w', 'F32', '[1]', 0, 4)}}`, 4), 'duplicate-key', 'w'],
+  [
+    'duplicate key spelled with an escape',
+    rawFile(`{${t('w', 'F32', '[1]', 0, 4)},${t('\\u0077', 'F32', '[1]', 4, 8)}}`, 8),
+    'duplicate-key',
+    'w',
+  ],
+  [
+    'duplicate identical entries',
+    rawFile(`{${t('w', 'F32', '[1]', 0, 4)},${t('w', 'F32', '[1]', 0, 4)}}`, 4),
+    'duplicate-key',
+    'w',
+  ],
   ['first tensor does not start at 0', rawFile(`{${t('w', 'F32', '[1]', 4, 8)}}`, 8), 'invalid-offset', 'w'],
-  ['gap between tensors', rawFile(`{${t('a', 'F32', '[1]', 0, 4)},${t('b', 'F32', '[1]', 8, 12)}}`, 12), 'invalid-offset', 'b'],
-  ['overlapping tensors', rawFile(`{${t('a', 'F32', '[2]', 0, 8)},${t('b', 'F32', '[1]', 4, 8)}}`, 8), 'invalid-offset', 'b'],
+  [
+    'gap between tensors',
+    rawFile(`{${t('a', 'F32', '[1]', 0, 4)},${t('b', 'F32', '[1]', 8, 12)}}`, 12),
+    'invalid-offset',
+    'b',
+  ],
+  [
+    'overlapping tensors',
+    rawFile(`{${t('a', 'F32', '[2]', 0, 8)},${t('b', 'F32', '[1]', 4, 8)}}`, 8),
+    'invalid-offset',
+    'b',
+  ],
   ['end before begin', rawFile(`{${t('a', 'F32', '[1]', 0, 4)},${t('b', 'F32', '[0]', 4, 0)}}`, 4), 'invalid-offset'],
-  ['shape product overflows', rawFile(`{${t('w', 'F32', `[${2 ** 26},${2 ** 26},4]`, 0, 0)}}`), 'validation-overflow', 'w'],
-  ['shape x bits overflows', rawFile(`{${t('w', 'F64', `[${2 ** 25},${2 ** 25}]`, 0, 0)}}`), 'validation-overflow', 'w'],
+  [
+    'shape product overflows',
+    rawFile(`{${t('w', 'F32', `[${2 ** 26},${2 ** 26},4]`, 0, 0)}}`),
+    'validation-overflow',
+    'w',
+  ],
+  [
+    'shape x bits overflows',
+    rawFile(`{${t('w', 'F64', `[${2 ** 25},${2 ** 25}]`, 0, 0)}}`),
+    'validation-overflow',
+    'w',
+  ],
   ['byte size does not match shape', rawFile(`{${t('w', 'F32', '[2]', 0, 4)}}`, 4), 'tensor-invalid-info', 'w'],
   ['byte size does not match dtype', rawFile(`{${t('w', 'F16', '[2]', 0, 8)}}`, 8), 'tensor-invalid-info', 'w'],
   ['scalar with 8 bytes', rawFile(`{${t('w', 'F32', '[]', 0, 8)}}`, 8), 'tensor-invalid-info', 'w'],
@@ -105,7 +162,10 @@ describe('readSafetensorsHeader gives the same codes on real files', () => {
   afterAll(tmp.cleanup);
   it.each(BAD)('%s', async (label, bytes, code) => {
     const p = put(join(tmp.dir, `${label.replace(/[^a-z0-9]+/gi, '_')}.safetensors`), bytes);
-    const err = await readSafetensorsHeader(p).then(() => undefined, (e: unknown) => e);
+    const err = await readSafetensorsHeader(p).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(AvgCkptError);
     expect((err as AvgCkptError).code).toBe(code);
     expect((err as AvgCkptError).file).toBe(p);
@@ -113,7 +173,10 @@ describe('readSafetensorsHeader gives the same codes on real files', () => {
 
   it('a missing file and a folder are io errors naming the path', async () => {
     for (const p of [join(tmp.dir, 'nope.safetensors'), tmp.dir]) {
-      const err = await readSafetensorsHeader(p).then(() => undefined, (e: unknown) => e);
+      const err = await readSafetensorsHeader(p).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(AvgCkptError);
       expect((err as AvgCkptError).code).toBe('io');
       expect((err as AvgCkptError).file).toBe(p);
@@ -146,8 +209,14 @@ describe('accepted by the reference reader', () => {
     expect(h.dataStart).toBe(10);
   });
   it('empty tensors (a 0 dim, offsets [x, x]) between others', () => {
-    const h = parseBytes(rawFile(`{${t('a', 'F32', '[1]', 0, 4)},${t('e', 'F32', '[0,3]', 4, 4)},${t('b', 'F16', '[1]', 4, 6)}}`, 6));
-    expect(h.tensors.map((x) => [x.name, x.begin, x.end])).toEqual([['a', 0, 4], ['e', 4, 4], ['b', 4, 6]]);
+    const h = parseBytes(
+      rawFile(`{${t('a', 'F32', '[1]', 0, 4)},${t('e', 'F32', '[0,3]', 4, 4)},${t('b', 'F16', '[1]', 4, 6)}}`, 6),
+    );
+    expect(h.tensors.map((x) => [x.name, x.begin, x.end])).toEqual([
+      ['a', 0, 4],
+      ['e', 4, 4],
+      ['b', 4, 6],
+    ]);
     expect(h.tensors[1].shape).toEqual([0, 3]);
   });
   it('rank-0 scalars', () => {
@@ -172,11 +241,21 @@ describe('accepted by the reference reader', () => {
     expect(parseBytes(rawFile(`{"__metadata__":null,${t('w', 'F32', '[1]', 0, 4)}}`, 4)).metadata).toEqual({});
   });
   it('tensors listed out of offset order, every dtype of the list', () => {
-    const h = parseBytes(rawFile(`{${t('b', 'I64', '[1]', 4, 12)},${t('a', 'BF16', '[2]', 0, 4)},${t('c', 'F8_E4M3', '[3]', 12, 15)},${t('d', 'F4', '[2]', 15, 16)}}`, 16));
+    const h = parseBytes(
+      rawFile(
+        `{${t('b', 'I64', '[1]', 4, 12)},${t('a', 'BF16', '[2]', 0, 4)},${t('c', 'F8_E4M3', '[3]', 12, 15)},${t('d', 'F4', '[2]', 15, 16)}}`,
+        16,
+      ),
+    );
     expect(h.tensors.map((x) => x.dtype)).toEqual(['I64', 'BF16', 'F8_E4M3', 'F4']);
   });
   it('unicode tensor names and names that look like object internals', () => {
-    const h = parseBytes(rawFile(`{${t('__proto__', 'F32', '[1]', 0, 4)},${t('constructor', 'F32', '[1]', 4, 8)},${t('层.权重', 'F32', '[1]', 8, 12)}}`, 12));
+    const h = parseBytes(
+      rawFile(
+        `{${t('__proto__', 'F32', '[1]', 0, 4)},${t('constructor', 'F32', '[1]', 4, 8)},${t('层.权重', 'F32', '[1]', 8, 12)}}`,
+        12,
+      ),
+    );
     expect(h.tensors.map((x) => x.name)).toEqual(['__proto__', 'constructor', '层.权重']);
   });
   it('the header length limit itself is not rejected as too large', () => {

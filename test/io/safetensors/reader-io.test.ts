@@ -11,7 +11,10 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     if (!failing.has(String(p))) return fh;
     return new Proxy(fh, {
       get(target, key) {
-        if (key === 'read') return async () => { throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }); };
+        if (key === 'read')
+          return async () => {
+            throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+          };
         const v = Reflect.get(target, key);
         return typeof v === 'function' ? v.bind(target) : v;
       },
@@ -29,7 +32,10 @@ afterAll(tmp.cleanup);
 it('EIO while reading the header: io error naming the file, not a foreign error', async () => {
   const p = put(join(tmp.dir, 'x.safetensors'), simpleCkpt([1, 2]));
   failing.add(p);
-  const e = await readSafetensorsHeader(p).then(() => undefined, (x: unknown) => x);
+  const e = await readSafetensorsHeader(p).then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(AvgCkptError);
   expect((e as InstanceType<typeof AvgCkptError>).code).toBe('io');
   expect((e as InstanceType<typeof AvgCkptError>).file).toBe(p);

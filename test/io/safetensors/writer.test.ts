@@ -19,10 +19,20 @@ function handParse(bytes: Uint8Array) {
   let len = 0;
   for (let i = 7; i >= 0; i--) len = len * 256 + bytes[i];
   const text = new TextDecoder().decode(bytes.subarray(8, 8 + len));
-  return { len, text, json: JSON.parse(text) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>, data: bytes.subarray(8 + len) };
+  return {
+    len,
+    text,
+    json: JSON.parse(text) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>,
+    data: bytes.subarray(8 + len),
+  };
 }
 
-async function writeAll(path: string, tensors: OutputTensor[], metadata: Record<string, string>, fill: (name: string, size: number) => Uint8Array) {
+async function writeAll(
+  path: string,
+  tensors: OutputTensor[],
+  metadata: Record<string, string>,
+  fill: (name: string, size: number) => Uint8Array,
+) {
   const layout = layoutSafetensors(tensors, metadata);
   const w = await SafetensorsWriter.create(path, layout);
   for (const t of layout.tensors) await w.write(fill(t.name, t.end - t.begin));
@@ -65,7 +75,12 @@ describe('layoutSafetensors', () => {
   it('tensor names that are object internals or look like numbers survive into the header', async () => {
     const names = ['__proto__', 'constructor', 'toString', '0', '10', '2'];
     const p = fresh();
-    await writeAll(p, names.map((name) => ({ name, dtype: 'F32' as DType, shape: [1] })), { step: '1' }, (_n, s) => new Uint8Array(s));
+    await writeAll(
+      p,
+      names.map((name) => ({ name, dtype: 'F32' as DType, shape: [1] })),
+      { step: '1' },
+      (_n, s) => new Uint8Array(s),
+    );
     const f = await readSafetensorsHeader(p);
     expect(f.header.tensors.map((t) => t.name).sort()).toEqual([...names].sort());
   });
@@ -80,27 +95,35 @@ describe('writer -> reader round trip', () => {
       shape: fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 }),
     });
     await fc.assert(
-      fc.asyncProperty(fc.uniqueArray(tensorArb, { selector: (t) => t.name, maxLength: 6 }), fc.dictionary(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 3 }), async (tensors, metadata) => {
-        const p = fresh();
-        let k = 0;
-        const layout = await writeAll(p, tensors, metadata, (_name, size) => Uint8Array.from({ length: size }, () => k++ & 0xff));
-        const f = await readSafetensorsHeader(p);
-        const bytes = new Uint8Array(readFileSync(p));
-        expect(f.fileSize).toBe(bytes.length);
-        expect(Object.keys(metadata).length === 0 ? {} : f.header.metadata).toEqual(Object.keys(metadata).length === 0 ? {} : metadata);
-        const byName = new Map(f.header.tensors.map((t) => [t.name, t]));
-        expect(byName.size).toBe(tensors.length);
-        let expectByte = 0;
-        for (const t of layout.tensors) {
-          const r = byName.get(t.name)!;
-          expect(r.dtype).toBe(t.dtype);
-          expect(r.shape).toEqual(t.shape);
-          const size = (t.shape.reduce((a, b) => a * b, 1) * dtypeBits(t.dtype)) / 8;
-          expect(r.end - r.begin).toBe(size);
-          const start = f.position(r);
-          for (let i = 0; i < size; i++) expect(bytes[start + i]).toBe(expectByte++ & 0xff);
-        }
-      }),
+      fc.asyncProperty(
+        fc.uniqueArray(tensorArb, { selector: (t) => t.name, maxLength: 6 }),
+        fc.dictionary(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 3 }),
+        async (tensors, metadata) => {
+          const p = fresh();
+          let k = 0;
+          const layout = await writeAll(p, tensors, metadata, (_name, size) =>
+            Uint8Array.from({ length: size }, () => k++ & 0xff),
+          );
+          const f = await readSafetensorsHeader(p);
+          const bytes = new Uint8Array(readFileSync(p));
+          expect(f.fileSize).toBe(bytes.length);
+          expect(Object.keys(metadata).length === 0 ? {} : f.header.metadata).toEqual(
+            Object.keys(metadata).length === 0 ? {} : metadata,
+          );
+          const byName = new Map(f.header.tensors.map((t) => [t.name, t]));
+          expect(byName.size).toBe(tensors.length);
+          let expectByte = 0;
+          for (const t of layout.tensors) {
+            const r = byName.get(t.name)!;
+            expect(r.dtype).toBe(t.dtype);
+            expect(r.shape).toEqual(t.shape);
+            const size = (t.shape.reduce((a, b) => a * b, 1) * dtypeBits(t.dtype)) / 8;
+            expect(r.end - r.begin).toBe(size);
+            const start = f.position(r);
+            for (let i = 0; i < size; i++) expect(bytes[start + i]).toBe(expectByte++ & 0xff);
+          }
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -108,7 +131,16 @@ describe('writer -> reader round trip', () => {
   it('large writes past the coalescing size keep their order', async () => {
     const p = fresh();
     const big = 5 << 20;
-    await writeAll(p, [{ name: 'a', dtype: 'U8', shape: [10] }, { name: 'b', dtype: 'U8', shape: [big] }, { name: 'c', dtype: 'U8', shape: [3] }], {}, (name, size) => new Uint8Array(size).fill(name.charCodeAt(0)));
+    await writeAll(
+      p,
+      [
+        { name: 'a', dtype: 'U8', shape: [10] },
+        { name: 'b', dtype: 'U8', shape: [big] },
+        { name: 'c', dtype: 'U8', shape: [3] },
+      ],
+      {},
+      (name, size) => new Uint8Array(size).fill(name.charCodeAt(0)),
+    );
     const f = await readSafetensorsHeader(p);
     const bytes = readFileSync(p);
     for (const t of f.header.tensors) {
@@ -123,7 +155,10 @@ describe('SafetensorsWriter failures', () => {
   it('refuses to overwrite an existing file (io error naming it)', async () => {
     const p = fresh();
     await writeAll(p, [{ name: 'w', dtype: 'U8', shape: [1] }], {}, () => new Uint8Array(1));
-    const err = await SafetensorsWriter.create(p, layoutSafetensors([], {})).then(() => undefined, (e: unknown) => e);
+    const err = await SafetensorsWriter.create(p, layoutSafetensors([], {})).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(AvgCkptError);
     expect((err as AvgCkptError).code).toBe('io');
     expect((err as AvgCkptError).file).toBe(p);
@@ -132,7 +167,10 @@ describe('SafetensorsWriter failures', () => {
     const p = fresh();
     const w = await SafetensorsWriter.create(p, layoutSafetensors([{ name: 'w', dtype: 'F32', shape: [4] }], {}));
     await w.write(new Uint8Array(8));
-    const err = await w.close().then(() => undefined, (e: unknown) => e);
+    const err = await w.close().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(AvgCkptError);
     expect((err as AvgCkptError).file).toBe(p);
   });

@@ -42,7 +42,8 @@ export interface TestS3 {
   stop(): Promise<void>;
 }
 
-const SLOW_DOWN = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+const SLOW_DOWN =
+  '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
@@ -54,7 +55,13 @@ export async function startS3(bucket = 'avg-ckpt-test', lifetimeMs = 300_000): P
   process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
   process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
   const dir = mkdtempSync(join(tmpdir(), 's3-avg-ckpt-'));
-  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
+  const s3rver = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: dir,
+    configureBuckets: [{ name: bucket, configs: [] }],
+  });
   const { port: upstream } = await s3rver.run();
   const requests: string[] = [];
   const faults: Fault[] = [];
@@ -92,23 +99,26 @@ export async function startS3(bucket = 'avg-ckpt-test', lifetimeMs = 300_000): P
     // s3rver's continuation tokens use a cipher OpenSSL 3 refuses, so a truncated listing
     // fails there: small test buckets are listed whole instead (pagination is not tested).
     const path = req.url?.replace(/([?&])max-keys=\d+&?/, '$1');
-    const up = request({ host: '127.0.0.1', port: upstream, method: req.method, path, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      if (fault?.kind !== 'cut') {
-        upRes.pipe(res);
-        return;
-      }
-      let sent = 0;
-      upRes.on('data', (chunk: Buffer) => {
-        const room = (fault.afterBytes ?? 0) - sent;
-        if (room > 0) res.write(chunk.subarray(0, room));
-        sent += chunk.byteLength;
-        if (sent >= (fault.afterBytes ?? 0)) {
-          upRes.destroy();
-          res.socket?.destroy();
+    const up = request(
+      { host: '127.0.0.1', port: upstream, method: req.method, path, headers: req.headers },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (fault?.kind !== 'cut') {
+          upRes.pipe(res);
+          return;
         }
-      });
-    });
+        let sent = 0;
+        upRes.on('data', (chunk: Buffer) => {
+          const room = (fault.afterBytes ?? 0) - sent;
+          if (room > 0) res.write(chunk.subarray(0, room));
+          sent += chunk.byteLength;
+          if (sent >= (fault.afterBytes ?? 0)) {
+            upRes.destroy();
+            res.socket?.destroy();
+          }
+        });
+      },
+    );
     up.on('error', () => res.socket?.destroy());
     req.pipe(up);
   });

@@ -13,7 +13,15 @@ let s3: TestS3;
 const FAST_RETRY = { attempts: 4, baseDelayMs: 2, maxDelayMs: 10 };
 
 function store(extra: Partial<S3Settings> = {}): S3Store {
-  return new S3Store({ endpoint: s3.endpoint, region: 'us-east-1', retry: FAST_RETRY, rangeBytes: 64 << 10, parallel: 4, partBytes: 5 << 20, ...extra });
+  return new S3Store({
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    retry: FAST_RETRY,
+    rangeBytes: 64 << 10,
+    parallel: 4,
+    partBytes: 5 << 20,
+    ...extra,
+  });
 }
 
 function url(key: string): string {
@@ -26,7 +34,10 @@ const get = (key: string) => s3.get(key);
 const keys = (prefix: string) => s3.keys(prefix);
 
 async function failure(p: Promise<unknown>): Promise<AvgCkptError> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(AvgCkptError);
   return e as AvgCkptError;
 }
@@ -42,7 +53,10 @@ describe('s3:// paths', () => {
   it('splits bucket and key, keeps the scheme when joining, and refuses a malformed bucket', () => {
     expect(isS3Path('s3://b-1/x')).toBe(true);
     expect(isS3Path('./s3:/x')).toBe(false);
-    expect(parseS3Path('s3://my.bucket/run/ckpt-1/model.safetensors')).toEqual({ bucket: 'my.bucket', key: 'run/ckpt-1/model.safetensors' });
+    expect(parseS3Path('s3://my.bucket/run/ckpt-1/model.safetensors')).toEqual({
+      bucket: 'my.bucket',
+      key: 'run/ckpt-1/model.safetensors',
+    });
     expect(parseS3Path('s3://bkt')).toEqual({ bucket: 'bkt', key: '' });
     expect(joinS3Path('s3://bkt/run', 'a')).toBe('s3://bkt/run/a');
     expect(joinS3Path('s3://bkt/run/', 'a')).toBe('s3://bkt/run/a');
@@ -83,7 +97,12 @@ describe('S3Store reads', () => {
     const st = store();
     const path = url('list/run/checkpoint-100/model.safetensors');
     const before = s3.requests.filter((r) => r.startsWith('GET /avg-ckpt-test/list/run/checkpoint-100')).length;
-    for (const [pos, len] of [[0, 8], [1, 300_000], [999_000, 1_003], [0, data.byteLength]]) {
+    for (const [pos, len] of [
+      [0, 8],
+      [1, 300_000],
+      [999_000, 1_003],
+      [0, data.byteLength],
+    ]) {
       const into = new Uint8Array(len);
       await st.read(path, pos, into);
       expect(Buffer.from(into).equals(data.subarray(pos, pos + len))).toBe(true);
@@ -125,14 +144,21 @@ describe('S3 faults', () => {
     s3.faults.push({ kind: '503', times: 1000, match: (r) => r.method === 'GET' && r.url!.includes('faults/a.bin') });
     const e = await failure(st.read(url('faults/a.bin'), 0, new Uint8Array(1000)));
     s3.faults.pop();
-    expect(e.oneLine()).toBe('s3://avg-ckpt-test/faults/a.bin: cannot read bytes 0-999: SlowDown: Please reduce your request rate. (HTTP 503, still failing after retries)');
+    expect(e.oneLine()).toBe(
+      's3://avg-ckpt-test/faults/a.bin: cannot read bytes 0-999: SlowDown: Please reduce your request rate. (HTTP 503, still failing after retries)',
+    );
     expect(e.oneLine()).not.toContain('\n');
   });
 
   it('retries a body cut short by a dropped connection', async () => {
     const st = store();
     await st.open(url('faults/a.bin'));
-    s3.faults.push({ kind: 'cut', afterBytes: 1000, times: 2, match: (r) => r.method === 'GET' && r.url!.includes('faults/a.bin') });
+    s3.faults.push({
+      kind: 'cut',
+      afterBytes: 1000,
+      times: 2,
+      match: (r) => r.method === 'GET' && r.url!.includes('faults/a.bin'),
+    });
     const into = new Uint8Array(data.byteLength);
     await st.read(url('faults/a.bin'), 0, into);
     expect(Buffer.from(into).equals(data)).toBe(true);
@@ -150,7 +176,9 @@ describe('S3 faults', () => {
     const gone = await failure(st.read(url('faults/gone.bin'), 0, new Uint8Array(100)));
     expect(gone.oneLine()).toBe('s3://avg-ckpt-test/faults/gone.bin: was deleted while avg-ckpt read it');
     const replaced = await failure(st.read(url('faults/replaced.bin'), 0, new Uint8Array(100)));
-    expect(replaced.oneLine()).toBe('s3://avg-ckpt-test/faults/replaced.bin: was replaced while avg-ckpt read it (its ETag changed)');
+    expect(replaced.oneLine()).toBe(
+      's3://avg-ckpt-test/faults/replaced.bin: was replaced while avg-ckpt read it (its ETag changed)',
+    );
   });
 });
 
@@ -162,7 +190,9 @@ describe('S3 outputs', () => {
     expect(await keys('out/big.bin')).toEqual([]); // nothing visible before completion
     await w.close(data.byteLength);
     expect((await get('out/big.bin')).equals(data)).toBe(true);
-    const uploads = s3.requests.filter((r) => r.startsWith('PUT /avg-ckpt-test/out/big.bin?') && r.includes('partNumber='));
+    const uploads = s3.requests.filter(
+      (r) => r.startsWith('PUT /avg-ckpt-test/out/big.bin?') && r.includes('partNumber='),
+    );
     expect(uploads.length).toBe(3); // 5 MiB + 5 MiB + the rest
   });
 
@@ -181,7 +211,11 @@ describe('S3 outputs', () => {
     await out.put('config.json', new TextEncoder().encode('{}'));
     expect(await keys('out/folder/')).toEqual(['out/folder/config.json', 'out/folder/model.safetensors']);
     await out.commit();
-    expect(await keys('out/folder/')).toEqual(['out/folder/_SUCCESS', 'out/folder/config.json', 'out/folder/model.safetensors']);
+    expect(await keys('out/folder/')).toEqual([
+      'out/folder/_SUCCESS',
+      'out/folder/config.json',
+      'out/folder/model.safetensors',
+    ]);
     const puts = s3.requests.filter((r) => r.startsWith('PUT /avg-ckpt-test/out/folder/'));
     expect(puts.at(-1)).toBe(`PUT /avg-ckpt-test/out/folder/${SUCCESS_MARKER}?x-id=PutObject`);
     const again = await failure(S3Output.begin(store(), url('out/folder'), 'dir', false));
@@ -203,22 +237,36 @@ describe('S3 outputs', () => {
     await out.put('model-00001-of-00002.safetensors', new Uint8Array(100));
     const w = out.create('model-00002-of-00002.safetensors', 11 << 20);
     await w.write(randomBytes(6 << 20)); // one part uploaded, the multipart upload started
-    expect(s3.requests.some((r) => r.startsWith('POST /avg-ckpt-test/out/aborted/model-00002-of-00002.safetensors?uploads'))).toBe(true);
+    expect(
+      s3.requests.some((r) => r.startsWith('POST /avg-ckpt-test/out/aborted/model-00002-of-00002.safetensors?uploads')),
+    ).toBe(true);
     await out.abort();
     expect(await keys('out/aborted')).toEqual([]);
-    expect(s3.requests.filter((r) => r.startsWith('DELETE /avg-ckpt-test/out/aborted/model-00002-of-00002.safetensors?uploadId='))).toHaveLength(1);
+    expect(
+      s3.requests.filter((r) =>
+        r.startsWith('DELETE /avg-ckpt-test/out/aborted/model-00002-of-00002.safetensors?uploadId='),
+      ),
+    ).toHaveLength(1);
   });
 
   it('a part that keeps failing fails the write with one line; discard leaves no object', async () => {
-    s3.faults.push({ kind: '503', times: 1000, match: (r) => r.method === 'PUT' && r.url!.includes('out/failing.bin') });
+    s3.faults.push({
+      kind: '503',
+      times: 1000,
+      match: (r) => r.method === 'PUT' && r.url!.includes('out/failing.bin'),
+    });
     const w = new S3ObjectWriter(store(), url('out/failing.bin'));
-    const e = await failure((async () => {
-      await w.write(randomBytes(16 << 20));
-      await w.close();
-    })());
+    const e = await failure(
+      (async () => {
+        await w.write(randomBytes(16 << 20));
+        await w.close();
+      })(),
+    );
     s3.faults.pop();
     await w.discard();
-    expect(e.oneLine()).toMatch(/^s3:\/\/avg-ckpt-test\/out\/failing\.bin: cannot upload part \d: SlowDown: .*HTTP 503/);
+    expect(e.oneLine()).toMatch(
+      /^s3:\/\/avg-ckpt-test\/out\/failing\.bin: cannot upload part \d: SlowDown: .*HTTP 503/,
+    );
     expect(await keys('out/failing.bin')).toEqual([]);
   });
 });
@@ -228,11 +276,20 @@ describe('a server killed mid-read', () => {
     const mine = await startS3('killed-bucket');
     try {
       await mine.put('k.bin', randomBytes(600_000));
-      const st = new S3Store({ endpoint: mine.endpoint, region: 'us-east-1', retry: FAST_RETRY, rangeBytes: 64 << 10, parallel: 2, partBytes: 5 << 20 });
+      const st = new S3Store({
+        endpoint: mine.endpoint,
+        region: 'us-east-1',
+        retry: FAST_RETRY,
+        rangeBytes: 64 << 10,
+        parallel: 2,
+        partBytes: 5 << 20,
+      });
       let seen = 0;
       mine.faults.push({ kind: 'kill', times: 1, match: (r) => r.method === 'GET' && ++seen === 3 });
       const e = await failure(st.read('s3://killed-bucket/k.bin', 0, new Uint8Array(600_000)));
-      expect(e.oneLine()).toMatch(/^s3:\/\/killed-bucket\/k\.bin: cannot read bytes 0-599999: cannot reach the S3 endpoint \(ECONN(REFUSED|RESET)\)$/);
+      expect(e.oneLine()).toMatch(
+        /^s3:\/\/killed-bucket\/k\.bin: cannot read bytes 0-599999: cannot reach the S3 endpoint \(ECONN(REFUSED|RESET)\)$/,
+      );
       st.client.destroy();
     } finally {
       await mine.stop();
