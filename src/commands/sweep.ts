@@ -18,6 +18,7 @@ import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidate
 import type { Evaluator } from '../eval/evaluator.js';
 import { metricsOver, type Metrics, type PerExample } from '../eval/metrics.js';
 import { CandidateFailed, eachConcurrently } from '../eval/scorer.js';
+import { isS3Path } from '../io/storage/s3-location.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/dtype.js';
 import { greedySoup } from '../recipes/greedy-soup.js';
@@ -93,6 +94,9 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
     ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
     ...reportOutputs(opts.outputs),
   ];
+  // onnxruntime writes and reads graphs as local files only: refuse rather than make a folder named `s3:`
+  if (opts.emitOnnx !== undefined && isS3Path(opts.emitOnnx.output))
+    throw new AvgCkptError('usage', `--emit-onnx ${opts.emitOnnx.output}: the ONNX output must be a local path`);
   if (opts.evalCommand !== undefined) {
     if (opts.emitOnnx)
       throw new AvgCkptError(

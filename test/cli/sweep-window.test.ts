@@ -179,6 +179,26 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     });
     expect(u.code).toBe(2);
     expect(u.stderr).toMatch(/--data DIR or --input NAME=FILE/);
+    // onnxruntime writes graphs to local files only: an s3:// graph output is refused, not made a local folder "s3:"
+    const cwd = mkdtempSync(join(tmpdir(), 'avg-ckpt-emit-s3-'));
+    const s3 = await runCli(
+      [
+        'sweep-window',
+        join(process.cwd(), MLP, 'run'),
+        '--onnx',
+        join(process.cwd(), MLP, 'model.onnx'),
+        '--data',
+        join(process.cwd(), MLP),
+        '--emit-onnx',
+        's3://bucket/best.onnx',
+        '--quiet',
+      ],
+      { inProcess: false, cwd },
+    );
+    expect(s3.code).toBe(2);
+    expect(s3.stderr).toMatch(/--emit-onnx s3:\/\/bucket\/best\.onnx: the ONNX output must be a local path/);
+    expect(existsSync(join(cwd, 's3:'))).toBe(false);
+    rmSync(cwd, { recursive: true, force: true });
   });
 });
 
