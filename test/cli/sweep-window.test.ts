@@ -11,6 +11,16 @@ import { ensureBuilt, runCli } from '../helpers/cli.js';
 
 const MLP = 'fixtures/runs/digits-mlp';
 const CNN = 'fixtures/runs/digits-cnn-fp16';
+/** sweep-window on the bundled MLP run and its own validation data, then `extra`. */
+const mlpSweep = (...extra: string[]) => [
+  'sweep-window',
+  `${MLP}/run`,
+  '--onnx',
+  `${MLP}/model.onnx`,
+  '--data',
+  MLP,
+  ...extra,
+];
 const cases = (
   oracle as unknown as {
     cases: Record<string, { lawa_end: Record<string, { loss: number }>; ema_end: Record<string, { loss: number }> }>;
@@ -26,12 +36,7 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     const best = join(tmp, 'best.safetensors');
     const baked = join(tmp, 'best.onnx');
     const r = await runCli([
-      'sweep-window',
-      `${MLP}/run`,
-      '--onnx',
-      `${MLP}/model.onnx`,
-      '--data',
-      MLP,
+      ...mlpSweep(),
       '--windows',
       '2,4,8,16',
       '--ema',
@@ -151,24 +156,7 @@ describe('avg-ckpt sweep-window (CLI)', () => {
       /stale\.onnx: 1 of the graph.s 6 float initializers match no checkpoint tensor.* "folded_bias" \[10\]/,
     );
     expect(r.stdout).toBe('');
-    const g = await runCli(
-      [
-        ...[
-          'sweep-window',
-          `${MLP}/run`,
-          '--onnx',
-          `${MLP}/model.onnx`,
-          '--data',
-          MLP,
-          '--device',
-          'webgpu',
-          '--windows',
-          '2',
-        ],
-        '--quiet',
-      ],
-      { inProcess: true },
-    );
+    const g = await runCli(mlpSweep('--device', 'webgpu', '--windows', '2', '--quiet'), { inProcess: true });
     if (g.code !== 0) {
       // no WebGPU adapter on this machine: a clear error, not a silent CPU run
       expect(g.code).toBe(1);
@@ -219,51 +207,17 @@ describe('avg-ckpt sweep-window: the runtime failing during run', () => {
       return 'x' in feeds ? real.apply(this, [feeds, ...rest] as never) : Promise.reject(failure);
     } as never);
     try {
-      const r = await runCli(
-        [
-          ...[
-            'sweep-window',
-            `${MLP}/run`,
-            '--onnx',
-            `${MLP}/model.onnx`,
-            '--data',
-            MLP,
-            '--windows',
-            '2',
-            '--device',
-            'cpu',
-            '--engine',
-            'mixture',
-          ],
-          '--quiet',
-        ],
-        { inProcess: true },
-      );
+      const r = await runCli(mlpSweep('--windows', '2', '--device', 'cpu', '--engine', 'mixture', '--quiet'), {
+        inProcess: true,
+      });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(
         /^avg-ckpt: fixtures\/runs\/digits-mlp\/model\.onnx: running the mixture \(2 checkpoints\) on cpu for raw-1200 ran out of memory or hit a device limit \(Concat node: Too many storage buffers .*\): use --engine fed .*--memory-budget.*--last N, --every N\)\n$/,
       );
       failure = new Error("Non-zero status code returned while running Gemm node. Name:'' Status Message: device lost");
-      const m = await runCli(
-        [
-          ...[
-            'sweep-window',
-            `${MLP}/run`,
-            '--onnx',
-            `${MLP}/model.onnx`,
-            '--data',
-            MLP,
-            '--windows',
-            '2',
-            '--device',
-            'cpu',
-            '--engine',
-            'materialize',
-          ],
-          '--quiet',
-        ],
-        { inProcess: true },
-      );
+      const m = await runCli(mlpSweep('--windows', '2', '--device', 'cpu', '--engine', 'materialize', '--quiet'), {
+        inProcess: true,
+      });
       expect(m.code).toBe(1);
       expect(m.stderr).toBe(
         'avg-ckpt: fixtures/runs/digits-mlp/model.onnx: onnxruntime failed running the graph on cpu for raw-1200: Gemm node: device lost\n',
