@@ -256,10 +256,14 @@ async function bindByValue(
     const name = t.name ?? '';
     const type = t.dataType ?? 0;
     const dims = dimsOf(t);
+    const sameSize = [...holder.tensors.values()].filter(
+      (src) => isReadableFloat(src.dtype) && numel(src.shape) === numel(dims),
+    );
+    // no tensor of its size: its bytes (possibly gigabytes of external data) need not be read
+    if (sameSize.length === 0) continue;
     const g = floatValues(type, await tensorBytes(t, model));
     const matches: BoundTensor[] = [];
-    for (const src of holder.tensors.values()) {
-      if (!isReadableFloat(src.dtype) || numel(src.shape) !== g.length) continue;
+    for (const src of sameSize) {
       const transforms: Transform[] = [sameDims(dims, src.shape) ? 'identity' : 'reshape'];
       if (src.shape.length === 2 && dims.length === 2 && dims[0] === src.shape[1] && dims[1] === src.shape[0])
         transforms.push('transpose');

@@ -14,8 +14,8 @@ import {
   onnxTypeName,
 } from '../dtype.js';
 import { decode } from '../float-codec.js';
-import { folderOf, resolveIn } from '../storage/paths.js';
-import { openReader, readWhole, storageError } from '../storage/storage.js';
+import { childInside, folderOf } from '../storage/paths.js';
+import { openReader, readWhole, statPath, storageError, type PathInfo } from '../storage/storage.js';
 
 export const onnx = onnxProto.onnx;
 export type ModelProto = onnxProto.onnx.ModelProto;
@@ -69,7 +69,43 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     throw new AvgCkptError('invalid-onnx', `not an ONNX model (${(e as Error).message})`, { file: path });
   }
   if (!proto.graph) throw new AvgCkptError('invalid-onnx', 'model has no graph', { file: path });
-  return { path, dir: folderOf(path), proto };
+  const model = { path, dir: folderOf(path), proto };
+  await checkExternalData(model);
+  return model;
+}
+
+/**
+ * Every external-data reference of the graph's initializers points at a file in the model's
+ * folder that holds its bytes: checked once, from the files' sizes, so that a hostile or
+ * truncated model is refused in one line before any engine reads it (the bytes are not read).
+ */
+async function checkExternalData(model: LoadedModel): Promise<void> {
+  const sizes = new Map<string, Promise<PathInfo | Error>>();
+  for (const t of model.proto.graph!.initializer ?? []) {
+    const ref = externalRef(t, model.dir, model.path);
+    if (ref === undefined) continue;
+    if (!sizes.has(ref.file))
+      sizes.set(
+        ref.file,
+        statPath(ref.file).catch((e: Error) => e),
+      );
+    const info = await sizes.get(ref.file)!;
+    const bad = (why: string) =>
+      new AvgCkptError('invalid-onnx', `external data "${ref.location}" ${why}`, {
+        file: model.path,
+        tensor: t.name ?? '',
+      });
+    if (info instanceof Error)
+      throw bad(
+        (info as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${info.message})`,
+      );
+    if (info.kind !== 'file')
+      throw bad(`is ${info.kind === 'dir' ? 'a folder' : 'not a regular file'}, not a data file`);
+    if (ref.offset + ref.length > info.size)
+      throw bad(
+        `runs past the end of its file: offset ${ref.offset} + length ${ref.length} > ${info.size} bytes (truncated?)`,
+      );
+  }
 }
 
 /** A deep copy of a model to rewrite, leaving the loaded one as it was. */
@@ -83,26 +119,61 @@ export function encodeModel(proto: ModelProto): Uint8Array {
 
 /** Where an externally stored tensor's bytes are. */
 export interface ExternalRef {
-  /** Absolute path of the data file. */
+  /** The data file's path: `location` inside the model's folder. */
   readonly file: string;
+  /** As the model wrote it, for messages. */
+  readonly location: string;
   readonly offset: number;
   readonly length: number;
 }
 
+/** A non-negative integer written in decimal, as onnx writes offsets and lengths. */
+function byteCount(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  return /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : Number.NaN;
+}
+
+/**
+ * The external-data reference of `t`, or undefined when its data is in the graph. A model is a
+ * user's file: a location must stay inside the model's folder (no absolute path, no `..` out of
+ * it, as onnx's own checker demands) and offset and length must be byte counts that cover
+ * exactly the tensor, else the model is refused here, naming the initializer.
+ */
 export function externalRef(t: TensorProto, dir: string, model: string): ExternalRef | undefined {
   if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) return undefined;
+  const tensor = t.name ?? '';
   const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = kv.get('location');
-  if (!location)
-    throw new AvgCkptError('invalid-onnx', 'external data has no location', { file: model, tensor: t.name ?? '' });
-  const offset = Number(kv.get('offset') ?? 0);
-  const length = kv.has('length') ? Number(kv.get('length')) : numel(dimsOf(t)) * elementBytes(t.dataType ?? 0);
-  return { file: resolveIn(dir, location), offset, length };
+  if (!location) throw new AvgCkptError('invalid-onnx', 'external data has no location', { file: model, tensor });
+  const file = childInside(dir, location);
+  if (file === undefined)
+    throw new AvgCkptError(
+      'invalid-onnx',
+      `external data location "${location}" is absolute or leaves the model's folder; it must name a file beside the model`,
+      { file: model, tensor },
+    );
+  const expected = numel(dimsOf(t)) * elementBytes(t.dataType ?? 0);
+  const offset = byteCount(kv.get('offset'), 0);
+  const length = byteCount(kv.get('length'), expected);
+  if (Number.isNaN(offset) || Number.isNaN(length))
+    throw new AvgCkptError(
+      'invalid-onnx',
+      `external data "${location}" has offset "${kv.get('offset')}" and length "${kv.get('length')}": byte counts expected`,
+      { file: model, tensor },
+    );
+  if (length !== expected)
+    throw new AvgCkptError(
+      'invalid-onnx',
+      `external data "${location}" has length ${length}, but the tensor's ${dimsOf(t).join('x') || 'scalar'} ${dtypeName(t.dataType ?? 0)} takes ${expected} bytes`,
+      { file: model, tensor },
+    );
+  return { file, location, offset, length };
 }
 
 /** Makes `t` point at `length` bytes at `offset` of `location` (relative to the session's folder). */
 export function setExternal(t: TensorProto, location: string, offset: number, length: number): void {
-  t.rawData = new Uint8Array(0);
+  // no raw_data field at all: onnx's checker refuses an external tensor that has one, even empty
+  t.rawData = null;
   t.floatData = [];
   t.int32Data = [];
   t.int64Data = [];
@@ -116,24 +187,52 @@ export function setExternal(t: TensorProto, location: string, offset: number, le
   ];
 }
 
+/** Pieces of external data read at once: large enough for sequential reads, small next to a model. */
+const PIECE = 8 << 20;
+
+/**
+ * Hands an initializer's bytes to `each`, in order: external data in pieces read from its file
+ * (the piece's buffer is reused: `each` must be done with it when its promise settles), so that
+ * a tensor of gigabytes is copied without ever being whole in memory; data in the graph at once.
+ */
+export async function forEachPiece(
+  t: TensorProto,
+  model: LoadedModel,
+  each: (piece: Uint8Array) => Promise<void>,
+): Promise<void> {
+  const ext = externalRef(t, model.dir, model.path);
+  if (ext === undefined) return each(await tensorBytes(t, model));
+  const doing = `read external data "${ext.location}" of initializer "${t.name}"`;
+  const reader = await openReader(ext.file).catch((e) => {
+    throw storageError(ext.file, e, doing);
+  });
+  try {
+    const piece = new Uint8Array(Math.min(PIECE, ext.length));
+    for (let done = 0; done < ext.length; ) {
+      const part = piece.subarray(0, Math.min(piece.byteLength, ext.length - done));
+      await reader.read(ext.offset + done, part).catch((e) => {
+        throw storageError(ext.file, e, doing);
+      });
+      await each(part);
+      done += part.byteLength;
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
 /** An initializer's data as little-endian bytes, in its own element type. */
 export async function tensorBytes(t: TensorProto, model: LoadedModel): Promise<Uint8Array> {
   const type = t.dataType ?? 0;
   const n = numel(dimsOf(t));
   const size = elementBytes(type);
-  const ext = externalRef(t, model.dir, model.path);
-  if (ext !== undefined) {
-    const out = new Uint8Array(ext.length);
-    try {
-      const reader = await openReader(ext.file);
-      try {
-        await reader.read(ext.offset, out);
-      } finally {
-        await reader.close();
-      }
-    } catch (e) {
-      throw storageError(ext.file, e, `read external data of initializer "${t.name}"`);
-    }
+  if (externalRef(t, model.dir, model.path) !== undefined) {
+    const out = new Uint8Array(n * size);
+    let at = 0;
+    await forEachPiece(t, model, async (piece) => {
+      out.set(piece, at);
+      at += piece.byteLength;
+    });
     return out;
   }
   if (t.rawData && t.rawData.byteLength > 0) return t.rawData;

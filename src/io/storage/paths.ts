@@ -14,12 +14,6 @@ export function folderOf(path: string): string {
   return isS3Path(path) ? path.slice(0, path.lastIndexOf('/')) : dirname(resolve(path));
 }
 
-/** `location` relative to `dir`, unless it is absolute (a local path or an s3:// path). */
-export function resolveIn(dir: string, location: string): string {
-  if (isS3Path(location) || (!isS3Path(dir) && isAbsolute(location))) return location;
-  return isS3Path(dir) ? joinS3Path(dir, location) : resolve(dir, location);
-}
-
 /**
  * `dir` joined with the relative name `rel`, or undefined when `rel` is absolute or leaves
  * `dir` (a shard name in an index must not point elsewhere).
