@@ -14,7 +14,7 @@ import wabt from 'wabt';
 export const WAT = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'engine', 'kernels.wat');
 const SHARED_IMPORT = '(memory 1 65536 shared)';
 const PLAIN_IMPORT = '(memory 1 65536)';
-const FEATURES = { simd: true, threads: true, multi_value: true };
+const FEATURES = { simd: true, threads: true, multi_value: true, bulk_memory: true };
 
 /** The two binaries, from the text of kernels.wat. */
 export async function assembleKernels(text = readFileSync(WAT, 'utf8')) {

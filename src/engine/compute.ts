@@ -15,8 +15,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { bytesPerElement, type ReadableFloat, type WritableFloat } from '../io/dtype.js';
-import { encode, firstNonFinite } from '../io/float-codec.js';
-import { accumulateIn, simdEncoder } from './kernels.js';
+import { encode } from '../io/float-codec.js';
+import { accumulateIn, hasNonFiniteIn, simdEncoder, zeroIn } from './kernels.js';
 
 /** One output's share of a chunk: which inputs (index into `ChunkJob.inputs`) with which weights. */
 export interface OutputJob {
@@ -51,7 +51,7 @@ export const BLOCK = 1 << 14;
 export function encodeIn(memory: WebAssembly.Memory, dt: WritableFloat, acc: Float64Array, out: Uint8Array): void {
   const simd = simdEncoder(memory, dt);
   const size = bytesPerElement(dt);
-  const bulk = simd === null ? 0 : acc.length - (acc.length % 8);
+  const bulk = simd === null ? 0 : acc.length - (acc.length % 8); // 8: every encoder's step divides it
   if (simd !== null && bulk > 0) simd(acc.byteOffset, out.byteOffset, bulk);
   encode(dt, acc.subarray(bulk), out.subarray(bulk * size));
 }
@@ -72,12 +72,12 @@ export function computeBlocks(job: ChunkJob, memory: WebAssembly.Memory): boolea
     });
     job.outputs.forEach((o, k) => {
       const acc = new Float64Array(buffer, o.acc + start * 8, m);
-      acc.fill(0);
+      zeroIn(memory, acc);
       for (const [i, w] of o.terms) accumulateIn(memory, job.inputs[i].dtype, inputs[i], acc, w);
       const size = bytesPerElement(o.dt);
       const out = new Uint8Array(buffer, o.out + start * size, m * size);
       encodeIn(memory, o.dt, acc, out);
-      if (job.check && !nonFinite[k]) nonFinite[k] = firstNonFinite(o.dt, out) >= 0;
+      if (job.check && !nonFinite[k]) nonFinite[k] = hasNonFiniteIn(memory, o.dt, out);
     });
   }
   return nonFinite;

@@ -4,7 +4,9 @@
  * widens bf16 and f32 in registers and is several times faster. The arithmetic is the same IEEE
  * multiply then add, in the same order, so results are bit-identical to `accumulate`. Encode to
  * bf16 and f16: the same steps as `encode` (round-to-odd to f32, then round-to-nearest-even),
- * four lanes at a time, bit-identical to it.
+ * four lanes at a time, bit-identical to it; to f32: round to nearest even, as `encode`. Zeroing
+ * the accumulator and the finiteness check of encoded values are kernels too: over a shared
+ * memory V8's typed-array loops are several times slower (kernels.wat says how much).
  *
  * The kernels can only see their own memory, so the engine allocates its read buffers and its
  * accumulator from an `Arena` over that memory: the data is never copied in.
@@ -13,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AvgCkptError } from '../errors.js';
 import { bytesPerElement, type ReadableFloat, type WritableFloat } from '../io/dtype.js';
-import { accumulate } from '../io/float-codec.js';
+import { accumulate, firstNonFinite } from '../io/float-codec.js';
 
 /**
  * The kernels' binaries, assembled from kernels.wat by scripts/assemble-kernels.js (`npm run
@@ -51,7 +53,12 @@ function kernelModule(shared: boolean): WebAssembly.Module | null {
 type Kernel = (src: number, dst: number, n: number, w: number) => void;
 /** Encodes n float64 at byte offset src as bf16 or f16 at dst; n a multiple of 8. */
 export type EncodeKernel = (src: number, dst: number, n: number) => void;
-type Exports = Record<'f32' | 'bf16' | 'f64', Kernel> & Record<'toBf16' | 'toF16', EncodeKernel>;
+type Exports = Record<'f32' | 'bf16' | 'f64', Kernel> &
+  Record<'toBf16' | 'toF16' | 'toF32', EncodeKernel> & {
+    zero: (dst: number, n: number) => void;
+    nonFinite16: (src: number, n: number, mask: number) => number;
+    nonFinite32: (src: number, n: number) => number;
+  };
 
 /** One instance per Memory object (a worker has its own object for the same shared memory). */
 const instances = new WeakMap<WebAssembly.Memory, Exports | null>();
@@ -75,11 +82,34 @@ export function memoryOf(buffer: ArrayBuffer | SharedArrayBuffer): WebAssembly.M
   return memories.get(buffer);
 }
 
-/** The SIMD float64 -> `d` encoder over `memory`, or null for F32/F64 or where SIMD is unavailable. */
+/** The SIMD float64 -> `d` encoder over `memory`, or null for F64 or where SIMD is unavailable. */
 export function simdEncoder(memory: WebAssembly.Memory, d: WritableFloat): EncodeKernel | null {
-  if (d !== 'BF16' && d !== 'F16') return null;
+  if (d === 'F64') return null;
   const e = instance(memory);
-  return e === null ? null : d === 'BF16' ? e.toBf16 : e.toF16;
+  return e === null ? null : d === 'BF16' ? e.toBf16 : d === 'F16' ? e.toF16 : e.toF32;
+}
+
+/** Zeroes `acc` (a view of `memory`). */
+export function zeroIn(memory: WebAssembly.Memory, acc: Float64Array): void {
+  const e = instance(memory);
+  if (e === null || acc.buffer !== memory.buffer) acc.fill(0);
+  else e.zero(acc.byteOffset, acc.length);
+}
+
+/** Exponent bits of the 16-bit formats: all ones is an infinity or a NaN. */
+const EXPONENT16: Partial<Record<WritableFloat, number>> = { BF16: 0x7f80, F16: 0x7c00 };
+
+/** Whether encoded `bytes` (a view of `memory`) hold an infinity or a NaN: SIMD for the bulk, JS for the rest. */
+export function hasNonFiniteIn(memory: WebAssembly.Memory, d: WritableFloat, bytes: Uint8Array): boolean {
+  const e = instance(memory);
+  const size = bytesPerElement(d);
+  const n = bytes.byteLength / size;
+  if (e === null || d === 'F64' || bytes.buffer !== memory.buffer) return firstNonFinite(d, bytes) >= 0;
+  const step = d === 'F32' ? 4 : 8;
+  const bulk = n - (n % step);
+  const hit =
+    d === 'F32' ? e.nonFinite32(bytes.byteOffset, bulk) : e.nonFinite16(bytes.byteOffset, bulk, EXPONENT16[d]!);
+  return hit !== 0 || firstNonFinite(d, bytes.subarray(bulk * size)) >= 0;
 }
 
 /**

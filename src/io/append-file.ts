@@ -1,11 +1,16 @@
 /**
- * A new file written front to back: small writes are coalesced into 4 MiB ones, large ones go
- * straight out; `close` fsyncs (or completes the upload). The one appending writer under the
+ * A new file written front to back: small writes are coalesced into 4 MiB ones, the rest go
+ * straight out from the caller's buffer (a merge writes a few hundred MiB in chunks of 0.5-4 MiB:
+ * copying them cost the main thread two passes over the output and their garbage); `close`
+ * fsyncs (or completes the upload). The one appending writer under the
  * safetensors and .pt writers, over a local file or an object (see storage/output.ts).
  */
 import { createLocalFile, type ByteSink } from './storage/output.js';
 
+/** Pending small appends are written once they reach this many bytes. */
 const COALESCE = 4 << 20;
+/** Appends of at least this many bytes are written as they are: one syscall each costs little. */
+const DIRECT = 256 << 10;
 
 export class AppendFile {
   /** Bytes on disk so far (pending ones not included). */
@@ -35,7 +40,7 @@ export class AppendFile {
 
   /** Appends bytes (copied if they are kept for coalescing, so callers may reuse the buffer). */
   async append(bytes: Uint8Array): Promise<void> {
-    if (bytes.byteLength >= COALESCE) {
+    if (bytes.byteLength >= DIRECT) {
       await this.flush();
       await this.writeOut(bytes);
       return;

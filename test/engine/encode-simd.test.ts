@@ -1,12 +1,12 @@
 /**
- * The SIMD float64 -> bf16 / f16 encoders (kernels.wat, used by the merge through encodeIn)
- * give exactly the bytes of `encode`: every bf16 and f16 value, the midpoints between neighbours and the float64s
+ * The SIMD float64 -> bf16 / f16 / f32 encoders (kernels.wat, used by the merge through encodeIn)
+ * give exactly the bytes of `encode`, and the SIMD finiteness check agrees with `firstNonFinite`: every bf16 and f16 value, the midpoints between neighbours and the float64s
  * next to them, float32 ties (double-rounding traps), NaNs of either sign and any payload,
  * infinities, overflow, subnormals, zeros, random bit patterns, and lengths that leave a JS tail.
  */
 import { describe, expect, it } from 'vitest';
 import { encodeIn } from '../../src/engine/compute.js';
-import { Arena, memoryOf, simdEncoder } from '../../src/engine/kernels.js';
+import { Arena, hasNonFiniteIn, memoryOf, simdEncoder, zeroIn } from '../../src/engine/kernels.js';
 import { encode, firstNonFinite } from '../../src/io/float-codec.js';
 
 const bits = new BigUint64Array(1);
@@ -97,24 +97,36 @@ function cases(): number[] {
   return v;
 }
 
-function simdEncode(dt: 'BF16' | 'F16', values: Float64Array, shared: boolean): Uint8Array {
+type Encoded = 'BF16' | 'F16' | 'F32';
+const SIZE: Record<Encoded, number> = { BF16: 2, F16: 2, F32: 4 };
+
+function simdEncode(dt: Encoded, values: Float64Array, shared: boolean): Uint8Array {
   const n = values.length;
-  const arena = new Arena(n * 10 + 64, shared);
+  const arena = new Arena(n * 12 + 64, shared);
   const acc = arena.f64(n);
   acc.set(values);
-  const out = arena.bytes(n * 2);
+  const out = arena.bytes(n * SIZE[dt]);
   encodeIn(arena.memory, dt, acc, out);
-  expect(firstNonFinite(dt, out) >= 0).toBe(firstNonFinite(dt, jsEncode(dt, values)) >= 0); // overflow included
+  // the SIMD check against the JS one, on the same bytes (overflow to infinity included)
+  expect(hasNonFiniteIn(arena.memory, dt, out)).toBe(firstNonFinite(dt, jsEncode(dt, values)) >= 0);
   return out.slice();
 }
 
-function jsEncode(dt: 'BF16' | 'F16', values: Float64Array): Uint8Array {
-  const out = new Uint8Array(Math.ceil((values.length * 2) / 8) * 8);
+function jsEncode(dt: Encoded, values: Float64Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil((values.length * SIZE[dt]) / 8) * 8);
   encode(dt, values, out);
-  return out.subarray(0, values.length * 2);
+  return out.subarray(0, values.length * SIZE[dt]);
 }
 
-describe('SIMD bf16 and f16 encode', () => {
+/** Element i of encoded bytes, as an unsigned integer. */
+function word(bytes: Uint8Array, dt: Encoded, i: number): number {
+  const s = SIZE[dt];
+  let w = 0;
+  for (let b = s - 1; b >= 0; b--) w = w * 256 + bytes[i * s + b];
+  return w;
+}
+
+describe('SIMD bf16, f16 and f32 encode', () => {
   const values = Float64Array.from(cases());
 
   it('is compiled and reachable from an Arena, plain or shared', () => {
@@ -122,19 +134,20 @@ describe('SIMD bf16 and f16 encode', () => {
       const m = memoryOf(new Arena(1 << 16, shared).buffer)!;
       expect(simdEncoder(m, 'BF16')).not.toBeNull();
       expect(simdEncoder(m, 'F16')).not.toBeNull();
-      expect(simdEncoder(m, 'F32')).toBeNull();
+      expect(simdEncoder(m, 'F32')).not.toBeNull();
+      expect(simdEncoder(m, 'F64')).toBeNull();
     }
   });
 
-  for (const dt of ['BF16', 'F16'] as const) {
+  for (const dt of ['BF16', 'F16', 'F32'] as const) {
     for (const shared of [false, true]) {
       it(`${dt}: matches encode byte for byte (${values.length} values, ${shared ? 'shared' : 'plain'} memory)`, () => {
         const got = simdEncode(dt, values, shared);
         const want = jsEncode(dt, values);
         const bad: string[] = [];
         for (let i = 0; i < values.length && bad.length < 10; i++) {
-          const g = got[2 * i] | (got[2 * i + 1] << 8),
-            w = want[2 * i] | (want[2 * i + 1] << 8);
+          const g = word(got, dt, i),
+            w = word(want, dt, i);
           if (g !== w)
             bad.push(`${toBits(values[i]).toString(16)} (${values[i]}): simd ${g.toString(16)} js ${w.toString(16)}`);
         }
@@ -155,10 +168,54 @@ describe('SIMD bf16 and f16 encode', () => {
       const arena = new Arena(4096);
       const acc = arena.f64(n);
       acc.set(values.subarray(0, n));
-      const out = arena.bytes(n * 2 + 16);
+      const out = arena.bytes(n * SIZE[dt] + 8 * SIZE[dt]);
       out.fill(0xab);
       simdEncoder(memoryOf(arena.buffer)!, dt)!(acc.byteOffset, out.byteOffset, 8);
-      expect(Array.from(out.subarray(16))).toEqual(new Array(n * 2).fill(0xab));
+      expect(Array.from(out.subarray(8 * SIZE[dt]))).toEqual(new Array(n * SIZE[dt]).fill(0xab));
     });
   }
+});
+
+describe('SIMD finiteness check and zeroing', () => {
+  it('finds one infinity or NaN at any position of any length, in each format', () => {
+    const bad: Record<Encoded, number[]> = {
+      BF16: [0x7f80, 0xff80, 0x7fc0, 0x7f81],
+      F16: [0x7c00, 0xfc00, 0x7e00, 0x7c01],
+      F32: [0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001],
+    };
+    for (const dt of ['BF16', 'F16', 'F32'] as const) {
+      const s = SIZE[dt];
+      for (const n of [1, 3, 4, 7, 8, 9, 16, 17, 33]) {
+        const arena = new Arena(4096, true);
+        const out = arena.bytes(n * s);
+        // the largest finite value of the format everywhere (all exponent bits but the last one)
+        const big = dt === 'BF16' ? 0x7f7f : dt === 'F16' ? 0x7bff : 0x7f7fffff;
+        const put = (i: number, v: number) => {
+          for (let b = 0; b < s; b++) out[i * s + b] = (v / 256 ** b) & 0xff;
+        };
+        for (let i = 0; i < n; i++) put(i, big);
+        expect(hasNonFiniteIn(arena.memory, dt, out)).toBe(false);
+        for (let i = 0; i < n; i++) {
+          put(i, bad[dt][i % 4]);
+          expect(hasNonFiniteIn(arena.memory, dt, out), `${dt} n=${n} at ${i}`).toBe(true);
+          put(i, big);
+        }
+      }
+    }
+  });
+
+  it('zeroes exactly the accumulator, in plain and shared memory', () => {
+    for (const shared of [false, true]) {
+      const arena = new Arena(4096, shared);
+      const all = arena.f64(40);
+      all.fill(-1.5);
+      zeroIn(arena.memory, all.subarray(3, 36));
+      expect(Array.from(all)).toEqual([
+        ...new Array(3).fill(-1.5),
+        ...new Array(33).fill(0),
+        ...new Array(4).fill(-1.5),
+      ]);
+      expect(Object.is(all[3], 0)).toBe(true);
+    }
+  });
 });
