@@ -12,6 +12,8 @@
  *
  * Environment: AVG_BENCH_CKPTS (8), AVG_BENCH_MB (256, per checkpoint), AVG_BENCH_PAIRS (3
  * rounds), AVG_BENCH_DTYPES (f32,bf16), AVG_BENCH_THREADS (1..nproc; 0 skips that part),
+ * AVG_BENCH_LAST (the --last of the threads part: N, the checkpoints, by default; a list such as
+ * 2,4,6,8 writes several outputs in one pass, more arithmetic per byte read),
  * AVG_BENCH_MODES (cold,warm), AVG_BENCH_RECIPES (4; 0 skips that part), AVG_BENCH_CLI
  * (bin/avg-ckpt.js: point it at a copy of another build to compare builds, or to keep a rebuild
  * of dist/ from landing mid-run). Needs `npm run build` first; it runs the real CLI.
@@ -37,6 +39,7 @@ const THREADS = (
   .filter((t) => t > 0);
 const MODES = (process.env.AVG_BENCH_MODES ?? 'cold,warm').split(',');
 const RECIPES = Number(process.env.AVG_BENCH_RECIPES ?? 4);
+const LAST = process.env.AVG_BENCH_LAST ?? String(CKPTS);
 const READ_BS = '16M';
 const CLI = process.env.AVG_BENCH_CLI ?? join(ROOT, 'bin', 'avg-ckpt.js');
 
@@ -219,8 +222,10 @@ function cliMerge(run, mergeArgs) {
   return { seconds, peakRssMB: m ? Number(m[1]) / 1024 : NaN, cpuSeconds: cpu };
 }
 
+/** The threads part's merge: one output, or a folder of outputs when LAST lists several windows. */
 function merge(run, output, threads) {
-  return cliMerge(run, ['--method', 'lawa', '--last', String(CKPTS), '--threads', String(threads), '-o', output]);
+  const out = LAST.includes(',') ? join(output, '{name}.safetensors') : output;
+  return cliMerge(run, ['--method', 'lawa', '--last', LAST, '--threads', String(threads), '-o', out]);
 }
 
 /** The M LAWA windows of the recipes bench: 2, 4, 6, 8 for M = 4 over 8 checkpoints. */
@@ -262,7 +267,7 @@ const results = [];
 const recipeResults = [];
 for (const dtype of DTYPES) {
   const run = makeRun(dtype);
-  const output = join(OUT, `merged-${dtype}.safetensors`);
+  const output = join(OUT, LAST.includes(',') ? `merged-${dtype}` : `merged-${dtype}.safetensors`);
   const contenders = ['read', ...THREADS.map((t) => `merge-${t}`)];
   for (const mode of THREADS.length > 0 ? MODES : []) {
     const rounds = [];
@@ -271,7 +276,7 @@ for (const dtype of DTYPES) {
       const order = contenders.map((_, i) => contenders[(i + p) % contenders.length]);
       const round = {};
       for (const what of order) {
-        if (mode === 'cold') dropCaches([...run.files, output].filter(existsSync));
+        if (mode === 'cold') dropCaches([...run.files, output].filter((f) => existsSync(f) && statSync(f).isFile()));
         else plainRead(run.files); // warm: the inputs were just read
         const m = { cachedBeforeMB: (cachedBytes(run.files) ?? NaN) / 1e6, load1: loadavg()[0] };
         if (what === 'read') m.seconds = plainRead(run.files);
@@ -298,6 +303,8 @@ for (const dtype of DTYPES) {
         speedup: oneS / med((r) => r[k].seconds),
         peakRssMB: Math.max(...rounds.map((r) => r[k].peakRssMB)),
         cpuSeconds: med((r) => r[k].cpuSeconds),
+        // cores kept busy: CPU seconds (the reads' copies in libuv's pool included) per wall second
+        coresBusy: med((r) => r[k].cpuSeconds / r[k].seconds),
         load1: median(rounds.flatMap((r) => contenders.map((c) => r[c].load1))),
         rounds: rounds.map((r) => ({ read: r.read.seconds, merge: r[k].seconds })),
       });
@@ -342,7 +349,7 @@ for (const dtype of DTYPES) {
     }
     rmSync(dir, { recursive: true, force: true });
   }
-  rmSync(output, { force: true });
+  rmSync(output, { recursive: true, force: true });
 }
 
 const machine = {
@@ -360,7 +367,7 @@ const config = {
   modes: MODES,
   cacheDrop: dropMethod,
   read: `dd bs=${READ_BS} of=/dev/null, files in order`,
-  merge: `avg-ckpt merge RUN --method lawa --last ${CKPTS} --threads T -o OUT --force -q`,
+  merge: `avg-ckpt merge RUN --method lawa --last ${LAST} --threads T -o OUT --force -q`,
   rss: HAVE_TIME ? '/usr/bin/time -v' : 'process.resourceUsage().maxRSS',
 };
 writeFileSync(
@@ -370,15 +377,15 @@ writeFileSync(
 
 const f = (x, d = 0) => x.toFixed(d);
 console.log(
-  `\nmerge: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} rounds (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`,
+  `\nmerge --last ${LAST}: ${CKPTS} checkpoints x ${MB} MB, ${PAIRS} rounds (median), cache drop: ${dropMethod}; ${machine.nproc} x ${machine.cpu}, ${machine.ramGB} GB, ${machine.filesystem}\n`,
 );
 console.log(
-  '| dtype | cache | threads | read MB/s | merge MB/s | merge/read | speed-up vs 1 thread | peak RSS | CPU (user+sys) | load avg (1 min) |',
+  '| dtype | cache | threads | read MB/s | merge MB/s | merge/read | speed-up vs 1 thread | peak RSS | CPU (user+sys) | cores busy | load avg (1 min) |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   console.log(
-    `| ${r.dtype} | ${r.mode} | ${r.threads} | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.speedup, 2)} | ${f(r.peakRssMB)} MB | ${f(r.cpuSeconds, 2)} s | ${f(r.load1, 1)} |`,
+    `| ${r.dtype} | ${r.mode} | ${r.threads} | ${f(r.readMBps)} | ${f(r.mergeMBps)} | ${f(r.ratio, 2)} | ${f(r.speedup, 2)} | ${f(r.peakRssMB)} MB | ${f(r.cpuSeconds, 2)} s | ${f(r.coresBusy, 2)} | ${f(r.load1, 1)} |`,
   );
 }
 if (recipeResults.length > 0) {
