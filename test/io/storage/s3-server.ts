@@ -3,6 +3,7 @@
  * folder), behind a small proxy that records requests and injects faults (503 SlowDown storms,
  * bodies cut short). Both stop by themselves after `lifetimeMs` even if a test forgets.
  */
+import crypto from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -49,8 +50,25 @@ function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
 }
 
+/**
+ * s3rver encrypts its ListObjectsV2 continuation tokens with single DES, which OpenSSL 3 (Node
+ * 17+) only has in its legacy provider: without this, every listing past one page (1,000 keys)
+ * answers 500. Triple DES with three equal keys is single DES, and is in the default provider.
+ */
+function shimSingleDes(): void {
+  const c = crypto as unknown as Record<'createCipheriv' | 'createDecipheriv', (...a: unknown[]) => unknown>;
+  for (const name of ['createCipheriv', 'createDecipheriv'] as const) {
+    const original = c[name];
+    if ((original as { desShim?: true }).desShim) continue;
+    const shimmed = (alg: unknown, key: Buffer, ...rest: unknown[]) =>
+      alg === 'des' ? original('des-ede3-cbc', Buffer.concat([key, key, key]), ...rest) : original(alg, key, ...rest);
+    c[name] = Object.assign(shimmed, { desShim: true as const });
+  }
+}
+
 export async function startS3(bucket = 'avg-ckpt-test', lifetimeMs = 300_000): Promise<TestS3> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  shimSingleDes();
   // s3rver's fixed credentials, found by the client through the usual chain (the environment)
   process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
   process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';

@@ -93,6 +93,24 @@ describe('S3Store reads', () => {
     expect(await st.stat(url('list/run/nothing'))).toBeUndefined();
   });
 
+  it('lists a folder and a key prefix past one page (S3 returns at most 1,000 keys per request)', async () => {
+    const names = Array.from({ length: 1003 }, (_, i) => `f${String(i).padStart(4, '0')}.bin`);
+    for (let i = 0; i < names.length; i += 100)
+      await Promise.all(names.slice(i, i + 100).map((n) => put(`many/${n}`, n)));
+    await put('many/sub/x.bin', 'x');
+    const st = store();
+    const before = s3.requests.filter((r) => r.includes('list-type=2')).length;
+    const listed = await st.list(url('many'));
+    expect(listed.length).toBe(1004);
+    expect(listed.filter((e) => e.kind === 'file').map((e) => e.name)).toEqual(names);
+    expect(listed.find((e) => e.name === 'sub')).toEqual({ name: 'sub', kind: 'dir', size: 0 });
+    const all = await st.listKeys(s3.bucket, 'many/');
+    expect(all.map((k) => k.key).sort()).toEqual([...names.map((n) => `many/${n}`), 'many/sub/x.bin'].sort());
+    expect(all.find((k) => k.key === 'many/f1002.bin')?.size).toBe(9);
+    // two pages each: the second request carries the continuation token
+    expect(s3.requests.filter((r) => r.includes('list-type=2')).length - before).toBe(4);
+  });
+
   it('reads any range with parallel ranged GETs, byte for byte', async () => {
     const st = store();
     const path = url('list/run/checkpoint-100/model.safetensors');
