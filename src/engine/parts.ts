@@ -207,7 +207,7 @@ interface Manifest {
   count: number;
   /** The output's layout: names, dtypes, shapes, shards and the recipe in their metadata. */
   recipe: string;
-  /** The inputs: which checkpoint files, where each tensor is in them, their sizes. */
+  /** The inputs: which checkpoint files, their sizes and versions, where each tensor is in them. */
   inputs: string;
   files: { name: string; size: number }[];
 }
@@ -221,10 +221,11 @@ async function fingerprints(
 ): Promise<{ recipe: string; inputs: string }> {
   const recipe = sha(JSON.stringify([count, layouts.map((f) => [f.name, sha(f.layout.headerBytes)])]));
   const files = [...new Set(plan.contributing.flatMap((ck) => ck.files))];
-  const sizes = await Promise.all(
+  // size and version (modification time, ETag): a checkpoint rewritten between two parts makes them stale
+  const versions = await Promise.all(
     files.map((f) =>
       statPath(f).then(
-        (i) => i.size,
+        (i) => [i.size, i.version ?? null],
         (e: unknown) => {
           throw storageError(f, e, 'look up');
         },
@@ -237,7 +238,7 @@ async function fingerprints(
       t.contributions.map((c) => [c.source.file, c.source.position, c.source.byteLength, c.weight]),
     ]),
   );
-  return { recipe, inputs: sha(JSON.stringify([files, sizes, sources])) };
+  return { recipe, inputs: sha(JSON.stringify([files, versions, sources])) };
 }
 
 function manifestName(index: number, count: number): string {

@@ -93,6 +93,32 @@ describe('--part I/N, then --finalize', () => {
     expect(hashes(out)).toEqual(before);
   });
 
+  it('names a part made before a checkpoint was rewritten (same size, other values) and writes nothing', async () => {
+    const out = join(tmp.dir, 'rewritten');
+    const ckpt = join(tmp.dir, 'run-rewritten');
+    cpSync(run, ckpt, { recursive: true });
+    const args = [ckpt, '-m', 'lawa', '--last', '5', '-q', '-o', `${out}/`];
+    const first = await runCli(['merge', ...args, '--part', '0/2']);
+    expect(first.code, first.stderr).toBe(0);
+    // the newest checkpoint's weights change in place (a last byte flipped), its layout and size do not
+    const newest = readdirSync(ckpt)
+      .sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]))
+      .at(-1)!;
+    const file = join(ckpt, newest, readdirSync(join(ckpt, newest)).find((f) => f.endsWith('.safetensors'))!);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] ^= 1;
+    writeFileSync(file, bytes);
+    const second = await runCli(['merge', ...args, '--part', '1/2']);
+    expect(second.code, second.stderr).toBe(0);
+    const before = hashes(out);
+    const f = await runCli(['merge', ...args, '--finalize']);
+    expect(f.code).toBe(1);
+    expect(f.stderr.trim()).toBe(
+      `avg-ckpt: ${out}/: stale: part 0 (made from other inputs): run those parts again (--part I/2), then --finalize`,
+    );
+    expect(hashes(out)).toEqual(before);
+  });
+
   it('a part whose file was damaged after it finished is stale', async () => {
     const out = join(tmp.dir, 'damaged');
     await parts(out, 2, ['--shard-size', '40kB']);

@@ -10,6 +10,11 @@ export interface PathInfo {
   readonly kind: PathKind;
   /** Bytes, for a file. */
   readonly size: number;
+  /**
+   * What changes when a file is rewritten, even with the same size: its modification time on a
+   * file system, its ETag in object storage. Absent for folders.
+   */
+  readonly version?: string;
 }
 
 export interface DirEntry {

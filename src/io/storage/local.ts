@@ -19,8 +19,9 @@ export const localStorage: StorageBackend = {
   handles: () => true,
 
   async statPath(path: string): Promise<PathInfo> {
-    const st = await stat(path);
-    return { kind: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other', size: st.size };
+    const st = await stat(path, { bigint: true });
+    const kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+    return { kind, size: Number(st.size), ...(kind === 'file' ? { version: `mtime ${st.mtimeNs}` } : {}) };
   },
 
   async listDir(path: string): Promise<DirEntry[]> {

@@ -21,7 +21,8 @@ export const s3Backend: StorageBackend = {
   async statPath(path: string): Promise<PathInfo> {
     const st = await (await store()).stat(path);
     if (st === undefined) throw notFound();
-    return { kind: st.kind, size: st.kind === 'file' ? st.size : 0 };
+    if (st.kind === 'dir') return { kind: 'dir', size: 0 };
+    return { kind: 'file', size: st.size, ...(st.etag === undefined ? {} : { version: `etag ${st.etag}` }) };
   },
 
   async listDir(path: string): Promise<DirEntry[]> {

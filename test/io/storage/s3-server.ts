@@ -60,8 +60,10 @@ function shimSingleDes(): void {
   for (const name of ['createCipheriv', 'createDecipheriv'] as const) {
     const original = c[name];
     if ((original as { desShim?: true }).desShim) continue;
-    const shimmed = (alg: unknown, key: Buffer, ...rest: unknown[]) =>
-      alg === 'des' ? original('des-ede3-cbc', Buffer.concat([key, key, key]), ...rest) : original(alg, key, ...rest);
+    const shimmed = (alg: unknown, key: unknown, ...rest: unknown[]) =>
+      alg === 'des'
+        ? original('des-ede3-cbc', Buffer.concat([key as Buffer, key as Buffer, key as Buffer]), ...rest)
+        : original(alg, key, ...rest);
     c[name] = Object.assign(shimmed, { desShim: true as const });
   }
 }
