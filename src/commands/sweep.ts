@@ -17,7 +17,7 @@ import type { PartSpec } from '../engine/parts.js';
 import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidates.js';
 import type { Evaluator } from '../eval/evaluator.js';
 import { metricsOver, type Metrics, type PerExample } from '../eval/metrics.js';
-import { CandidateFailed, eachConcurrently } from '../eval/scorer.js';
+import { CandidateFailed, eachConcurrently, scoreEach } from '../eval/scorer.js';
 import { isS3Path } from '../io/storage/s3-location.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/dtype.js';
@@ -183,14 +183,22 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
         throw e;
       }
     };
-    // a command scores --jobs candidates at once; results are recorded in grid order, so ties go to the earlier
+    // results are recorded in grid order whatever order they finish in, so ties go to the earlier
     const outcomes: Awaited<ReturnType<typeof attempt>>[] = [];
     let done = 0;
+    const finished = (i: number, outcome: Awaited<ReturnType<typeof attempt>>) => {
+      outcomes[i] = outcome;
+      opts.onProgress?.(++done, grid.candidates.length, grid.candidates[i].name);
+    };
     opts.onProgress?.(0, grid.candidates.length, grid.candidates[0].name);
-    await eachConcurrently(grid.candidates, scorer.concurrency ?? 1, async (v, i) => {
-      outcomes[i] = await attempt(v);
-      opts.onProgress?.(++done, grid.candidates.length, v.name);
-    });
+    if (evaluator === undefined) {
+      // a command scores its candidates in batches of --jobs, each batch written in one pass over the run
+      await scoreEach(scorer, grid.candidates, (i, o) =>
+        finished(i, { r: 'metrics' in o ? { chosen: o.metrics, reported: o.metrics } : { failed: o.failed }, t: o.ms }),
+      );
+    } else {
+      await eachConcurrently(grid.candidates, scorer.concurrency ?? 1, async (v, i) => finished(i, await attempt(v)));
+    }
     for (const [i, v] of grid.candidates.entries()) record(v, outcomes[i].r, outcomes[i].t, false);
     const candidates = [...grid.candidates];
     if (opts.greedy !== undefined) {

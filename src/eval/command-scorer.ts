@@ -3,12 +3,13 @@
  * exactly as `--write-best` writes it (a folder like the input with config and tokenizer files,
  * or a .safetensors file) into a scratch folder, the command runs on it (no shell unless asked),
  * its metrics are read from the last line of its stdout, and the candidate is removed. `jobs`
- * candidates are on disk and under evaluation at once. No onnxruntime is loaded on this path.
+ * candidates are written in one pass over the checkpoints (reading each once, not once per
+ * candidate), then evaluated at once. No onnxruntime is loaded on this path.
  */
 import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { mergeToOutput } from '../engine/merge.js';
+import { mergeMany } from '../engine/merge.js';
 import { AvgCkptError, ioError } from '../errors.js';
 import { trackTemporary, untrackTemporary } from '../io/atomic-output.js';
 import type { WritableFloat } from '../io/dtype.js';
@@ -20,7 +21,7 @@ import { checkTemplate, commandArgv, shellScript, splitCommand, type CommandValu
 import { readMetricLine } from './metric-line.js';
 import type { Metrics } from './metrics.js';
 import { runCommand, type CommandRun } from './run-command.js';
-import { CandidateFailed, ranksBetter, type Scorer } from './scorer.js';
+import { CandidateFailed, eachConcurrently, ranksBetter, settle, type Outcome, type Scorer } from './scorer.js';
 
 export interface CommandScorerOptions {
   /** The template, e.g. `python eval.py --model {path}`; `{path}`, `{name}`, `{step}` substituted. */
@@ -189,38 +190,99 @@ export class CommandScorer implements Scorer {
     return this.opts.checkpoints[this.opts.checkpoints.length - 1].isFolder ? `${base}/` : `${base}.safetensors`;
   }
 
+  /**
+   * Candidates written in one pass and then evaluated together: `--jobs`, the number the scratch
+   * check made room for, so no more are ever on disk at once than before batching.
+   */
+  private get batchSize(): number {
+    return this.opts.jobs ?? 1;
+  }
+
+  /**
+   * Writes `vectors` in one pass over the checkpoints (mergeMany: each chunk of each checkpoint
+   * read once for all of them, each output the bytes `merge` writes for its vector alone).
+   */
+  private async write(vectors: readonly WeightVector[]): Promise<string[]> {
+    const paths = vectors.map((v) => this.pathFor(v));
+    await mergeMany(this.opts.checkpoints, vectors, paths, { dtype: this.opts.dtype });
+    for (const path of paths) trackTemporary(path);
+    return paths;
+  }
+
   async score(vector: WeightVector): Promise<Metrics> {
-    const path = this.pathFor(vector);
-    await mergeToOutput(this.opts.checkpoints, vector, { output: path, dtype: this.opts.dtype });
-    trackTemporary(path);
+    const [path] = await this.write([vector]);
     try {
-      const used = support(vector);
-      const values: CommandValues = { path, name: vector.name, step: used[used.length - 1] };
-      const timeoutMs = this.opts.timeoutSeconds === undefined ? undefined : this.opts.timeoutSeconds * 1000;
-      const run = await runCommand(
-        this.opts.shell
-          ? { script: shellScript(this.opts.command, values), timeoutMs }
-          : { argv: commandArgv(this.words!, values), timeoutMs },
-      );
-      if (run.spawnError !== undefined) {
-        const why =
-          run.spawnError.code === 'ENOENT'
-            ? 'no such program (give its path, or check PATH)'
-            : run.spawnError.code === 'EACCES'
-              ? 'permission denied (not executable?)'
-              : run.spawnError.message;
-        throw new AvgCkptError('eval-command', `--eval-cmd: cannot run "${this.words?.[0] ?? '/bin/sh'}": ${why}`);
-      }
-      try {
-        return judge(run, this.rankMetric, this.opts.timeoutSeconds, vector.name);
-      } catch (e) {
-        if (e instanceof CandidateFailed) this.report(e);
-        throw e;
-      }
+      return await this.evaluate(vector, path);
     } finally {
-      if (this.opts.keep) untrackTemporary(path);
-      else await this.remove(path);
+      await this.release(path);
     }
+  }
+
+  /**
+   * Batches of `--jobs` candidates: one pass writes a batch, their commands run at once, each
+   * candidate is removed as its command ends, then the next batch. A candidate's time is its
+   * share of the pass that wrote its batch plus its own command.
+   */
+  async scoreAll(
+    vectors: readonly WeightVector[],
+    onOutcome: (index: number, outcome: Outcome) => void,
+  ): Promise<void> {
+    for (let start = 0; start < vectors.length; start += this.batchSize) {
+      const batch = vectors.slice(start, start + this.batchSize);
+      const t0 = performance.now();
+      const paths = await this.write(batch);
+      const share = (performance.now() - t0) / batch.length;
+      const unstarted = new Set(paths);
+      try {
+        await eachConcurrently(batch, batch.length, async (v, i) => {
+          unstarted.delete(paths[i]);
+          const outcome = await settle(async () => {
+            try {
+              return await this.evaluate(v, paths[i]);
+            } finally {
+              await this.release(paths[i]);
+            }
+          }, performance.now() - share);
+          onOutcome(start + i, outcome);
+        });
+      } finally {
+        // a sweep stopped by a command that cannot start: candidates never evaluated go, even with --keep
+        for (const path of unstarted) await this.remove(path);
+      }
+    }
+  }
+
+  /** Runs the command on the candidate written at `path`: its metrics, or `CandidateFailed` (reported as a line). */
+  private async evaluate(vector: WeightVector, path: string): Promise<Metrics> {
+    const used = support(vector);
+    const values: CommandValues = { path, name: vector.name, step: used[used.length - 1] };
+    const timeoutMs = this.opts.timeoutSeconds === undefined ? undefined : this.opts.timeoutSeconds * 1000;
+    const run = await runCommand(
+      this.opts.shell
+        ? { script: shellScript(this.opts.command, values), timeoutMs }
+        : { argv: commandArgv(this.words!, values), timeoutMs },
+    );
+    if (run.spawnError !== undefined) {
+      const why =
+        run.spawnError.code === 'ENOENT'
+          ? 'no such program (give its path, or check PATH)'
+          : run.spawnError.code === 'EACCES'
+            ? 'permission denied (not executable?)'
+            : run.spawnError.message;
+      throw new AvgCkptError('eval-command', `--eval-cmd: cannot run "${this.words?.[0] ?? '/bin/sh'}": ${why}`);
+    }
+    try {
+      return judge(run, this.rankMetric, this.opts.timeoutSeconds, vector.name);
+    } catch (e) {
+      if (e instanceof CandidateFailed) this.report(e);
+      throw e;
+    }
+  }
+
+  /** A scored candidate: kept with --keep (no longer removed on a signal), else removed. */
+  private async release(path: string): Promise<void> {
+    if (this.opts.keep) untrackTemporary(path);
+    else await this.remove(path);
   }
 
   private report(e: CandidateFailed): void {

@@ -32,6 +32,12 @@ export interface Scorer {
   better(a: Metrics, b: Metrics): boolean;
   /** Candidates it can score at once (default 1): `--jobs` for a command. */
   readonly concurrency?: number;
+  /**
+   * Scores every vector, `onOutcome` as each finishes (in any order). Only for a scorer that
+   * shares work between candidates (a command: one pass over the checkpoints writes a batch of
+   * them); `scoreEach` calls it when present, and otherwise scores them one by one.
+   */
+  scoreAll?(vectors: readonly WeightVector[], onOutcome: (index: number, outcome: Outcome) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -60,10 +66,17 @@ export function ranksBetter(a: Metrics, b: Metrics, metric: string, direction: '
 }
 
 /** Scores one candidate, turning a `CandidateFailed` into a failed outcome. */
-export async function outcomeOf(scorer: Scorer, vector: WeightVector): Promise<Outcome> {
-  const t0 = performance.now();
+export function outcomeOf(scorer: Scorer, vector: WeightVector): Promise<Outcome> {
+  return settle(() => scorer.score(vector), performance.now());
+}
+
+/**
+ * The metrics `score` gives, or the `CandidateFailed` it throws as a failed outcome (any other
+ * error is thrown); `ms` counts from `t0`, which may lie before the call (work shared by a batch).
+ */
+export async function settle(score: () => Promise<Metrics>, t0: number): Promise<Outcome> {
   try {
-    return { metrics: await scorer.score(vector), ms: performance.now() - t0 };
+    return { metrics: await score(), ms: performance.now() - t0 };
   } catch (e) {
     if (e instanceof CandidateFailed) return { failed: e.message, ms: performance.now() - t0 };
     throw e;
@@ -97,11 +110,12 @@ export async function eachConcurrently<T>(
   if (failed !== undefined) throw failed.reason;
 }
 
-/** Scores every vector, `concurrency` at a time; `onOutcome` as each finishes (in any order). */
+/** Scores every vector, `concurrency` at a time or as the scorer batches them; `onOutcome` as each finishes. */
 export async function scoreEach(
   scorer: Scorer,
   vectors: readonly WeightVector[],
   onOutcome: (index: number, outcome: Outcome) => void,
 ): Promise<void> {
+  if (scorer.scoreAll !== undefined) return scorer.scoreAll(vectors, onOutcome);
   await eachConcurrently(vectors, scorer.concurrency ?? 1, async (v, i) => onOutcome(i, await outcomeOf(scorer, v)));
 }

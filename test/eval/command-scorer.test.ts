@@ -1,17 +1,20 @@
 /** CommandScorer: candidates written as --write-best writes them, scored by an external command, removed. */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
 import { AvgCkptError } from '../../src/errors.js';
 import { checkScratchSpace, CommandScorer, type CommandScorerOptions } from '../../src/eval/command-scorer.js';
 import { CandidateFailed, outcomeOf, scoreEach, type Outcome } from '../../src/eval/scorer.js';
+import { mergeToOutput } from '../../src/engine/merge.js';
+import { FilePool } from '../../src/io/storage/file-pool.js';
 import { ema } from '../../src/recipes/ema.js';
 import { lawa, raw } from '../../src/recipes/lawa.js';
 import { discoverSeries } from '../../src/series/discover.js';
 import { selectCheckpoints } from '../../src/series/select.js';
 import { ownError, ownErrorAsync } from '../helpers/own-errors.js';
+import { f32, readRef, values } from '../helpers/st-reference.js';
 
 const MLP = 'fixtures/runs/digits-mlp';
 const EVAL = 'test/helpers/digits-mlp-eval.mjs';
@@ -165,5 +168,100 @@ describe('CommandScorer', () => {
     expect(() => checkScratchSpace('/s', 10 * 2 ** 30, 4 * 2 ** 30, 3)).toThrow(
       'has 10.00 GiB free, and 3 candidates at once (--jobs) need 12.00 GiB (4.00 GiB each): free some space, lower --jobs, or pass --scratch DIR on a larger disk',
     );
+  });
+});
+
+describe('CommandScorer batches: --jobs candidates written in one pass over the checkpoints', () => {
+  // a command that scores nothing: these tests are about what is written and read, not the metric
+  const CONSTANT = 'sh -c "echo 1" {path}';
+  const grid = (steps: number[]) => [
+    lawa(steps, 2),
+    lawa(steps, 4),
+    ema(steps, 0.9),
+    lawa(steps, 8),
+    raw(steps, 1100),
+    lawa(steps, 3),
+  ];
+  /** Tensor data bytes of each checkpoint file, read from its header by the test's own reader. */
+  const dataBytes = (file: string) => Object.values(readRef(file).tensors).reduce((a, t) => a + t.bytes.byteLength, 0);
+  /** Bytes read from each file through the one reader of tensor data, while `run` runs. */
+  async function bytesReadBy(run: () => Promise<unknown>): Promise<Map<string, number>> {
+    const read = vi.spyOn(FilePool.prototype, 'read');
+    try {
+      await run();
+      const byFile = new Map<string, number>();
+      for (const [path, , into, length] of read.mock.calls)
+        byFile.set(path, (byFile.get(path) ?? 0) + (length ?? into.byteLength));
+      return byFile;
+    } finally {
+      read.mockRestore();
+    }
+  }
+
+  it('reads each checkpoint once per batch, where one merge per candidate read it once per candidate', async () => {
+    const checkpoints = await selected();
+    const steps = checkpoints.map((c) => c.step);
+    const vectors = grid(steps);
+    const fileOf = new Map(checkpoints.map((c) => [c.step, c.files[0]]));
+    // each batch of 3 reads the checkpoints any of its vectors weighs, each whole, once
+    const expected = new Map<string, number>();
+    const separate = new Map<string, number>();
+    for (const [i, v] of vectors.entries()) {
+      for (const [j, s] of v.steps.entries()) {
+        if (v.weights[j] === 0) continue;
+        const file = fileOf.get(s)!;
+        separate.set(file, (separate.get(file) ?? 0) + dataBytes(file));
+        const batch = vectors.slice(i - (i % 3), i);
+        const inBatchBefore = batch.some((b) => b.weights[b.steps.indexOf(s)] > 0);
+        if (!inBatchBefore) expected.set(file, (expected.get(file) ?? 0) + dataBytes(file));
+      }
+    }
+    const batched = await scorer(CONSTANT, { jobs: 3 });
+    const outcomes: Outcome[] = [];
+    const read = await bytesReadBy(() => scoreEach(batched, vectors, (i, o) => (outcomes[i] = o)));
+    await batched.close();
+    expect(outcomes.map((o) => ('metrics' in o ? o.metrics.loss : o.failed))).toEqual([1, 1, 1, 1, 1, 1]);
+    expect(read).toEqual(expected);
+    // the oldest checkpoints only the EMA weighs are read once; the newest, which every batch weighs, twice
+    expect(read.get(fileOf.get(steps[0])!)).toBe(dataBytes(fileOf.get(steps[0])!));
+    expect(read.get(fileOf.get(1200)!)).toBe(2 * dataBytes(fileOf.get(1200)!));
+    // the same candidates one by one (the scorer's single-candidate path) read each once per candidate
+    const single = await scorer(CONSTANT, { jobs: 3 });
+    expect(await bytesReadBy(() => Promise.all(vectors.map((v) => outcomeOf(single, v))))).toEqual(separate);
+    await single.close();
+  });
+
+  it('writes each candidate of a batch as the bytes of its own merge (and of a float64 reference)', async () => {
+    const checkpoints = await selected();
+    const steps = checkpoints.map((c) => c.step);
+    const vectors = grid(steps);
+    const s = await scorer(CONSTANT, { jobs: 4, keep: true });
+    await scoreEach(s, vectors, () => undefined);
+    await s.close();
+    const folder = /written to (\S+) and kept/.exec(s.notes[0])![1];
+    expect(readdirSync(folder).sort()).toEqual(vectors.map((v) => v.name).sort());
+    for (const v of vectors) {
+      const alone = join(tmp, `alone-${v.name}.safetensors`);
+      await mergeToOutput(checkpoints, v, { output: alone });
+      expect(readFileSync(join(folder, v.name, 'model.safetensors')).equals(readFileSync(alone)), v.name).toBe(true);
+    }
+    // lawa-4, by hand: the float64 mean of the 4 newest checkpoints' values, rounded once to float32
+    const newest = checkpoints.slice(-4).map((c) => readRef(c.files[0]).tensors);
+    const written = readRef(join(folder, 'lawa-4', 'model.safetensors')).tensors;
+    for (const name of Object.keys(newest[0])) {
+      const inputs = newest.map((t) => values(t[name]));
+      const mean = inputs[0].map((_, k) => f32(inputs.reduce((a, x) => a + x[k], 0) / 4));
+      expect(values(written[name]), name).toEqual(mean);
+    }
+  });
+
+  it('a command that cannot start stops the sweep after its batch, and leaves no candidate on disk', async () => {
+    const checkpoints = await selected();
+    const s = await scorer('no-such-evaluator-xyz {path}', { jobs: 3 });
+    const e = await scoreEach(s, grid(checkpoints.map((c) => c.step)), () => undefined).catch((x: unknown) => x);
+    expect(e).not.toBeInstanceOf(CandidateFailed);
+    expect((e as AvgCkptError).message).toMatch(/cannot run "no-such-evaluator-xyz"/);
+    expect(readdirSync(/written to (\S+)/.exec(s.notes[0])![1])).toEqual([]);
+    await s.close();
   });
 });
