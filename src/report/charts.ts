@@ -4,6 +4,7 @@
  * machine.
  */
 import type { TopLevelSpec } from 'vega-lite';
+import type { HoldoutSplit } from '../analysis/sweep-report.js';
 import type { Direction, Target, TimeToTarget } from '../analysis/time-to-target.js';
 import { FAMILIES } from '../recipes/registry.js';
 
@@ -171,12 +172,15 @@ function spreadNote(values: readonly number[], baseline: number | undefined, met
  * uniform start), one panel per family scored. Candidates without a parameter (the newest raw
  * checkpoint, the baseline; a greedy soup) are labelled rules across every panel, inside the plot
  * area; the winner is a red ring (or a red rule). A subtitle says how wide the y-axis really is.
+ * With `holdout` the values drawn are on the held-out rows and the winner was chosen on the
+ * others, so it need not be the best point drawn: the title, axis and labels say so.
  */
 export function sweepChartSpec(
   candidates: readonly ScoredCandidate[],
   metric: string,
   direction: Direction,
   best?: string,
+  holdout?: Pick<HoldoutSplit, 'choose_rows' | 'report_rows'>,
 ): TopLevelSpec | undefined {
   const newestRaw = candidates
     .filter((c) => c.method === 'raw')
@@ -206,7 +210,10 @@ export function sweepChartSpec(
       .filter((c) => c.method !== 'raw' && !inPanel(c))
       .map((c) => ({
         value: c.metrics[metric],
-        label: `${c.name}${c.method === 'greedy-soup' ? ' (chosen on these rows)' : ''}`,
+        label:
+          c.method !== 'greedy-soup'
+            ? c.name
+            : `${c.name} (${holdout ? 'members chosen on the other rows' : 'chosen on these rows'})`,
         color: SINGLE,
         best: c.name === best,
       })),
@@ -224,7 +231,7 @@ export function sweepChartSpec(
   const y = {
     field: 'value',
     type: 'quantitative' as const,
-    title: metric,
+    title: holdout ? `${metric} (held-out rows)` : metric,
     scale: { ...(log ? { type: 'log' as const } : { zero: false }), domain, nice: false },
   };
   const ruleLayers = rules.flatMap((r) => [
@@ -256,10 +263,20 @@ export function sweepChartSpec(
   return {
     config: CONFIG,
     title: {
-      text: `${metric} of each candidate average (${better} is better)`,
+      text: holdout
+        ? `${metric} of each candidate average on the ${holdout.report_rows} held-out validation rows ` +
+          `(${better} is better)`
+        : `${metric} of each candidate average (${better} is better)`,
       subtitle: [
         spreadNote(all, newestRaw?.metrics[metric], metric),
-        ...(best === undefined ? [] : [`best: ${best} (red)`]),
+        ...(best === undefined
+          ? []
+          : holdout
+            ? [
+                `best: ${best} (red), chosen on the other ${holdout.choose_rows} rows (--holdout): ` +
+                  'it need not be the best point here',
+              ]
+            : [`best: ${best} (red)`]),
       ],
       subtitleColor: '#555',
     },

@@ -60,7 +60,9 @@ export function sweepHtml(report: SweepReport, svg: string | undefined, opts: Sw
         ...failed.map((c) => `${c.name} failed to score: ${c.failed}`),
       ],
     },
-    ...(svg === undefined ? [] : [{ title: `${m} by window size and decay`, svg }]),
+    ...(svg === undefined
+      ? []
+      : [{ title: `${m}${report.holdout ? ' on the held-out rows' : ''} by window size and decay`, svg }]),
     {
       title: 'Candidates',
       table: {
@@ -111,6 +113,7 @@ export async function writeSweepOutputs(report: SweepReport, opts: SweepOutputOp
     report.metric,
     report.direction,
     report.best,
+    report.holdout,
   );
   const svg = spec === undefined ? undefined : await renderSvg(spec);
   if (opts.plot !== undefined && svg === undefined)

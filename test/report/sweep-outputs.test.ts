@@ -86,6 +86,29 @@ describe('sweep outputs', () => {
     );
   });
 
+  it('with --holdout, the chart and its section say they show held-out rows, the winner chosen on others', async () => {
+    const plot = join(dir, 'holdout.svg');
+    const html = join(dir, 'holdout.html');
+    const holdout = { fraction: 0.5, seed: 1, choose_rows: 250, report_rows: 250 };
+    await writeSweepOutputs({ ...report, holdout }, { inputs: [RUN], selection: { last: 10 }, plot, html });
+    const svg = readFileSync(plot, 'utf8');
+    expect(svg).toContain('>loss of each candidate average on the 250 held-out validation rows (lower is better)<');
+    expect(svg).toContain('>loss (held-out rows)<');
+    expect(svg).toContain(
+      '>best: lawa-4 (red), chosen on the other 250 rows (--holdout): it need not be the best point here<',
+    );
+    expect(svg).toContain('>greedy-soup-4 (members chosen on the other rows)<');
+    expect(svg).not.toContain('chosen on these rows');
+    expect(readFileSync(html, 'utf8')).toContain('<h2>loss on the held-out rows by window size and decay</h2>');
+    // without --holdout nothing claims held-out rows
+    const plain = join(dir, 'plain.svg');
+    await writeSweepOutputs(report, { inputs: [RUN], selection: { last: 10 }, plot: plain });
+    const without = readFileSync(plain, 'utf8');
+    expect(without).toContain('>loss of each candidate average (lower is better)<');
+    expect(without).toContain('>greedy-soup-4 (chosen on these rows)<');
+    expect(without).not.toContain('held-out');
+  });
+
   it('spells out the weights of a winner that no method flag describes', async () => {
     const html = join(dir, 'soup.html');
     await writeSweepOutputs({ ...report, best: 'greedy-soup-4' }, { inputs: [RUN], selection: { last: 10 }, html });
