@@ -78,6 +78,19 @@ export function pairedBootstrap(
   };
 }
 
+/** Every row index of `n` rows: the bootstrap's rows when none is held out. */
+export function allRows(n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => i);
+}
+
+/**
+ * Whether `per` has per-row values of `metric` (perplexity's are the loss's); a graph output
+ * that is one number per batch has none.
+ */
+export function hasRowValues(metric: string, per: PerExample): boolean {
+  return per[metric === 'perplexity' ? 'loss' : metric] !== undefined;
+}
+
 /** The winner against one other candidate, with the verdict. */
 export function marginOver(
   metric: string,

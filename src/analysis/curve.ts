@@ -9,6 +9,7 @@ import { AvgCkptError } from '../errors.js';
 import { raw } from '../recipes/lawa.js';
 import { FAMILIES } from '../recipes/registry.js';
 import { weightVector, type Method, type WeightVector } from '../recipes/weight-vector.js';
+import type { CurveMargin } from './curve-margin.js';
 import { bestRawTarget, timeToTarget, type Direction, type Target, type TimeToTarget } from './time-to-target.js';
 
 export interface CurvePoint {
@@ -47,6 +48,8 @@ export interface CurveReport {
   readonly written?: readonly string[];
   /** Float initializers no checkpoint supplies, scored as exported at every point (--allow-unmapped). */
   readonly unmapped?: readonly ExportedInitializer[];
+  /** At each step, the best average's bootstrap margin over the raw checkpoint; absent without per-row values. */
+  readonly margin?: CurveMargin;
 }
 
 /** One line of the curve: a method, and its vector ending at checkpoint i (undefined: not defined there). */

@@ -10,11 +10,15 @@ import {
   curveTimeToTarget,
   families,
   type CurveAverages,
+  type CurveFamily,
   type CurvePoint,
   type CurveReport,
 } from '../analysis/curve.js';
+import { allRows } from '../analysis/bootstrap.js';
+import { curveMargin, stepMargin, type CurveStepMargin, type StepScore } from '../analysis/curve-margin.js';
 import { AvgCkptError } from '../errors.js';
-import { scoreEach } from '../eval/scorer.js';
+import type { PerExample } from '../eval/metrics.js';
+import { eachConcurrently, scoreEach, type Outcome } from '../eval/scorer.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { writeCurveOutputs } from '../report/curve-report.js';
 import { formatCommand } from '../report/recipe-command.js';
@@ -124,7 +128,7 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     ...(await scoringInputs(opts)),
   ]);
   checkReportNames(opts.outputs);
-  const { scorer, inputs } = await openScorer(opts, {
+  const { scorer, evaluator, inputs } = await openScorer(opts, {
     selected,
     series: series.checkpoints,
     candidates: jobs.map((j) => j.vector),
@@ -135,19 +139,36 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     scorer.notes.forEach(note);
     const scored: CurvePoint[] = [];
     let done = 0;
+    // per-row values wait only until the last point of their step is in: memory is one step's, not the curve's
+    const margins: CurveStepMargin[] = [];
+    const waiting = new Map<number, { fi: number; score?: StepScore }[]>();
+    const perStep = new Map<number, number>();
+    for (const j of jobs) perStep.set(j.step, (perStep.get(j.step) ?? 0) + 1);
+    const rows = evaluator === undefined ? undefined : allRows(evaluator.data.rows);
+    const record = (n: number, o: Outcome, perExample?: PerExample) => {
+      const { step, fi } = jobs[n];
+      scored[n] = 'metrics' in o ? { step, metrics: o.metrics } : { step, metrics: {}, failed: o.failed };
+      opts.onProgress?.(++done, jobs.length, `step ${step}`);
+      if (rows === undefined) return;
+      const at = [...(waiting.get(step) ?? []), { fi, score: perExample && stepScore(fams[fi], o, perExample) }];
+      waiting.set(step, at);
+      if (at.length < perStep.get(step)!) return;
+      waiting.delete(step);
+      const scores = at.sort((a, b) => a.fi - b.fi).flatMap((a) => (a.score === undefined ? [] : [a.score]));
+      const m = stepMargin(step, scorer.rankMetric, scores, (a, b) => scorer.better(a, b), rows);
+      if (m !== undefined) margins.push(m);
+    };
     opts.onProgress?.(0, jobs.length, `step ${jobs[0]?.step}`);
-    await scoreEach(
-      scorer,
-      jobs.map((j) => j.vector),
-      (n, o) => {
-        scored[n] =
-          'metrics' in o
-            ? { step: jobs[n].step, metrics: o.metrics }
-            : { step: jobs[n].step, metrics: {}, failed: o.failed };
-        opts.onProgress?.(++done, jobs.length, `step ${jobs[n].step}`);
-      },
-    );
+    const vectors = jobs.map((j) => j.vector);
+    if (evaluator === undefined) await scoreEach(scorer, vectors, (n, o) => record(n, o));
+    else
+      await eachConcurrently(vectors, 1, async (v, n) => {
+        const t0 = performance.now();
+        const { metrics, perExample } = await evaluator.scoreRows(v);
+        record(n, { metrics, ms: performance.now() - t0 }, perExample);
+      });
     checkSomeScored(scored, 'point of the curve');
+    const margin = rows === undefined ? undefined : curveMargin(scorer.rankMetric, rows.length, margins);
     const points: CurvePoint[][] = fams.map((_, fi) => scored.filter((_, n) => jobs[n].fi === fi));
     const methods = fams.map((f, fi) => ({ name: f.name, method: f.method, params: f.params, points: points[fi] }));
     const { target, ttt } = curveTimeToTarget(methods, scorer.rankMetric, scorer.direction, opts.target);
@@ -162,8 +183,16 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
       target,
       time_to_target: ttt,
       ...(scorer.unmapped !== undefined ? { unmapped: scorer.unmapped } : {}),
+      ...(margin === undefined ? {} : { margin }),
     };
   } finally {
     await scorer.close();
   }
+}
+
+/** A scored point as the step's margin needs it; undefined for a failed one. */
+function stepScore(family: CurveFamily, o: Outcome, perExample: PerExample): StepScore | undefined {
+  return 'metrics' in o
+    ? { name: family.name, raw: family.method === 'raw', metrics: o.metrics, perExample }
+    : undefined;
 }

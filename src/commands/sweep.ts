@@ -3,7 +3,7 @@
  * onnxruntime evaluator, or the user's command), rank them, and write what was asked for: the
  * winner (as `merge` would), a ready-to-serve ONNX, the chart, the page and the JSON report.
  */
-import { BOOTSTRAP, holdoutSplit, marginOver } from '../analysis/bootstrap.js';
+import { allRows, BOOTSTRAP, hasRowValues, holdoutSplit, marginOver } from '../analysis/bootstrap.js';
 import {
   candidateResult,
   median,
@@ -314,10 +314,6 @@ function checkPartOptions(opts: SweepOptions, part: PartSpec, total: number): vo
     );
 }
 
-function allRows(n: number): Int32Array {
-  return Int32Array.from({ length: n }, (_, i) => i);
-}
-
 /** --holdout needs a share strictly between 0 and 1, two rows at least, and per-row values of the ranking metric. */
 function checkHoldout(fraction: number, evaluator: Evaluator): number {
   if (!(fraction > 0 && fraction < 1))
@@ -348,8 +344,7 @@ function sweepMargin(
   better: (a: Metrics, b: Metrics) => boolean,
   rows: Int32Array,
 ): SweepMargin | undefined {
-  const key = metric === 'perplexity' ? 'loss' : metric;
-  if (perRow[best][key] === undefined) return undefined;
+  if (!hasRowValues(metric, perRow[best])) return undefined;
   let runnerUp = -1;
   for (let i = 0; i < names.length; i++)
     if (i !== best && (runnerUp < 0 || better(chosen[i], chosen[runnerUp]))) runnerUp = i;

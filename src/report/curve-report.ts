@@ -2,6 +2,7 @@
 import type { CurveReport } from '../analysis/curve.js';
 import { curveChartSpec, renderSvg } from './charts.js';
 import { formatMeasured, formatNumber, htmlPage, measured, type Cell } from './html.js';
+import { bootstrapLine, marginFigures, marginSide, marginVerdict, noMarginLine } from './margin-text.js';
 import { describeTimeToTarget } from './time-to-target.js';
 import { unmappedNote } from './unmapped-note.js';
 import { writeReportFile } from './write.js';
@@ -52,6 +53,25 @@ export function curveSentences(r: CurveReport): string[] {
   return r.time_to_target.map((t) => describeTimeToTarget(t, r.metric, r.target));
 }
 
+/**
+ * How sure the curve is: the margin at the last step that has one, how many steps' best average
+ * is better than, indistinguishable from or worse than the raw checkpoint, and how it was computed.
+ */
+export function curveMarginLines(r: CurveReport): string[] {
+  const m = r.margin;
+  if (m === undefined) return [noMarginLine(r.metric, r.engine)];
+  const last = m.points[m.points.length - 1];
+  const count = (side: ReturnType<typeof marginSide>) =>
+    m.points.filter((p) => marginSide(p, r.direction) === side).length;
+  return [
+    `margin at step ${last.step}: ${last.best} over ${last.against}: ${marginFigures(m, last)}: ` +
+      marginVerdict(last, r.direction),
+    `the best average at each step is better than the raw checkpoint at ${count('better')} of the ` +
+      `${m.points.length} steps with a margin, not distinguishable at ${count('same')}, worse at ${count('worse')}`,
+    bootstrapLine(m),
+  ];
+}
+
 /** The text `curve` prints on stdout. */
 export function formatCurveSummary(r: CurveReport): string {
   const rows = summaryRows(r).map((row) =>
@@ -72,6 +92,7 @@ export function formatCurveSummary(r: CurveReport): string {
     '',
     `${what} (${r.direction === 'min' ? 'lower' : 'higher'} is better; ${r.steps.length} steps evaluated, device ${r.device}, engine ${r.engine})`,
     ...curveSentences(r),
+    ...curveMarginLines(r),
     ...(unmapped === undefined ? [] : [unmapped]),
   ].join('\n');
 }
@@ -82,8 +103,29 @@ function curveChart(r: CurveReport): Promise<string> {
 
 function curveHtml(r: CurveReport, svg: string, command: string, run: string): string {
   const names = r.methods.map((m) => m.name);
+  const marginAt = new Map(r.margin?.points.map((p) => [p.step, p]));
+  const marginHead =
+    r.margin === undefined
+      ? []
+      : ['best average', 'margin over raw', `${Math.round(r.margin.level * 100)}% interval`, 'verdict'];
+  const marginCells = (step: number): Cell[] => {
+    if (r.margin === undefined) return [];
+    const p = marginAt.get(step);
+    if (p === undefined) return ['-', '-', '-', '-'];
+    return [
+      p.best,
+      measured(p.margin),
+      `[${formatMeasured(p.low)}, ${formatMeasured(p.high)}]`,
+      marginVerdict(p, r.direction),
+    ];
+  };
   const byStep = r.steps.map(
-    (s) => [s, ...r.methods.map((m) => measuredOr(m.points.find((p) => p.step === s)?.metrics[r.metric]))] as Cell[],
+    (s) =>
+      [
+        s,
+        ...r.methods.map((m) => measuredOr(m.points.find((p) => p.step === s)?.metrics[r.metric])),
+        ...marginCells(s),
+      ] as Cell[],
   );
   return htmlPage(
     `avg-ckpt curve: ${run}`,
@@ -95,7 +137,8 @@ function curveHtml(r: CurveReport, svg: string, command: string, run: string): s
         table: { head: head(r), rows: summaryRows(r) },
       },
       { title: `${r.metric} along the run`, svg },
-      { title: `${r.metric} at each step`, table: { head: ['step', ...names], rows: byStep } },
+      { title: 'How sure: the best average against the raw checkpoint at each step', text: curveMarginLines(r) },
+      { title: `${r.metric} at each step`, table: { head: ['step', ...names, ...marginHead], rows: byStep } },
       {
         title: 'Reproduce it',
         text: [`Scored on ${r.device} with the ${r.engine} engine. This command makes this report again:`],

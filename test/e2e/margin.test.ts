@@ -8,12 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdoutSplit, mulberry32 } from '../../src/analysis/bootstrap.js';
-import { Evaluator } from '../../src/eval/evaluator.js';
-import type { PerExample } from '../../src/eval/metrics.js';
-import { raw } from '../../src/recipes/lawa.js';
-import { weightVector } from '../../src/recipes/weight-vector.js';
-import { discoverSeries } from '../../src/series/discover.js';
+import { holdoutSplit } from '../../src/analysis/bootstrap.js';
+import { plainBootstrap, rowLosses, type RowLosses } from '../helpers/bootstrap-reference.js';
 import { ensureBuilt, ROOT, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/st-bytes.js';
 
@@ -45,66 +41,13 @@ interface Report {
 }
 
 /** Per-row losses of a candidate, from the materialize engine (the CLI runs used the mixture). */
-let rowLoss: (steps: number[], weights: number[]) => Promise<Float64Array>;
-let evaluator: Evaluator;
+let losses: RowLosses;
+const rowLoss = (steps: number[], weights: number[]) => losses.rowLoss(steps, weights);
 beforeAll(async () => {
   ensureBuilt();
-  const checkpoints = [...(await discoverSeries([join(CNN, 'run')])).checkpoints];
-  const all = checkpoints.map((c) => c.step);
-  evaluator = await Evaluator.create({
-    onnx: join(CNN, 'model.onnx'),
-    checkpoints,
-    data: { dataDir: CNN },
-    engine: 'materialize',
-    device: 'cpu',
-  });
-  rowLoss = async (steps, weights) => {
-    const w = new Map(steps.map((s, i) => [s, weights[i]]));
-    const v =
-      steps.length === 1
-        ? raw(all, steps[0])
-        : weightVector(
-            'c',
-            'weights',
-            {},
-            all,
-            all.map((s) => w.get(s) ?? 0),
-          );
-    const per: PerExample = (await evaluator.scoreRows(v)).perExample;
-    expect([...per.loss.count].every((c) => c === 1)).toBe(true);
-    return per.loss.sum;
-  };
+  losses = await rowLosses(CNN);
 });
-afterAll(async () => evaluator?.close());
-
-/** The 95% paired bootstrap interval of mean(a - b) over `rows`, written out plainly. */
-function bootstrap(
-  a: Float64Array,
-  b: Float64Array,
-  rows: number[],
-  seed: number,
-  resamples: number,
-): [number, number] {
-  const random = mulberry32(seed);
-  const d: number[] = [];
-  for (let r = 0; r < resamples; r++) {
-    let sa = 0;
-    let sb = 0;
-    for (let j = 0; j < rows.length; j++) {
-      const i = rows[Math.floor(random() * rows.length)];
-      sa += a[i];
-      sb += b[i];
-    }
-    d.push(sa / rows.length - sb / rows.length);
-  }
-  d.sort((x, y) => x - y);
-  const q = (p: number) => {
-    const h = (d.length - 1) * p;
-    const lo = Math.floor(h);
-    return d[lo] + (h - lo) * (d[Math.min(lo + 1, d.length - 1)] - d[lo]);
-  };
-  return [q(0.025), q(0.975)];
-}
+afterAll(async () => losses?.close());
 
 describe('the margin of the winner on digits-cnn-fp16 --greedy 10', () => {
   it('is an interval around -0.000278 that holds zero: not distinguishable from raw-600; the soup is marked optimistic', async () => {
@@ -141,7 +84,7 @@ describe('the margin of the winner on digits-cnn-fp16 --greedy 10', () => {
     // the same interval, from per-row losses of the other engine and a plain reimplementation
     const a = await rowLoss(soup.steps, soup.weights);
     const b = await rowLoss([600], [1]);
-    const [lo, hi] = bootstrap(
+    const [lo, hi] = plainBootstrap(
       a,
       b,
       Array.from({ length: 500 }, (_, i) => i),
