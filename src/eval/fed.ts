@@ -1,7 +1,8 @@
 /**
  * The fed engine: one session, built once, in which every initializer bound to a checkpoint
  * tensor is a graph input instead (the rest stay constants). For each candidate the average is
- * formed in float64 (chunk by chunk, the merge engine's SIMD kernels), rounded once to the
+ * formed in float64 (in one streamed pass over every weight, the merge engine's SIMD kernels on
+ * every core), rounded once to the
  * initializer's element type into one buffer per weight that every candidate reuses, and fed
  * with each batch. Memory: one model of averages plus the runtime's own, whatever K. The price:
  * weights that are inputs are not prepacked for MatMul (docs/benchmarks.md measures it).
@@ -156,17 +157,20 @@ export async function createFed(
     await pool.close();
     throw ortError(e, { file: model.path, doing: `creating the fed session on ${device}`, memoryAdvice: advice });
   }
-  const averager = new SlotAverager(pool);
+  const averager = new SlotAverager(
+    pool,
+    checkpoints,
+    feeds.map((f) => f.slot),
+  );
+  const outputs = feeds.map((f) => ({ slot: f.slot, out: f.bytes }));
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
   const weights = Object.fromEntries(feeds.map((f) => [f.input, f.tensor]));
   return {
     kind: 'fed',
     async evaluate(vector: WeightVector, batches, fetches, each) {
       const parts = supportOf(vector, byStep);
-      for (const f of feeds) {
-        await averager.average(f.slot, parts, f.bytes);
-        if (f.widen) widenBf16(f.bytes);
-      }
+      await averager.averageAll(outputs, parts);
+      for (const f of feeds) if (f.widen) widenBf16(f.bytes);
       const ctx = {
         file: model.path,
         doing: `running the graph on ${device} for ${vector.name}`,
@@ -175,6 +179,7 @@ export async function createFed(
       for (const batch of batches) each(await runSession(session, { ...batch.feeds, ...weights }, fetches, ctx), batch);
     },
     async close() {
+      await averager.close();
       await session.release();
       await pool.close();
     },

@@ -127,7 +127,7 @@ export async function createMaterialize(
   const fh = await wrapFs(dataPath, 'create the candidate weights file', () => open(dataPath, 'w+'));
   for (const f of fixed) await writeAt(fh, f.bytes, f.offset, dataPath);
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
-  const averager = new SlotAverager(pool);
+  const averager = new SlotAverager(pool, checkpoints, slots);
   // one buffer, as large as the largest slot, takes each average in turn before it is written
   const scratch = new Uint8Array(Math.max(0, ...slots.map(slotBytes)));
   // materialize already holds one model: only the activations or the device can give way
@@ -163,6 +163,7 @@ export async function createMaterialize(
       }
     },
     async close() {
+      await averager.close();
       await wrapFs(dataPath, 'close the candidate weights file', () => fh.close());
       await pool.close();
       await wrapFs(dir, 'remove the temporary folder', () => rm(dir, { recursive: true, force: true }));
@@ -190,11 +191,14 @@ export async function writeBakedModel(
     const proto = copyModel(model);
     const parts = supportOf(vector, new Map(checkpoints.map((ck) => [ck.step, ck])));
     const bySlot = new Map<string, Uint8Array>();
-    const averager = new SlotAverager(pool);
-    for (const slot of weightSlots(binding.weights)) {
-      const bytes = new Uint8Array(slotBytes(slot));
-      await averager.average(slot, parts, bytes);
-      for (const m of slot.members) bySlot.set(m.initializer, bytes);
+    const slots = weightSlots(binding.weights);
+    const averager = new SlotAverager(pool, checkpoints, slots);
+    try {
+      const outputs = slots.map((slot) => ({ slot, out: new Uint8Array(slotBytes(slot)) }));
+      await averager.averageAll(outputs, parts);
+      for (const { slot, out } of outputs) for (const m of slot.members) bySlot.set(m.initializer, out);
+    } finally {
+      await averager.close();
     }
     for (const t of proto.graph!.initializer ?? []) {
       const integer = binding.integers.find((i) => i.initializer === t.name);

@@ -139,6 +139,34 @@ describe('avg-ckpt sweep-window (CLI)', () => {
     }
   });
 
+  it('the fed and materialize engines sum on worker threads (forced on) with the losses of one thread', async () => {
+    const runs = [
+      ['digits-mlp', mlpSweep('--windows', '2,4,8', '--ema', '0.9', '--device', 'cpu', '--json')],
+      [
+        'digits-cnn-fp16',
+        [
+          ...['sweep-window', `${CNN}/run`, '--onnx', `${CNN}/model.onnx`, '--input', `pixels=${CNN}/val_input.npy`],
+          ...['--labels', `${CNN}/val_labels.npy`, '--windows', '2,4,8', '--ema', '0.6', '--device', 'cpu', '--json'],
+        ],
+      ],
+    ] as const;
+    for (const [name, argv] of runs) {
+      for (const engine of ['fed', 'materialize']) {
+        const losses = async (env: Record<string, string>) => {
+          const r = await runCli([...argv, '--engine', engine], { env });
+          expect(r.code, r.stderr).toBe(0);
+          const j = JSON.parse(r.stdout) as { candidates: { name: string; metrics: { loss: number } }[] };
+          return Object.fromEntries(j.candidates.map((c) => [c.name, c.metrics.loss]));
+        };
+        const one = await losses({});
+        // every merge splits its chunks over the threads, however small (a fresh worker per engine)
+        const threaded = await losses({ AVG_CKPT_THREAD_MIN_WORK: '0' });
+        expect(threaded, `${name} ${engine}`).toEqual(one);
+        expect(Math.abs(threaded['lawa-8'] - cases[name].lawa_end['8'].loss)).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   it('refuses a graph with unmapped weights and an unavailable explicit device (exit 1), usage errors (exit 2)', async () => {
     const m = (await loadModel(`${MLP}/model.onnx`)).proto;
     const w = m.graph!.initializer!.find((t) => t.name === '4.bias')!;

@@ -19,6 +19,7 @@ for (const [engine, batchSize] of [
   ['mixture', 16],
   ['mixture', 48],
   ['materialize', 16],
+  ['fed', 16],
 ] as const) {
   describe(`plainLM (.pth), ${engine} engine, batches of ${batchSize}`, () => {
     let ev: Evaluator;
