@@ -32,7 +32,7 @@ async function child(mode, run, jobs, scratch) {
   const { discoverSeries } = await import(join(ROOT, 'dist', 'series', 'discover.js'));
   const { candidateGrid } = await import(join(ROOT, 'dist', 'eval', 'candidates.js'));
   const { CommandScorer } = await import(join(ROOT, 'dist', 'eval', 'command-scorer.js'));
-  const { eachConcurrently, outcomeOf, scoreEach } = await import(join(ROOT, 'dist', 'eval', 'scorer.js'));
+  const { outcomeOf, scoreEach } = await import(join(ROOT, 'dist', 'eval', 'scorer.js'));
   const { checkpoints } = await discoverSeries([run]);
   const { candidates } = candidateGrid(
     checkpoints.map((c) => c.step),
@@ -42,7 +42,17 @@ async function child(mode, run, jobs, scratch) {
   const t0 = performance.now();
   const outcomes = [];
   if (mode === 'batched') await scoreEach(scorer, candidates, (i, o) => (outcomes[i] = o));
-  else await eachConcurrently(candidates, jobs, async (v, i) => (outcomes[i] = await outcomeOf(scorer, v)));
+  else {
+    // the flow before batching: `jobs` workers, each writing a candidate by its own merge, then running its command
+    let next = 0;
+    const worker = async () => {
+      while (next < candidates.length) {
+        const i = next++;
+        outcomes[i] = await outcomeOf(scorer, candidates[i]);
+      }
+    };
+    await Promise.all(Array.from({ length: jobs }, worker));
+  }
   const seconds = (performance.now() - t0) / 1000;
   await scorer.close();
   if (outcomes.filter((o) => 'metrics' in o).length !== candidates.length) throw new Error('a candidate failed');

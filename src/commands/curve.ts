@@ -18,7 +18,7 @@ import { allRows } from '../analysis/bootstrap.js';
 import { curveMargin, stepMargin, type CurveStepMargin, type StepScore } from '../analysis/curve-margin.js';
 import { AvgCkptError } from '../errors.js';
 import type { PerExample } from '../eval/metrics.js';
-import { eachConcurrently, scoreEach, type Outcome } from '../eval/scorer.js';
+import { scoreEach, type Outcome } from '../eval/scorer.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { writeCurveOutputs } from '../report/curve-report.js';
 import { formatCommand } from '../report/recipe-command.js';
@@ -162,11 +162,11 @@ async function scoreCurve(opts: CurveOptions): Promise<CurveReport> {
     const vectors = jobs.map((j) => j.vector);
     if (evaluator === undefined) await scoreEach(scorer, vectors, (n, o) => record(n, o));
     else
-      await eachConcurrently(vectors, 1, async (v, n) => {
+      for (const [n, v] of vectors.entries()) {
         const t0 = performance.now();
         const { metrics, perExample } = await evaluator.scoreRows(v);
         record(n, { metrics, ms: performance.now() - t0 }, perExample);
-      });
+      }
     checkSomeScored(scored, 'point of the curve');
     const margin = rows === undefined ? undefined : curveMargin(scorer.rankMetric, rows.length, margins);
     const points: CurvePoint[][] = fams.map((_, fi) => scored.filter((_, n) => jobs[n].fi === fi));

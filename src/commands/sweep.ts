@@ -17,7 +17,7 @@ import type { PartSpec } from '../engine/parts.js';
 import { candidateGrid, touchedSteps, type GridOptions } from '../eval/candidates.js';
 import type { Evaluator } from '../eval/evaluator.js';
 import { metricsOver, type Metrics, type PerExample } from '../eval/metrics.js';
-import { CandidateFailed, eachConcurrently, scoreEach } from '../eval/scorer.js';
+import { CandidateFailed, scoreEach } from '../eval/scorer.js';
 import { isS3Path } from '../io/storage/s3-location.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import type { WritableFloat } from '../io/dtype.js';
@@ -197,7 +197,7 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
         finished(i, { r: 'metrics' in o ? { chosen: o.metrics, reported: o.metrics } : { failed: o.failed }, t: o.ms }),
       );
     } else {
-      await eachConcurrently(grid.candidates, scorer.concurrency ?? 1, async (v, i) => finished(i, await attempt(v)));
+      for (const [i, v] of grid.candidates.entries()) finished(i, await attempt(v));
     }
     for (const [i, v] of grid.candidates.entries()) record(v, outcomes[i].r, outcomes[i].t, false);
     const candidates = [...grid.candidates];

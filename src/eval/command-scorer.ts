@@ -21,7 +21,7 @@ import { checkTemplate, commandArgv, shellScript, splitCommand, type CommandValu
 import { readMetricLine } from './metric-line.js';
 import type { Metrics } from './metrics.js';
 import { runCommand, type CommandRun } from './run-command.js';
-import { CandidateFailed, eachConcurrently, ranksBetter, settle, type Outcome, type Scorer } from './scorer.js';
+import { CandidateFailed, ranksBetter, settle, type Outcome, type Scorer } from './scorer.js';
 
 export interface CommandScorerOptions {
   /** The template, e.g. `python eval.py --model {path}`; `{path}`, `{name}`, `{step}` substituted. */
@@ -123,10 +123,6 @@ export class CommandScorer implements Scorer {
     readonly notes: readonly string[],
   ) {
     if (!opts.shell) this.words = splitCommand(opts.command);
-  }
-
-  get concurrency(): number {
-    return this.opts.jobs ?? 1;
   }
 
   get engineReason(): string {
@@ -232,10 +228,10 @@ export class CommandScorer implements Scorer {
       const t0 = performance.now();
       const paths = await this.write(batch);
       const share = (performance.now() - t0) / batch.length;
-      const unstarted = new Set(paths);
-      try {
-        await eachConcurrently(batch, batch.length, async (v, i) => {
-          unstarted.delete(paths[i]);
+      // every command of the batch runs to its end (and its candidate is released) before an error
+      // that stops the sweep (a program that cannot start) is thrown
+      const settled = await Promise.allSettled(
+        batch.map(async (v, i) => {
           const outcome = await settle(async () => {
             try {
               return await this.evaluate(v, paths[i]);
@@ -244,11 +240,10 @@ export class CommandScorer implements Scorer {
             }
           }, performance.now() - share);
           onOutcome(start + i, outcome);
-        });
-      } finally {
-        // a sweep stopped by a command that cannot start: candidates never evaluated go, even with --keep
-        for (const path of unstarted) await this.remove(path);
-      }
+        }),
+      );
+      const stopped = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (stopped !== undefined) throw stopped.reason;
     }
   }
 

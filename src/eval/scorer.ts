@@ -30,8 +30,6 @@ export interface Scorer {
   score(vector: WeightVector): Promise<Metrics>;
   /** True when `a` ranks strictly better than `b` (`ranksBetter` on the ranking metric). */
   better(a: Metrics, b: Metrics): boolean;
-  /** Candidates it can score at once (default 1): `--jobs` for a command. */
-  readonly concurrency?: number;
   /**
    * Scores every vector, `onOutcome` as each finishes (in any order). Only for a scorer that
    * shares work between candidates (a command: one pass over the checkpoints writes a batch of
@@ -83,39 +81,12 @@ export async function settle(score: () => Promise<Metrics>, t0: number): Promise
   }
 }
 
-/**
- * Calls `fn` on every item, `limit` at a time. A failure stops new items from starting; the ones
- * under way finish (their commands and files are cleaned up) before it is thrown.
- */
-export async function eachConcurrently<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let stop = false;
-  const worker = async () => {
-    while (!stop && next < items.length) {
-      const i = next++;
-      try {
-        await fn(items[i], i);
-      } catch (e) {
-        stop = true;
-        throw e;
-      }
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed !== undefined) throw failed.reason;
-}
-
-/** Scores every vector, `concurrency` at a time or as the scorer batches them; `onOutcome` as each finishes. */
+/** Scores every vector, one at a time or as the scorer batches them; `onOutcome` as each finishes. */
 export async function scoreEach(
   scorer: Scorer,
   vectors: readonly WeightVector[],
   onOutcome: (index: number, outcome: Outcome) => void,
 ): Promise<void> {
   if (scorer.scoreAll !== undefined) return scorer.scoreAll(vectors, onOutcome);
-  await eachConcurrently(vectors, scorer.concurrency ?? 1, async (v, i) => onOutcome(i, await outcomeOf(scorer, v)));
+  for (const [i, v] of vectors.entries()) onOutcome(i, await outcomeOf(scorer, v));
 }
