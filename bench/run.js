@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-/** `npm run bench`: the merge benchmarks (safetensors, then .pt against safetensors), then the sweep benchmark where it exists. */
+/**
+ * `npm run bench`: the merge benchmarks (safetensors, then .pt against safetensors), then the sweep
+ * benchmark where it exists, then --eval-cmd's batches against one merge per candidate.
+ */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -7,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 let failed = false;
-for (const name of ['merge.js', 'merge-pt.js', 'sweep.js']) {
+for (const name of ['merge.js', 'merge-pt.js', 'sweep.js', 'eval-cmd.js']) {
   const script = join(here, name);
   if (!existsSync(script)) {
     process.stderr.write(`bench: ${name} is absent, skipped\n`);

@@ -114,4 +114,15 @@ describe('curve margin on digits-mlp', () => {
       ),
     );
   }, 60_000);
+
+  it('has no margin with --eval-cmd (a command gives no per-row values), and says why', async () => {
+    const evalCmd = `node test/helpers/digits-mlp-eval.mjs {path} ${MLP}`;
+    const args = ['curve', join(MLP, 'run'), '--window', '5', '--every', '30', '--eval-cmd', evalCmd];
+    const [json, text] = await Promise.all([runCli([...args, '--json']), runCli(args)]);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout).margin).toBeUndefined();
+    expect(text.stdout).toContain(
+      '\nno margin interval: an evaluation command (--eval-cmd) reports no per-row values\n',
+    );
+  }, 60_000);
 });
