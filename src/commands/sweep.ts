@@ -20,6 +20,7 @@ import { metricsOver, type Metrics, type PerExample } from '../eval/metrics.js';
 import { CandidateFailed, scoreEach } from '../eval/scorer.js';
 import { isS3Path } from '../io/storage/s3-location.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
+import { externalDataPath } from '../io/onnx/model-writer.js';
 import type { WritableFloat } from '../io/dtype.js';
 import { greedySoup } from '../recipes/greedy-soup.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
@@ -91,7 +92,13 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
   const grid = { ...full, candidates: positions.map((i) => full.candidates[i]) };
   const outputs = [
     ...(opts.writeBest ? [{ path: opts.writeBest.output, role: 'output (--write-best)' }] : []),
-    ...(opts.emitOnnx ? [{ path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' }] : []),
+    ...(opts.emitOnnx
+      ? [
+          { path: opts.emitOnnx.output, role: 'ONNX output (--emit-onnx)' },
+          // written past 2 GiB only, but guarded always: neither file may replace an input
+          { path: externalDataPath(opts.emitOnnx.output), role: 'external data of the ONNX output (--emit-onnx)' },
+        ]
+      : []),
     ...reportOutputs(opts.outputs),
   ];
   // onnxruntime writes and reads graphs as local files only: refuse rather than make a folder named `s3:`
@@ -239,8 +246,7 @@ async function scoreSweep(opts: SweepOptions): Promise<SweepReport> {
     const winner = candidates[bestIndex];
     const written: string[] = [];
     if (opts.emitOnnx && evaluator !== undefined) {
-      await evaluator.writeOnnx(winner, opts.emitOnnx.output, opts.emitOnnx.force);
-      written.push(opts.emitOnnx.output);
+      written.push(...(await evaluator.writeOnnx(winner, opts.emitOnnx.output, opts.emitOnnx.force)));
     }
     if (opts.writeBest) {
       const merged = await mergeToOutput(selected, winner, {

@@ -287,9 +287,9 @@ export class Evaluator implements Scorer {
     ];
   }
 
-  /** Writes the graph with `vector`'s average baked in. */
-  async writeOnnx(vector: WeightVector, output: string, force = false): Promise<void> {
-    await writeBakedModel(
+  /** Writes the graph with `vector`'s average baked in; returns the files written (the graph, and its data past 2 GiB). */
+  async writeOnnx(vector: WeightVector, output: string, force = false): Promise<string[]> {
+    return writeBakedModel(
       this.model,
       this.binding,
       this.checkpoints,

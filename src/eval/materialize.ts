@@ -4,12 +4,11 @@
  * runtime then maps the file instead of copying it). Memory is one model, not K; the cost is a
  * session per candidate. The same averaging bakes the winner into a ready-to-serve ONNX file.
  */
-import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { ioError } from '../errors.js';
-import { AtomicOutput } from '../io/atomic-output.js';
 import { FilePool } from '../io/storage/file-pool.js';
 import { checkpointInputs, guardOutputs } from '../io/output-guard.js';
 import { onnxCodeOf } from '../io/dtype.js';
@@ -18,13 +17,15 @@ import {
   elementBytes,
   encodeModel,
   externalRef,
+  forEachPiece,
   numel,
-  onnx,
   setExternal,
-  tensorBytes,
   type LoadedModel,
   type ModelProto,
+  type TensorProto,
 } from '../io/onnx/model.js';
+import { bytesData, externalDataPath, writeModel, type TensorData } from '../io/onnx/model-writer.js';
+import { PositionalWriter } from '../io/positional-writer.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
@@ -43,7 +44,9 @@ interface Layout {
   /** Where each slot's bytes go in the data file. */
   readonly offsets: Map<WeightSlot, number>;
   /** Bytes written once: integers from the newest checkpoint, external data of unbound initializers. */
-  readonly fixed: { offset: number; bytes: Uint8Array }[];
+  readonly fixed: { offset: number; data: TensorData }[];
+  /** The data file's length. */
+  readonly size: number;
 }
 
 /** A copy of the graph whose bound (and externally stored) initializers point into `weights.bin`. */
@@ -63,24 +66,38 @@ async function layout(
   };
   const offsets = new Map<WeightSlot, number>();
   for (const s of slots) offsets.set(s, reserve(slotBytes(s)));
-  const fixed: { offset: number; bytes: Uint8Array }[] = [];
+  const fixed: { offset: number; data: TensorData }[] = [];
   for (const t of proto.graph!.initializer ?? []) {
     const slot = slots.find((s) => s.members.some((m) => m.initializer === t.name));
-    const integer = binding.integers.find((i) => i.initializer === t.name);
-    const src = integer && newest.tensors.get(integer.source);
+    const data = slot === undefined ? await keptData(t, model, binding, newest, pool) : undefined;
     if (slot) {
       setExternal(t, DATA_FILE, offsets.get(slot)!, slotBytes(slot));
-    } else if (src && onnxCodeOf(src.dtype) === t.dataType) {
-      const bytes = await readBytes(pool, src);
-      fixed.push({ offset: reserve(bytes.byteLength), bytes });
-      setExternal(t, DATA_FILE, fixed[fixed.length - 1].offset, bytes.byteLength);
-    } else if (externalRef(t, model.dir, model.path)) {
-      const bytes = await tensorBytes(t, model);
-      fixed.push({ offset: reserve(bytes.byteLength), bytes });
-      setExternal(t, DATA_FILE, fixed[fixed.length - 1].offset, bytes.byteLength);
+    } else if (data !== undefined) {
+      fixed.push({ offset: reserve(data.byteLength), data });
+      setExternal(t, DATA_FILE, fixed[fixed.length - 1].offset, data.byteLength);
     }
   }
-  return { proto, offsets, fixed };
+  return { proto, offsets, fixed, size: end };
+}
+
+/**
+ * The bytes of an initializer no candidate changes that cannot stay as the graph holds it: an
+ * integer taken from the newest checkpoint, or external data (streamed: it may be gigabytes).
+ */
+async function keptData(
+  t: TensorProto,
+  model: LoadedModel,
+  binding: Binding,
+  newest: Checkpoint,
+  pool: FilePool,
+): Promise<TensorData | undefined> {
+  const integer = binding.integers.find((i) => i.initializer === t.name);
+  const src = integer && newest.tensors.get(integer.source);
+  if (src && onnxCodeOf(src.dtype) === t.dataType) return bytesData(await readBytes(pool, src));
+  const ext = externalRef(t, model.dir, model.path);
+  // read later, when `t` itself points at the output: a copy keeps where its bytes are now
+  const source = { ...t };
+  return ext && { byteLength: ext.length, produce: (each) => forEachPiece(source, model, each) };
 }
 
 /** A file-system call with the tool's one-line error naming the file (never a bare ENOENT and a stack). */
@@ -96,15 +113,6 @@ function slotBytes(s: WeightSlot): number {
   return numel(s.first.dims) * elementBytes(s.first.type);
 }
 
-async function writeAt(fh: FileHandle, bytes: Uint8Array, offset: number, file: string): Promise<void> {
-  try {
-    for (let done = 0; done < bytes.byteLength; )
-      done += (await fh.write(bytes, done, bytes.byteLength - done, offset + done)).bytesWritten;
-  } catch (e) {
-    throw ioError(file, e, 'write candidate weights');
-  }
-}
-
 export async function createMaterialize(
   model: LoadedModel,
   binding: Binding,
@@ -114,7 +122,7 @@ export async function createMaterialize(
 ): Promise<ScoringEngine> {
   const pool = new FilePool();
   const slots = weightSlots(binding.weights);
-  const { proto, offsets, fixed } = await layout(model, binding, slots, newest, pool);
+  const { proto, offsets, fixed, size } = await layout(model, binding, slots, newest, pool);
   const dir = await wrapFs(
     tmpdir(),
     'create a temporary folder for the candidate models (set TMPDIR to a writable folder)',
@@ -125,7 +133,12 @@ export async function createMaterialize(
   const dataPath = join(dir, DATA_FILE);
   await wrapFs(modelPath, 'write the candidate model', () => writeFile(modelPath, encodeModel(proto)));
   const fh = await wrapFs(dataPath, 'create the candidate weights file', () => open(dataPath, 'w+'));
-  for (const f of fixed) await writeAt(fh, f.bytes, f.offset, dataPath);
+  const writer = new PositionalWriter(fh, dataPath, 'write candidate weights');
+  for (const f of fixed) {
+    writer.at = f.offset;
+    await f.data.produce((piece) => writer.write(piece));
+  }
+  await writer.finish(size); // the zeros skipped at its end included
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
   const averager = new SlotAverager(pool, checkpoints, slots);
   // one buffer, as large as the largest slot, takes each average in turn before it is written
@@ -139,7 +152,8 @@ export async function createMaterialize(
       for (const slot of slots) {
         const bytes = scratch.subarray(0, slotBytes(slot));
         await averager.average(slot, parts, bytes);
-        await writeAt(fh, bytes, offsets.get(slot)!, dataPath);
+        writer.at = offsets.get(slot)!;
+        await writer.write(bytes, false); // the previous candidate's bytes are there
       }
       await wrapFs(dataPath, 'write candidate weights', () => fh.sync());
       const ctx = {
@@ -172,7 +186,11 @@ export async function createMaterialize(
   };
 }
 
-/** Writes the graph with `vector`'s average baked in: a self-contained .onnx a server can load. */
+/**
+ * Writes the graph with `vector`'s average baked in, a tensor at a time (never the whole model in
+ * memory): one self-contained .onnx a server can load, or past protobuf's 2 GiB the graph and
+ * `OUT.data` (io/onnx/model-writer.ts). Returns the files written.
+ */
 export async function writeBakedModel(
   model: LoadedModel,
   binding: Binding,
@@ -181,55 +199,47 @@ export async function writeBakedModel(
   vector: WeightVector,
   output: string,
   force: boolean,
-): Promise<void> {
+): Promise<string[]> {
   await guardOutputs(
-    [{ path: output, role: 'ONNX output' }],
+    [
+      { path: output, role: 'ONNX output' },
+      { path: externalDataPath(output), role: 'external data of the ONNX output' },
+    ],
     [...checkpointInputs(checkpoints), ...(await evaluationInputs(model.path, {}, model))],
   );
   const pool = new FilePool();
   try {
     const proto = copyModel(model);
     const parts = supportOf(vector, new Map(checkpoints.map((ck) => [ck.step, ck])));
-    const bySlot = new Map<string, Uint8Array>();
     const slots = weightSlots(binding.weights);
     const averager = new SlotAverager(pool, checkpoints, slots);
+    // one buffer, as large as the largest slot, takes each average in turn while it is written
+    const scratch = new Uint8Array(Math.max(0, ...slots.map(slotBytes)));
+    // one TensorData per slot: tied initializers can share their bytes in OUT.data
+    const averages = new Map<WeightSlot, TensorData>(
+      slots.map((slot) => [
+        slot,
+        {
+          byteLength: slotBytes(slot),
+          async produce(each) {
+            const bytes = scratch.subarray(0, slotBytes(slot));
+            await averager.average(slot, parts, bytes);
+            await each(bytes);
+          },
+        },
+      ]),
+    );
+    const data = new Map<TensorProto, TensorData>();
+    for (const t of proto.graph!.initializer ?? []) {
+      const slot = slots.find((s) => s.members.some((m) => m.initializer === t.name));
+      const d = slot === undefined ? await keptData(t, model, binding, newest, pool) : averages.get(slot);
+      if (d !== undefined) data.set(t, d);
+    }
     try {
-      const outputs = slots.map((slot) => ({ slot, out: new Uint8Array(slotBytes(slot)) }));
-      await averager.averageAll(outputs, parts);
-      for (const { slot, out } of outputs) for (const m of slot.members) bySlot.set(m.initializer, out);
+      return await writeModel(proto, data, output, force);
     } finally {
       await averager.close();
     }
-    for (const t of proto.graph!.initializer ?? []) {
-      const integer = binding.integers.find((i) => i.initializer === t.name);
-      const src = integer && newest.tensors.get(integer.source);
-      const raw =
-        bySlot.get(t.name ?? '') ??
-        (src && onnxCodeOf(src.dtype) === t.dataType
-          ? await readBytes(pool, src)
-          : externalRef(t, model.dir, model.path)
-            ? await tensorBytes(t, model)
-            : undefined);
-      if (raw === undefined) continue;
-      Object.assign(t, {
-        rawData: raw,
-        floatData: [],
-        int32Data: [],
-        int64Data: [],
-        doubleData: [],
-        uint64Data: [],
-        externalData: [],
-        dataLocation: onnx.TensorProto.DataLocation.DEFAULT,
-      });
-    }
-    const out = await AtomicOutput.begin(output, 'file', force);
-    try {
-      await writeFile(out.tempPath, encodeModel(proto));
-    } catch (e) {
-      await out.abort();
-      throw ioError(output, e, 'write the ONNX model');
-    }
-    await out.commit();
   } finally {
     await pool.close();
   }
