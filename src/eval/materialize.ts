@@ -4,7 +4,8 @@
  * runtime then maps the file instead of copying it). Memory is one model, not K; the cost is a
  * session per candidate. The same averaging bakes the winner into a ready-to-serve ONNX file.
  */
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -113,6 +114,39 @@ function slotBytes(s: WeightSlot): number {
   return numel(s.first.dims) * elementBytes(s.first.type);
 }
 
+/**
+ * The candidates' model in `dir`: the graph, and its weights file with the fixed bytes in place
+ * (the slots are written per candidate). On a failure nothing of it stays: a copy of gigabytes of
+ * external data may have filled TMPDIR.
+ */
+async function scratchModel(
+  dir: string,
+  modelPath: string,
+  dataPath: string,
+  { proto, fixed, size }: Omit<Layout, 'offsets'>,
+): Promise<{ fh: FileHandle; writer: PositionalWriter }> {
+  let fh: FileHandle | undefined;
+  try {
+    await wrapFs(tmpdir(), 'create a temporary folder for the candidate models (set TMPDIR to a writable folder)', () =>
+      mkdir(dir, { mode: 0o700 }),
+    );
+    await wrapFs(modelPath, 'write the candidate model', () => writeFile(modelPath, encodeModel(proto)));
+    fh = await wrapFs(dataPath, 'create the candidate weights file', () => open(dataPath, 'w+'));
+    const writer = new PositionalWriter(fh, dataPath, 'write candidate weights');
+    for (const f of fixed) {
+      writer.at = f.offset;
+      await f.data.produce((piece) => writer.write(piece));
+    }
+    await writer.finish(size); // the zeros skipped at its end included
+    return { fh, writer };
+  } catch (e) {
+    await fh?.close();
+    await rm(dir, { recursive: true, force: true });
+    untrackTemporary(dir);
+    throw e;
+  }
+}
+
 export async function createMaterialize(
   model: LoadedModel,
   binding: Binding,
@@ -123,22 +157,15 @@ export async function createMaterialize(
   const pool = new FilePool();
   const slots = weightSlots(binding.weights);
   const { proto, offsets, fixed, size } = await layout(model, binding, slots, newest, pool);
-  const dir = await wrapFs(
-    tmpdir(),
-    'create a temporary folder for the candidate models (set TMPDIR to a writable folder)',
-    () => mkdtemp(join(tmpdir(), 'avg-ckpt-materialize-')),
-  );
+  // registered before it exists: a signal while the folder is being made still finds it
+  const dir = join(tmpdir(), `avg-ckpt-materialize-${randomBytes(6).toString('hex')}`);
   trackTemporary(dir); // a copy of the model's weights: removed on SIGINT/SIGTERM too
   const modelPath = join(dir, 'model.onnx');
   const dataPath = join(dir, DATA_FILE);
-  await wrapFs(modelPath, 'write the candidate model', () => writeFile(modelPath, encodeModel(proto)));
-  const fh = await wrapFs(dataPath, 'create the candidate weights file', () => open(dataPath, 'w+'));
-  const writer = new PositionalWriter(fh, dataPath, 'write candidate weights');
-  for (const f of fixed) {
-    writer.at = f.offset;
-    await f.data.produce((piece) => writer.write(piece));
-  }
-  await writer.finish(size); // the zeros skipped at its end included
+  const { fh, writer } = await scratchModel(dir, modelPath, dataPath, { proto, fixed, size }).catch(async (e) => {
+    await pool.close();
+    throw e;
+  });
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
   const averager = new SlotAverager(pool, checkpoints, slots);
   // one buffer, as large as the largest slot, takes each average in turn before it is written
