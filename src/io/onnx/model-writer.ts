@@ -131,7 +131,8 @@ export async function writeModel(
   );
   const model = onnx.ModelProto.encode({ ...proto, graph: undefined }).finish();
   const head = [model, key(MODEL_GRAPH), varint(graphLength), rest];
-  if (head.reduce((s, b) => s + b.byteLength, 0) + graphLength <= limit) {
+  // the file: the model's other fields, the graph's key and length, then the graph (rest + entries)
+  if (model.byteLength + key(MODEL_GRAPH).byteLength + varint(graphLength).byteLength + graphLength <= limit) {
     const out = await AtomicOutput.begin(output, 'file', force);
     try {
       // fields may come in any order: the graph's initializers follow its other fields
