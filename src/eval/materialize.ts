@@ -4,8 +4,8 @@
  * runtime then maps the file instead of copying it). Memory is one model, not K; the cost is a
  * session per candidate. The same averaging bakes the winner into a ready-to-serve ONNX file.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -127,9 +127,6 @@ async function scratchModel(
 ): Promise<{ fh: FileHandle; writer: PositionalWriter }> {
   let fh: FileHandle | undefined;
   try {
-    await wrapFs(tmpdir(), 'create a temporary folder for the candidate models (set TMPDIR to a writable folder)', () =>
-      mkdir(dir, { mode: 0o700 }),
-    );
     await wrapFs(modelPath, 'write the candidate model', () => writeFile(modelPath, encodeModel(proto)));
     fh = await wrapFs(dataPath, 'create the candidate weights file', () => open(dataPath, 'w+'));
     const writer = new PositionalWriter(fh, dataPath, 'write candidate weights');
@@ -157,8 +154,16 @@ export async function createMaterialize(
   const pool = new FilePool();
   const slots = weightSlots(binding.weights);
   const { proto, offsets, fixed, size } = await layout(model, binding, slots, newest, pool);
-  // registered before it exists: a signal while the folder is being made still finds it
-  const dir = join(tmpdir(), `avg-ckpt-materialize-${randomBytes(6).toString('hex')}`);
+  // made synchronously, then registered at once: a signal handler (which runs on this thread)
+  // cannot come in between, and no mkdir queued behind reads in the thread pool can recreate the
+  // folder after the handler removed it (both left it behind under load)
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'avg-ckpt-materialize-'));
+  } catch (e) {
+    await pool.close();
+    throw ioError(tmpdir(), e, 'create a temporary folder for the candidate models (set TMPDIR to a writable folder)');
+  }
   trackTemporary(dir); // a copy of the model's weights: removed on SIGINT/SIGTERM too
   const modelPath = join(dir, 'model.onnx');
   const dataPath = join(dir, DATA_FILE);
