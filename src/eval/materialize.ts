@@ -19,8 +19,10 @@ import {
   encodeModel,
   externalRef,
   forEachPiece,
+  nestedTensors,
   numel,
   setExternal,
+  tensorBytes,
   type LoadedModel,
   type ModelProto,
   type TensorProto,
@@ -266,6 +268,13 @@ export async function writeBakedModel(
       const slot = slots.find((s) => s.members.some((m) => m.initializer === t.name));
       const d = slot === undefined ? await keptData(t, model, binding, newest, pool) : averages.get(slot);
       if (d !== undefined) data.set(t, d);
+    }
+    // external data elsewhere (a Constant's value, a subgraph's initializer) would point into the
+    // input's folder from the output's: it moves into the graph (such tensors are small)
+    for (const t of nestedTensors(proto)) {
+      if (externalRef(t, model.dir, model.path) === undefined) continue;
+      const bytes = await tensorBytes(t, model);
+      Object.assign(t, { externalData: [], dataLocation: undefined, rawData: bytes });
     }
     try {
       return await writeModel(proto, data, output, force);

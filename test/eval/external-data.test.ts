@@ -24,7 +24,14 @@ import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
 import { AvgCkptError } from '../../src/errors.js';
 import { Evaluator } from '../../src/eval/evaluator.js';
 import { readNpy } from '../../src/io/npy.js';
-import { encodeModel, loadModel, onnx, setExternal, type ModelProto } from '../../src/io/onnx/model.js';
+import {
+  encodeModel,
+  loadModel,
+  onnx,
+  setExternal,
+  type ModelProto,
+  type TensorProto,
+} from '../../src/io/onnx/model.js';
 import { INLINE_LIMIT_ENV } from '../../src/io/onnx/model-writer.js';
 import { lawa } from '../../src/recipes/lawa.js';
 import { discoverSeries } from '../../src/series/discover.js';
@@ -213,6 +220,38 @@ describe('--emit-onnx out', () => {
     expect(readdirSync(dir).sort()).toEqual(['best.onnx', 'best.onnx.data']);
     const s = await ort.InferenceSession.create(join(dir, 'best.onnx'));
     expect(Math.abs((await lossOf(s)) - LAWA8)).toBeLessThan(1e-5);
+    await s.release();
+  });
+
+  it('moves the external data of a Constant node into the emitted graph', async () => {
+    const dir = join(tmp, 'constant');
+    mkdirSync(dir);
+    const m: ModelProto = (await loadModel(`${RUN}/model.onnx`)).proto;
+    // logits = Gemm(...) + c, c a Constant whose 10 floats are in c.bin at offset 8
+    const c = Float32Array.from({ length: 10 }, (_, i) => i / 8 - 0.5);
+    writeFileSync(join(dir, 'c.bin'), Buffer.concat([Buffer.alloc(8), Buffer.from(c.buffer)]));
+    const value: TensorProto = { name: 'c', dataType: 1, dims: [10] };
+    setExternal(value, 'c.bin', 8, 40);
+    const last = m.graph!.node![m.graph!.node!.length - 1];
+    last.output = ['pre'];
+    m.graph!.node!.push(
+      { opType: 'Constant', output: ['c'], attribute: [{ name: 'value', type: 4, t: value }] },
+      { opType: 'Add', input: ['pre', 'c'], output: ['logits'] },
+    );
+    writeFileSync(join(dir, 'model.onnx'), encodeModel(m));
+    const ev = await open(join(dir, 'model.onnx'), 'fed');
+    const out = join(tmp, 'constant-out', 'best.onnx');
+    try {
+      expect(await ev.writeOnnx(lawa8(), out)).toEqual([out]);
+    } finally {
+      await ev.close();
+    }
+    const baked = onnx.ModelProto.decode(readFileSync(out));
+    const t = baked.graph!.node!.find((n) => n.opType === 'Constant')!.attribute![0].t!;
+    expect(t.dataLocation ?? 0).toBe(0);
+    expect(Buffer.from(t.rawData!)).toEqual(Buffer.from(c.buffer));
+    // and it runs, from memory: nothing outside the file is needed
+    const s = await ort.InferenceSession.create(readFileSync(out));
     await s.release();
   });
 

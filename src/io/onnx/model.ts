@@ -75,13 +75,45 @@ export async function loadModel(path: string): Promise<LoadedModel> {
 }
 
 /**
- * Every external-data reference of the graph's initializers points at a file in the model's
- * folder that holds its bytes: checked once, from the files' sizes, so that a hostile or
- * truncated model is refused in one line before any engine reads it (the bytes are not read).
+ * The tensors of a model besides its graph's initializers, where external data may also be:
+ * sparse initializers, node attributes (a Constant's value), subgraphs (If, Loop and Scan
+ * bodies, with their own initializers) and functions.
+ */
+export function* nestedTensors(proto: ModelProto): Generator<TensorProto> {
+  const ofNodes = function* (nodes: readonly NodeProto[]): Generator<TensorProto> {
+    for (const a of nodes.flatMap((n) => n.attribute ?? [])) {
+      if (a.t) yield a.t;
+      yield* a.tensors ?? [];
+      for (const s of [...(a.sparseTensor ? [a.sparseTensor] : []), ...(a.sparseTensors ?? [])]) {
+        if (s.values) yield s.values;
+        if (s.indices) yield s.indices;
+      }
+      for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) {
+        yield* g.initializer ?? [];
+        yield* ofGraph(g);
+      }
+    }
+  };
+  const ofGraph = function* (g: onnxProto.onnx.IGraphProto): Generator<TensorProto> {
+    for (const s of g.sparseInitializer ?? []) {
+      if (s.values) yield s.values;
+      if (s.indices) yield s.indices;
+    }
+    yield* ofNodes(g.node ?? []);
+  };
+  yield* ofGraph(proto.graph!);
+  for (const f of proto.functions ?? []) yield* ofNodes(f.node ?? []);
+}
+
+/**
+ * Every external-data reference of the model (its initializers and nested tensors) points at a
+ * file in the model's folder that holds its bytes: checked once, from the files' sizes, so that
+ * a hostile or truncated model is refused in one line before any engine reads it (the bytes are
+ * not read).
  */
 async function checkExternalData(model: LoadedModel): Promise<void> {
   const sizes = new Map<string, Promise<PathInfo | Error>>();
-  for (const t of model.proto.graph!.initializer ?? []) {
+  for (const t of [...(model.proto.graph!.initializer ?? []), ...nestedTensors(model.proto)]) {
     const ref = externalRef(t, model.dir, model.path);
     if (ref === undefined) continue;
     if (!sizes.has(ref.file))

@@ -8,34 +8,33 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type onnxProto from 'onnx-proto';
 import { AvgCkptError } from '../../../src/errors.js';
 import { encodeModel, loadModel, onnx, tensorBytes, type TensorProto } from '../../../src/io/onnx/model.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'avg-ckpt-onnx-external-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** A [2, 3] float32 initializer "w" whose data is `entries` (onnx's external_data key/value pairs). */
-function modelWith(name: string, entries: Record<string, string>): string {
-  const w: TensorProto = {
-    name: 'w',
-    dataType: onnx.TensorProto.DataType.FLOAT,
-    dims: [2, 3],
-    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-    externalData: Object.entries(entries).map(([key, value]) => ({ key, value })),
-  };
+/** A [2, 3] float32 tensor named `name` whose data is `entries` (onnx's external_data key/value pairs). */
+const externalTensor = (name: string, entries: Record<string, string>): TensorProto => ({
+  name,
+  dataType: onnx.TensorProto.DataType.FLOAT,
+  dims: [2, 3],
+  dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+  externalData: Object.entries(entries).map(([key, value]) => ({ key, value })),
+});
+
+/** Writes a model with `graph` as `name` in the test folder. */
+function modelFile(name: string, graph: onnxProto.onnx.IGraphProto): string {
   const path = join(tmp, name);
-  writeFileSync(
-    path,
-    encodeModel(
-      onnx.ModelProto.fromObject({
-        irVersion: 8,
-        opsetImport: [{ domain: '', version: 17 }],
-        graph: { name: 'g', initializer: [w], node: [], input: [], output: [] },
-      }),
-    ),
-  );
+  const model = onnx.ModelProto.fromObject({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph });
+  writeFileSync(path, encodeModel(model));
   return path;
 }
+
+/** A model whose one initializer "w" has the external data `entries`. */
+const modelWith = (name: string, entries: Record<string, string>) =>
+  modelFile(name, { name: 'g', initializer: [externalTensor('w', entries)] });
 
 async function refusal(path: string): Promise<string> {
   try {
@@ -65,6 +64,18 @@ describe('external data of ONNX initializers', () => {
       const t = model.proto.graph!.initializer![0];
       expect(new Float32Array(new Uint8Array(await tensorBytes(t, model)).buffer)).toEqual(values);
     }
+  });
+
+  it('checks the external data of tensors in node attributes too (a Constant, a subgraph)', async () => {
+    const c = externalTensor('c', { location: '../w.data' });
+    const path = modelFile('constant.onnx', {
+      name: 'g',
+      node: [{ opType: 'Constant', output: ['y'], attribute: [{ name: 'value', type: 4, t: c }] }],
+      output: [{ name: 'y' }],
+    });
+    expect(await refusal(path)).toMatch(
+      /^.*constant\.onnx: tensor "c": external data location "\.\.\/w\.data" is absolute or leaves/,
+    );
   });
 
   it.each([
