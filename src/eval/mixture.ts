@@ -1,11 +1,12 @@
 /**
  * The mixture engine: every bound weight is `Reshape(MatMul(a[1,K], S[K,n]))`, `a` the
  * candidate's weights, so a candidate is a `run` with a new `a`; with several batches the average
- * is formed once per candidate in a session of its own and fed to the graph's session.
+ * is formed once per candidate in a session of its own and fed to the graph's session. S is cut
+ * into pieces of at most MAX_STACK_BYTES (one MatMul each, their sums joined per run).
  *
  * S is never copied by us: each checkpoint's tensor is an external-data initializer pointing
- * into its safetensors file (location, offset, length), and a Cast/Transpose/Reshape/Concat
- * chain over them is constant-folded by the runtime once, when the session is created. The
+ * into its safetensors file (location, offset, length), and the Concat (and Cast) over them is
+ * constant-folded by the runtime once, when the session is created. The
  * runtime refuses external paths outside the model's folder (symlinks are resolved), so the
  * graph is loaded from memory with its external-data folder set to the files' common ancestor.
  */
@@ -15,7 +16,7 @@ import type onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import { AvgCkptError } from '../errors.js';
 import { ONNX_DTYPE, onnxCodeOf } from '../io/dtype.js';
-import { isInPlace } from '../io/formats/tensor-source.js';
+import { isInPlace, type TensorSource } from '../io/formats/tensor-source.js';
 import {
   copyModel,
   encodeModel,
@@ -30,7 +31,7 @@ import {
 import { isS3Path } from '../io/storage/s3-location.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
-import type { Binding } from './binding.js';
+import type { Binding, BoundTensor } from './binding.js';
 import { sessionProviders, type Device } from './device.js';
 import { ortError, runSession, supportOf, weightSlots, type ScoringEngine } from './engine.js';
 
@@ -43,13 +44,30 @@ export function mixtureBytes(binding: Binding, k: number): number {
   return weightSlots(binding.weights).reduce((s, slot) => s + k * numel(slot.first.dims) * 4, 0);
 }
 
-/** The largest stacked weight S = [K, n] the mixture would hold, in bytes, and its initializer. */
-export function largestStack(binding: Binding, k: number): { name: string; bytes: number } | undefined {
-  let out: { name: string; bytes: number } | undefined;
-  for (const slot of weightSlots(binding.weights)) {
-    const bytes = k * numel(slot.first.dims) * 4;
-    if (out === undefined || bytes > out.bytes) out = { name: slot.first.initializer, bytes };
-  }
+/**
+ * The most bytes one stacked piece S = [K, elements] may take. onnxruntime constant-folds a node
+ * only when its output is at most 1 GiB: a larger stack's Concat was left in the graph and run in
+ * every `run`, so the session held the K checkpoint tensors and built their stack again per
+ * candidate (docs/benchmarks.md). A WebGPU buffer holds at most 2 GiB (256 MiB ran on lavapipe,
+ * docs/gpu.md). Smaller than both, because while a piece is folded its K checkpoint ranges are
+ * mapped beside it: a 1 GiB piece added up to 1 GiB to the setup's peak.
+ */
+export const MAX_STACK_BYTES = 2 ** 28;
+
+/** A contiguous range of a weight's elements (C order, in its checkpoint's layout). */
+export interface StackPiece {
+  readonly start: number;
+  readonly count: number;
+}
+
+/**
+ * How a weight of `n` elements is cut so that each piece's stack of `k` rows, `bytesPerElement`
+ * each, takes at most `maxBytes` (a single element per row when even that does not fit).
+ */
+export function stackPieces(n: number, k: number, bytesPerElement: number, maxBytes: number): StackPiece[] {
+  const per = Math.max(1, Math.floor(maxBytes / (k * bytesPerElement)));
+  const out: StackPiece[] = [];
+  for (let start = 0; start < n; start += per) out.push({ start, count: Math.min(per, n - start) });
   return out;
 }
 
@@ -101,6 +119,7 @@ export async function mixtureGraphs(
   checkpoints: readonly Checkpoint[],
   newest: Checkpoint,
   split: boolean,
+  maxStackBytes = MAX_STACK_BYTES,
 ): Promise<{ mixer?: Uint8Array; scorer: Uint8Array; folder: string }> {
   const proto = copyModel(model);
   const graph = proto.graph!;
@@ -136,50 +155,9 @@ export async function mixtureGraphs(
   const unpack: NodeProto[] = [];
   slots.forEach((slot, j) => {
     const b = slot.first;
-    const n = numel(b.dims);
     const p = `avg_ckpt/${j}`;
-    mixInits.push(int64Const(`${p}/row`, [1, n]), int64Const(`${p}/shape`, b.dims));
-    const rows = checkpoints.map((ck, k) => {
-      const src = ck.tensors.get(b.source)!;
-      const name = `${p}/ck${k}`;
-      // external bytes take any dims: declaring the row shape [1, n] saves a folded Reshape copy
-      if (!isInPlace(src)) {
-        // onnxruntime reads external data as one C-order little-endian run: a view would be read wrong
-        throw new AvgCkptError(
-          'unsupported-layout',
-          'is a strided or big-endian view in its file, which the mixture engine cannot hand to onnxruntime: use --engine materialize',
-          { file: src.file, tensor: src.name },
-        );
-      }
-      const t: TensorProto = {
-        name,
-        dataType: onnxCodeOf(src.dtype),
-        dims: b.transform === 'transpose' ? [...src.shape] : [1, n],
-      };
-      setExternal(t, rel(src.file), src.position, src.byteLength);
-      mixInits.push(t);
-      let x = name;
-      if (t.dataType !== ONNX_DTYPE.FLOAT)
-        mixNodes.push({
-          opType: 'Cast',
-          input: [x],
-          output: [(x = `${name}/f32`)],
-          attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.FLOAT }],
-        });
-      if (b.transform === 'transpose') {
-        mixNodes.push({
-          opType: 'Transpose',
-          input: [x],
-          output: [`${name}/t`],
-          attribute: [{ name: 'perm', type: 7, ints: [1, 0] }],
-        });
-        mixNodes.push({ opType: 'Reshape', input: [`${name}/t`, `${p}/row`], output: [(x = `${name}/row`)] });
-      }
-      return x;
-    });
-    mixNodes.push({ opType: 'Concat', input: rows, output: [`${p}/S`], attribute: [{ name: 'axis', type: 2, i: 0 }] });
-    mixNodes.push({ opType: 'MatMul', input: [MIXTURE_INPUT, `${p}/S`], output: [`${p}/sum`] });
-    mixNodes.push({ opType: 'Reshape', input: [`${p}/sum`, `${p}/shape`], output: [`${p}/avg`] });
+    const sources = checkpoints.map((ck) => ck.tensors.get(b.source)!);
+    mixSlot(p, b, sources, rel, maxStackBytes, mixInits, mixNodes);
     averages.push(floatInfo(`${p}/avg`, b.dims));
     // the scorer takes float32 (bfloat16 cannot cross the runtime's API) and casts once inside
     for (const m of slot.members) {
@@ -217,6 +195,81 @@ export async function mixtureGraphs(
   return { mixer, scorer: encodeModel(proto), folder };
 }
 
+/**
+ * One weight's average `${p}/avg` from the candidate's weights: per piece, the K checkpoint
+ * ranges (external data in place) are stacked, cast to float32 and mixed by a MatMul; the pieces'
+ * sums are joined, reshaped, and transposed when the graph holds the checkpoint's transpose.
+ */
+function mixSlot(
+  p: string,
+  bound: BoundTensor,
+  sources: readonly TensorSource[],
+  rel: (file: string) => string,
+  maxStackBytes: number,
+  inits: TensorProto[],
+  nodes: NodeProto[],
+): void {
+  const first = sources[0];
+  const n = numel(first.shape);
+  const size = first.byteLength / n;
+  const type = onnxCodeOf(first.dtype);
+  // the Concat stacks in the checkpoints' dtype: a float64 stack takes 8 bytes per element
+  const pieces = stackPieces(n, sources.length, Math.max(4, size), maxStackBytes);
+  const sums = pieces.map(({ start, count }, q) => {
+    const rows = sources.map((src, k) => {
+      if (!isInPlace(src)) {
+        // onnxruntime reads external data as one C-order little-endian run: a view would be read wrong
+        throw new AvgCkptError(
+          'unsupported-layout',
+          'is a strided or big-endian view in its file, which the mixture engine cannot hand to onnxruntime: use --engine materialize',
+          { file: src.file, tensor: src.name },
+        );
+      }
+      // external bytes take any dims: declaring the row [1, count] saves a folded Reshape copy
+      const t: TensorProto = { name: `${p}/${q}/ck${k}`, dataType: type, dims: [1, count] };
+      setExternal(t, rel(src.file), src.position + start * size, count * size);
+      inits.push(t);
+      return t.name!;
+    });
+    // Folding keeps each folded output until its pass ends: casting the stack once, rather than
+    // each row before the Concat, keeps a half-size 16-bit stack beside S instead of a float32 one.
+    let stack = `${p}/${q}/S`;
+    nodes.push({ opType: 'Concat', input: rows, output: [stack], attribute: [{ name: 'axis', type: 2, i: 0 }] });
+    if (type !== ONNX_DTYPE.FLOAT)
+      nodes.push({
+        opType: 'Cast',
+        input: [stack],
+        output: [(stack = `${stack}/f32`)],
+        attribute: [{ name: 'to', type: 2, i: ONNX_DTYPE.FLOAT }],
+      });
+    nodes.push({ opType: 'MatMul', input: [MIXTURE_INPUT, stack], output: [`${p}/${q}/sum`] });
+    return `${p}/${q}/sum`;
+  });
+  let sum = sums[0];
+  if (sums.length > 1)
+    nodes.push({
+      opType: 'Concat',
+      input: sums,
+      output: [(sum = `${p}/sum`)],
+      attribute: [{ name: 'axis', type: 2, i: 1 }],
+    });
+  if (bound.transform !== 'transpose') {
+    inits.push(int64Const(`${p}/shape`, bound.dims));
+    nodes.push({ opType: 'Reshape', input: [sum, `${p}/shape`], output: [`${p}/avg`] });
+    return;
+  }
+  // Mixed in the checkpoint's layout and transposed once per candidate: transposing the K rows
+  // while folding would keep a transposed copy of each beside S until the pass ends.
+  inits.push(int64Const(`${p}/shape`, first.shape));
+  nodes.push({ opType: 'Reshape', input: [sum, `${p}/shape`], output: [`${p}/mixed`] });
+  nodes.push({
+    opType: 'Transpose',
+    input: [`${p}/mixed`],
+    output: [`${p}/avg`],
+    attribute: [{ name: 'perm', type: 7, ints: [1, 0] }],
+  });
+}
+
 function floatInfo(name: string, dims: readonly number[]): ValueInfoProto {
   return {
     name,
@@ -228,7 +281,10 @@ function floatInfo(name: string, dims: readonly number[]): ValueInfoProto {
 const MIXTURE_ADVICE =
   'use --engine fed (about one model in memory), a smaller --memory-budget so that --engine auto picks it, or fewer checkpoints (--last N, --every N)';
 
-/** `batches`: how many runs score one candidate; with more than one, the average is formed once in a session of its own. */
+/**
+ * `batches`: how many runs score one candidate; with more than one, the average is formed once in
+ * a session of its own. `maxStackBytes`: the largest stacked piece (tests make it small).
+ */
 export async function createMixture(
   model: LoadedModel,
   binding: Binding,
@@ -236,8 +292,16 @@ export async function createMixture(
   newest: Checkpoint,
   device: Device,
   batches: number,
+  maxStackBytes = MAX_STACK_BYTES,
 ): Promise<ScoringEngine> {
-  const { mixer, scorer, folder } = await mixtureGraphs(model, binding, checkpoints, newest, batches > 1);
+  const { mixer, scorer, folder } = await mixtureGraphs(
+    model,
+    binding,
+    checkpoints,
+    newest,
+    batches > 1,
+    maxStackBytes,
+  );
   const k = checkpoints.length;
   const create = async (bytes: Uint8Array, what: string, extra: Partial<ort.InferenceSession.SessionOptions> = {}) => {
     try {
@@ -245,6 +309,10 @@ export async function createMixture(
         executionProviders: sessionProviders(device),
         // the stacked weights are the MatMul's constant B: prepacking would copy all K of them again
         extra: { session: { model_external_initializers_file_folder_path: folder, disable_prepacking: '1' } },
+        // With the memory pattern, the second run allocated one block for all of a run's values
+        // beside the arena's chunks from the first: +1.2 GiB for one 13000 x 13000 weight, same
+        // speed without it (docs/benchmarks.md).
+        enableMemPattern: false,
         ...extra,
       });
     } catch (e) {

@@ -4,38 +4,15 @@
  * lavapipe (scripts/setup-lavapipe.sh); where that could not be set up, it skips and says why.
  * Lavapipe compiles shaders slowly, so the grid is a handful of candidates over 8 checkpoints.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import oracle from '../../fixtures/runs/oracle.json' with { type: 'json' };
-import { runCli } from '../helpers/cli.js';
+import { ROOT, runCli } from '../helpers/cli.js';
+import { webgpuEnv } from '../helpers/webgpu-env.js';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const LVP = join(ROOT, '.lvp');
 const RUN = join(ROOT, 'fixtures/runs/digits-mlp');
-
-/** The environment the child needs for WebGPU, or why there is none. */
-function webgpuEnv(): { env: NodeJS.ProcessEnv } | { skip: string } {
-  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return { env: process.env };
-  if (existsSync(join(LVP, 'lvp.json')) && !existsSync(join(LVP, 'unavailable'))) {
-    const lib = join(LVP, 'root/usr/lib/x86_64-linux-gnu');
-    const icd = join(LVP, 'lvp.json');
-    return {
-      env: {
-        ...process.env,
-        LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
-        VK_ICD_FILENAMES: icd,
-        VK_DRIVER_FILES: icd,
-      },
-    };
-  }
-  const why = existsSync(join(LVP, 'unavailable'))
-    ? readFileSync(join(LVP, 'unavailable'), 'utf8').trim()
-    : 'no Vulkan driver configured';
-  return { skip: `WebGPU test skipped: ${why} (run \`bash scripts/setup-lavapipe.sh\` to set up lavapipe)` };
-}
 
 interface Report {
   device: string;
