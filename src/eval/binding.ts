@@ -220,17 +220,31 @@ export async function bindModel(
   }
 }
 
-/** The checkpoint (newest first) whose values the name-bound weights hold. */
+/**
+ * The checkpoint (newest first) whose values the name-bound weights hold, judged on the smallest
+ * of them whose values are not all equal (LayerNorm gains of 1 would match any checkpoint). Small,
+ * because the first one was often the embedding: read whole, in float64, it left hundreds of MB
+ * of garbage that no collection freed before the mixture's session was created.
+ */
 async function findHolder(
   model: LoadedModel,
   series: readonly Checkpoint[],
   bound: readonly BoundTensor[],
   pool: FilePool,
 ): Promise<Checkpoint | undefined> {
-  const probe = bound.find((b) => numel(b.dims) > 1) ?? bound[0];
+  const values = async (b: BoundTensor) =>
+    floatValues(
+      b.type,
+      await tensorBytes(model.proto.graph!.initializer!.find((t) => t.name === b.initializer)!, model),
+    );
+  const sized = bound.filter((b) => numel(b.dims) > 1).sort((a, b) => numel(a.dims) - numel(b.dims));
+  let probe = sized[0] ?? bound[0];
   if (probe === undefined) return series[series.length - 1]; // nothing bound by name: try the newest
-  const init = model.proto.graph!.initializer!.find((t) => t.name === probe.initializer)!;
-  const g = floatValues(probe.type, await tensorBytes(init, model));
+  let g = await values(probe);
+  for (const b of sized.slice(1)) {
+    if (!isConstantValued(g)) break;
+    g = await values((probe = b));
+  }
   for (let i = series.length - 1; i >= 0; i--) {
     const src = series[i].tensors.get(probe.source);
     if (
