@@ -5,7 +5,7 @@
 ;; Accumulate: acc[i] += w * x[i], two float64 lanes at a time: the same IEEE multiply then add,
 ;; in the same order, as `accumulate` in JS, so the sums are bit-identical to it.
 ;; Encode to bf16 / f16: the same steps as `encode` (round-to-odd to f32, then round to nearest
-;; even), four lanes at a time, bit-identical to it.
+;; even), four lanes at a time, bit-identical to it; to f32: one rounding to nearest even.
 ;;
 ;; Every kernel takes byte offsets into the imported memory and a count n of elements; it handles
 ;; the largest multiple of its step (4, 8, 2; 8, 8, 4; 8, 4) below n and leaves the tail to the caller.
@@ -240,7 +240,8 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (local.set $n (i32.sub (local.get $n) (i32.const 8)))
         (br $next))))
-;; float32 = float64 rounded to nearest even (as JS ToFloat32 and Float32Array.set): 4 per step.
+
+  ;; float32 = float64 rounded to nearest even (as JS ToFloat32 and Float32Array.set): 4 per step.
   (func (export "toF32") (param $src i32) (param $dst i32) (param $n i32)
     (block $done
       (loop $next
