@@ -5,8 +5,8 @@
  * multiply then add, in the same order, so results are bit-identical to `accumulate`. Encode to
  * bf16 and f16: the same steps as `encode` (round-to-odd to f32, then round-to-nearest-even),
  * four lanes at a time, bit-identical to it; to f32: round to nearest even, as `encode`. Zeroing
- * the accumulator and the finiteness check of encoded values are kernels too: over a shared
- * memory V8's typed-array loops are several times slower (kernels.wat says how much).
+ * the accumulator and the finiteness check of encoded values are kernels too (kernels.wat says
+ * what they save).
  *
  * The kernels can only see their own memory, so the engine allocates its read buffers and its
  * accumulator from an `Arena` over that memory: the data is never copied in.
