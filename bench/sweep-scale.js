@@ -9,7 +9,8 @@
  * - bare: one session with the weights as constants (prepacked), the validation data in one
  *   run: the floor of a candidate. bare-fed: the same weights fed as graph inputs.
  * - each engine at each K: setup, time per candidate (raw, LAWA-2, LAWA-K), peak RSS, losses.
- * Run `npm run build` first. Env: AVG_BENCH_KS (8,16), AVG_BENCH_ENGINES (fed,materialize),
+ * Run `npm run build` first. Env: AVG_BENCH_KS (8,16), AVG_BENCH_ENGINES (fed,materialize; auto
+ * also prints what --engine auto chose and why),
  * AVG_BENCH_MIXTURE_KS (K values for the mixture, 8: about 5.3 GiB), AVG_BENCH_LAYERS (12), AVG_BENCH_D (768),
  * AVG_BENCH_VOCAB (50257), AVG_BENCH_SEQS (8), AVG_BENCH_T (128), AVG_BENCH_DIR (kept if given).
  */
@@ -319,5 +320,7 @@ for (const [engine, k] of jobs) {
   console.log(
     `${engine.padEnd(12)} K=${String(k).padEnd(3)} setup ${(r.setup / 1000).toFixed(1)} s, per candidate ${rows}; peak RSS ${r.maxRssGiB.toFixed(2)} GiB${stacked}; load ${r.load}`,
   );
+  // what --engine auto chose, and why (a row of its own when ENGINES has auto)
+  if (engine === 'auto') console.log(`${''.padEnd(12)}        ${r.reason}`);
 }
 if (process.env.AVG_BENCH_DIR === undefined) rmSync(root, { recursive: true, force: true });
