@@ -8,7 +8,7 @@ import { AvgCkptError } from '../errors.js';
 import type { ScoringChoice } from '../commands/scoring.js';
 import { startProgress, type Progress } from './terminal.js';
 import type { ArgsOf } from './command.js';
-import { inputPairs, parseSize } from './values.js';
+import { inputPairs, parseSize, positiveInteger } from './values.js';
 
 export function evalOptions<T>(y: Argv<T>) {
   return y
@@ -57,6 +57,11 @@ export function evalOptions<T>(y: Argv<T>) {
     })
     .option('labels', { type: 'string', describe: 'Labels file (default: a tensor named "labels" in the data)' })
     .option('batch-size', { type: 'number', default: 256, describe: 'Rows per run' })
+    .option('threads', {
+      type: 'number',
+      describe:
+        "Threads for forming the averages and for onnxruntime's operators, or for writing --eval-cmd's candidates (default: the cores)",
+    })
     .option('metric', {
       type: 'string',
       describe:
@@ -101,6 +106,7 @@ export function scoringOptions(a: EvalArgs, command: string): ScoringChoice {
   if (!(Number.isSafeInteger(a.batchSize) && a.batchSize >= 1))
     throw new AvgCkptError('usage', `--batch-size must be a whole number >= 1, got ${a.batchSize}`);
   const direction = a.maximize ? 'max' : a.minimize ? 'min' : undefined;
+  const threads = positiveInteger('threads', a.threads);
   const commandOnly = [
     a.shell && '--shell',
     a.scratch !== undefined && '--scratch',
@@ -129,6 +135,7 @@ export function scoringOptions(a: EvalArgs, command: string): ScoringChoice {
     return {
       metric: a.metric,
       direction,
+      threads,
       evalCommand: {
         command: a.evalCmd,
         shell: a.shell,
@@ -158,6 +165,7 @@ export function scoringOptions(a: EvalArgs, command: string): ScoringChoice {
     engine: a.engine,
     memoryBudget,
     device: a.device,
+    threads,
   };
 }
 

@@ -33,6 +33,7 @@ export interface EvalCommandOptions {
 type OnnxScoring = Omit<EvaluatorOptions, 'checkpoints' | 'steps' | 'series'>;
 
 /** onnxruntime's options (`onnx` and `data` at least), or an evaluation command (with the metric and its direction). */
+/** `threads`: for onnxruntime's averages and operators, or for writing a command's candidates. */
 export interface ScoringChoice extends Partial<OnnxScoring> {
   readonly evalCommand?: EvalCommandOptions;
 }
@@ -87,6 +88,7 @@ export async function openScorer(
       metric: opts.metric,
       direction: opts.direction,
       dtype: ctx.dtype,
+      threads: opts.threads,
       onNote: ctx.onNote,
     });
     return { scorer, inputs: [] };

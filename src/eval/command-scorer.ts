@@ -44,6 +44,8 @@ export interface CommandScorerOptions {
   readonly keep?: boolean;
   /** Output dtype of the candidates' float tensors (default: the input's, as `--write-best`). */
   readonly dtype?: WritableFloat;
+  /** Threads for writing the candidates (default: the cores). */
+  readonly threads?: number;
   /** One line per failed candidate (and the command's last stderr lines), as it happens. */
   readonly onNote?: (line: string) => void;
 }
@@ -200,7 +202,7 @@ export class CommandScorer implements Scorer {
    */
   private async write(vectors: readonly WeightVector[]): Promise<string[]> {
     const paths = vectors.map((v) => this.pathFor(v));
-    await mergeMany(this.opts.checkpoints, vectors, paths, { dtype: this.opts.dtype });
+    await mergeMany(this.opts.checkpoints, vectors, paths, { dtype: this.opts.dtype, threads: this.opts.threads });
     for (const path of paths) trackTemporary(path);
     return paths;
   }

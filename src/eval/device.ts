@@ -34,6 +34,13 @@ export function sessionProviders(device: Device): ort.InferenceSession.Execution
   return [device];
 }
 
+/** onnxruntime's threads for one operator (`--threads`; by default its own choice, the cores). */
+export function sessionThreads(
+  threads: number | undefined,
+): Pick<ort.InferenceSession.SessionOptions, 'intraOpNumThreads'> {
+  return threads === undefined ? {} : { intraOpNumThreads: threads };
+}
+
 function probeModel(): Uint8Array {
   const vi = (name: string) => ({
     name,

@@ -42,6 +42,8 @@ export interface EvaluatorOptions {
   /** The metric that ranks (default: loss with class labels, mse with float targets). */
   readonly metric?: string;
   readonly direction?: 'max' | 'min';
+  /** Threads for the averages and for onnxruntime's operators (default: the cores). */
+  readonly threads?: number;
 }
 
 /** Bytes of the tensors bound to weight slots, as one checkpoint stores them. */
@@ -210,10 +212,19 @@ export class Evaluator implements Scorer {
     const t0 = performance.now();
     const engine =
       kind === 'mixture'
-        ? await createMixture(model, binding, touched, newest, device, data.batches.length, opts.maxStackBytes)
+        ? await createMixture(
+            model,
+            binding,
+            touched,
+            newest,
+            device,
+            data.batches.length,
+            opts.maxStackBytes,
+            opts.threads,
+          )
         : kind === 'fed'
-          ? await createFed(model, binding, touched, newest, device)
-          : await createMaterialize(model, binding, touched, newest, device);
+          ? await createFed(model, binding, touched, newest, device, opts.threads)
+          : await createMaterialize(model, binding, touched, newest, device, opts.threads);
     const setupMs = performance.now() - t0;
     const direction = opts.direction ?? defaultDirection(rankMetric);
     return new Evaluator(

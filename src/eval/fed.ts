@@ -14,7 +14,7 @@ import { encodeModel, numel, onnx, type LoadedModel, type NodeProto, type Tensor
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
-import { sessionProviders, type Device } from './device.js';
+import { sessionProviders, sessionThreads, type Device } from './device.js';
 import { ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
 import { SlotAverager } from './slot-average.js';
 import { readBytes } from './tensor-read.js';
@@ -142,6 +142,7 @@ export async function createFed(
   checkpoints: readonly Checkpoint[],
   newest: Checkpoint,
   device: Device,
+  threads?: number,
 ): Promise<ScoringEngine> {
   const pool = new FilePool();
   const feeds = weightSlots(binding.weights).map(feedFor);
@@ -150,6 +151,7 @@ export async function createFed(
   try {
     session = await ort.InferenceSession.create(await fedGraph(model, binding, feeds, newest, pool), {
       executionProviders: sessionProviders(device),
+      ...sessionThreads(threads),
       // unbound initializers stored as external data stay where the model keeps them
       extra: { session: { model_external_initializers_file_folder_path: model.dir } },
     });
@@ -161,6 +163,7 @@ export async function createFed(
     pool,
     checkpoints,
     feeds.map((f) => f.slot),
+    threads,
   );
   const outputs = feeds.map((f) => ({ slot: f.slot, out: f.bytes }));
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));

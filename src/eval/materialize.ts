@@ -33,7 +33,7 @@ import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
 import { evaluationInputs } from './inputs.js';
-import { sessionProviders, type Device } from './device.js';
+import { sessionProviders, sessionThreads, type Device } from './device.js';
 import { ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
 import { SlotAverager } from './slot-average.js';
 import { readBytes } from './tensor-read.js';
@@ -152,6 +152,7 @@ export async function createMaterialize(
   checkpoints: readonly Checkpoint[],
   newest: Checkpoint,
   device: Device,
+  threads?: number,
 ): Promise<ScoringEngine> {
   const pool = new FilePool();
   const slots = weightSlots(binding.weights);
@@ -174,7 +175,7 @@ export async function createMaterialize(
     throw e;
   });
   const byStep = new Map(checkpoints.map((ck) => [ck.step, ck]));
-  const averager = new SlotAverager(pool, checkpoints, slots);
+  const averager = new SlotAverager(pool, checkpoints, slots, threads);
   // one buffer, as large as the largest slot, takes each average in turn before it is written
   const scratch = new Uint8Array(Math.max(0, ...slots.map(slotBytes)));
   // materialize already holds one model: only the activations or the device can give way
@@ -199,6 +200,7 @@ export async function createMaterialize(
       try {
         session = await ort.InferenceSession.create(modelPath, {
           executionProviders: sessionProviders(device),
+          ...sessionThreads(threads),
           extra: { session: { disable_prepacking: '1' } },
         });
       } catch (e) {

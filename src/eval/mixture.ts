@@ -32,7 +32,7 @@ import { isS3Path } from '../io/storage/s3-location.js';
 import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding, BoundTensor } from './binding.js';
-import { sessionProviders, type Device } from './device.js';
+import { sessionProviders, sessionThreads, type Device } from './device.js';
 import { ortError, runSession, supportOf, weightSlots, type ScoringEngine } from './engine.js';
 
 type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
@@ -293,6 +293,7 @@ export async function createMixture(
   device: Device,
   batches: number,
   maxStackBytes = MAX_STACK_BYTES,
+  threads?: number,
 ): Promise<ScoringEngine> {
   const { mixer, scorer, folder } = await mixtureGraphs(
     model,
@@ -307,6 +308,7 @@ export async function createMixture(
     try {
       return await ort.InferenceSession.create(bytes, {
         executionProviders: sessionProviders(device),
+        ...sessionThreads(threads),
         // the stacked weights are the MatMul's constant B: prepacking would copy all K of them again
         extra: { session: { model_external_initializers_file_folder_path: folder, disable_prepacking: '1' } },
         // With the memory pattern, the second run allocated one block for all of a run's values

@@ -205,10 +205,14 @@ describe('merge on 1-4 threads (built CLI)', () => {
     expect([...listAll(out('w')), ...listAll(out('t'))]).toEqual([]);
   });
 
-  it('--threads 0 is a usage error', async () => {
+  it('--threads 0 (merge) and 1.5 (sweep-window) are usage errors', async () => {
     const r = await runCli(['merge', run, '--threads', '0', '-o', join(tmp.dir, 'zero.safetensors')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--threads takes a whole number >= 1, got 0');
+    const m = 'fixtures/runs/digits-mlp';
+    const s = await runCli(['sweep-window', `${m}/run`, '--onnx', `${m}/model.onnx`, '--data', m, '--threads', '1.5']);
+    expect(s.code).toBe(2);
+    expect(s.stderr).toContain('--threads takes a whole number >= 1, got 1.5');
   });
 
   it('SIGINT while the workers run: exit 130, nothing left behind, no hang', async () => {
