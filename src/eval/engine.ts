@@ -5,6 +5,7 @@ import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Batch } from './data.js';
 import type { BoundTensor } from './binding.js';
+import type { Device } from './device.js';
 
 export type EngineKind = 'mixture' | 'materialize' | 'fed';
 
@@ -32,6 +33,14 @@ export interface OrtContext {
   readonly doing: string;
   /** What to do when memory or a device limit ran out. */
   readonly memoryAdvice: string;
+}
+
+/**
+ * What to do when an engine that holds about one model of weights (fed, materialize) runs out:
+ * only the activations, or the device, can give way.
+ */
+export function oneModelAdvice(device: Device): string {
+  return device === 'cpu' ? 'use a smaller --batch-size' : 'use a smaller --batch-size, or --device cpu';
 }
 
 /**

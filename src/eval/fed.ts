@@ -15,7 +15,15 @@ import type { WeightVector } from '../recipes/weight-vector.js';
 import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
 import { sessionProviders, sessionThreads, type Device } from './device.js';
-import { ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
+import {
+  oneModelAdvice,
+  ortError,
+  runSession,
+  supportOf,
+  weightSlots,
+  type ScoringEngine,
+  type WeightSlot,
+} from './engine.js';
 import { SlotAverager } from './slot-average.js';
 import { readBytes } from './tensor-read.js';
 
@@ -146,7 +154,7 @@ export async function createFed(
 ): Promise<ScoringEngine> {
   const pool = new FilePool();
   const feeds = weightSlots(binding.weights).map(feedFor);
-  const advice = device === 'cpu' ? 'use a smaller --batch-size' : 'use a smaller --batch-size, or --device cpu';
+  const advice = oneModelAdvice(device);
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(await fedGraph(model, binding, feeds, newest, pool), {

@@ -34,7 +34,15 @@ import type { Checkpoint } from '../series/checkpoint.js';
 import type { Binding } from './binding.js';
 import { evaluationInputs } from './inputs.js';
 import { sessionProviders, sessionThreads, type Device } from './device.js';
-import { ortError, runSession, supportOf, weightSlots, type ScoringEngine, type WeightSlot } from './engine.js';
+import {
+  oneModelAdvice,
+  ortError,
+  runSession,
+  supportOf,
+  weightSlots,
+  type ScoringEngine,
+  type WeightSlot,
+} from './engine.js';
 import { SlotAverager } from './slot-average.js';
 import { readBytes } from './tensor-read.js';
 import { trackTemporary, untrackTemporary } from '../io/atomic-output.js';
@@ -178,8 +186,7 @@ export async function createMaterialize(
   const averager = new SlotAverager(pool, checkpoints, slots, threads);
   // one buffer, as large as the largest slot, takes each average in turn before it is written
   const scratch = new Uint8Array(Math.max(0, ...slots.map(slotBytes)));
-  // materialize already holds one model: only the activations or the device can give way
-  const advice = device === 'cpu' ? 'use a smaller --batch-size' : 'use a smaller --batch-size, or --device cpu';
+  const advice = oneModelAdvice(device);
   return {
     kind: 'materialize',
     async evaluate(vector: WeightVector, batches, fetches, each) {

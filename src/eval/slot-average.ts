@@ -138,9 +138,8 @@ const VIEWS: Record<
 function scatter(piece: Uint8Array, out: Uint8Array, at: number, dims: readonly number[], size: number): void {
   const [cols, rows] = dims;
   const View = VIEWS[size];
-  // the stream's chunks start at 8-byte aligned arena offsets: copy where the view would not be aligned
-  const src = piece.byteOffset % size === 0 ? piece : piece.slice();
-  const from = new View(src.buffer, src.byteOffset, src.byteLength / size);
+  // each write is one tensor's chunk, from an 8-byte aligned arena offset: the view is aligned
+  const from = new View(piece.buffer, piece.byteOffset, piece.byteLength / size);
   const dst = new View(out.buffer, out.byteOffset, out.byteLength / size);
   const first = at / size;
   let r = Math.floor(first / cols);
